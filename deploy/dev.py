@@ -130,14 +130,24 @@ def stop_pid(name: str, pidfile: Path, timeout: float = 30.0) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def spawn(cmd: list[str], logfile: Path, pidfile: Path, env: dict[str, str] | None = None,
-          cwd: Path = ROOT) -> int:
+def spawn(
+    cmd: list[str],
+    logfile: Path,
+    pidfile: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> int:
     logfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with logfile.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv built by this script
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=cwd, env=env, start_new_session=True,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
         )
     pidfile.write_text(str(proc.pid))
     return proc.pid
@@ -164,12 +174,23 @@ def kafka_libs() -> Path:
     log("resolving Apache Kafka jars from Maven Central (once)")
     shutil.rmtree(libs, ignore_errors=True)
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={libs}"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
-        raise DevError(f"mvn could not resolve Kafka: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise DevError(
+            f"mvn could not resolve Kafka: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     marker.write_text(pom.read_text())
     return libs
 
@@ -246,7 +267,9 @@ def kafka_up(p: Profile) -> None:
         log(f"kafka already running on {p.bootstrap}")
         return
     if port_open(p.kafka_port):
-        raise DevError(f"port {p.kafka_port} is taken by another process; stop it or use another profile")
+        raise DevError(
+            f"port {p.kafka_port} is taken by another process; stop it or use another profile"
+        )
     java_bin = java()
     libs = kafka_libs()
     cfg = kafka_config(p)
@@ -256,17 +279,36 @@ def kafka_up(p: Profile) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log(f"formatting KRaft storage (cluster {cluster_id})")
         result = subprocess.run(  # noqa: S603 - fixed argv
-            [java_bin, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(cfg)],
-            capture_output=True, text=True, check=False,
+            [
+                java_bin,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(cfg),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise DevError(f"kafka storage format failed: {result.stdout}{result.stderr}")
     logfile = p.state / "logs" / "kafka.log"
     cmd = [
-        java_bin, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java_bin,
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={kdir / 'log4j2.properties'}",
-        "-cp", classpath, "kafka.Kafka", str(cfg),
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(cfg),
     ]
     pid = spawn(cmd, logfile, pidfile)
     log(f"kafka starting (pid {pid}, log {logfile})")
@@ -297,8 +339,15 @@ def pg_user() -> tuple[list[str], int, int] | None:
         pw = pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(  # noqa: S603 - fixed argv
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             PG_SYSTEM_USER], check=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
         )
         pw = pwd.getpwnam(PG_SYSTEM_USER)
     return (["runuser", "-u", PG_SYSTEM_USER, "--"], pw.pw_uid, pw.pw_gid)
@@ -322,7 +371,9 @@ def pg_up(p: Profile) -> None:
         log(f"postgres already running on 127.0.0.1:{p.pg_port}")
         return
     if port_open(p.pg_port):
-        raise DevError(f"port {p.pg_port} is taken by another process; stop it or use another profile")
+        raise DevError(
+            f"port {p.pg_port} is taken by another process; stop it or use another profile"
+        )
     make_traversable(ctl.parent.parent.parent)
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
@@ -331,9 +382,19 @@ def pg_up(p: Profile) -> None:
         make_traversable(data.parent)
         log("initialising PostgreSQL data directory")
         subprocess.run(  # noqa: S603 - fixed argv
-            [*prefix, str(pg_bin("initdb")), "-D", str(data), "-U", "kortflyt", "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
-            check=True, capture_output=True,
+            [
+                *prefix,
+                str(pg_bin("initdb")),
+                "-D",
+                str(data),
+                "-U",
+                "kortflyt",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
         )
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(
@@ -349,19 +410,42 @@ def pg_up(p: Profile) -> None:
         os.chown(logfile, as_user[1], as_user[2])
     subprocess.run(  # noqa: S603 - fixed argv
         [*prefix, str(ctl), "-D", str(data), "-l", str(logfile), "-w", "-t", "60", "start"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     wait_for("postgres", lambda: port_open(p.pg_port), 30, logfile)
     psql = pg_bin("psql")
     exists = subprocess.run(  # noqa: S603 - fixed argv
-        [str(psql), "-h", "127.0.0.1", "-p", str(p.pg_port), "-U", "kortflyt", "-d", "postgres",
-         "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'kortflyt'"],
-        capture_output=True, text=True, check=True,
+        [
+            str(psql),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(p.pg_port),
+            "-U",
+            "kortflyt",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT 1 FROM pg_database WHERE datname = 'kortflyt'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     if exists.stdout.strip() != "1":
         subprocess.run(  # noqa: S603 - fixed argv
-            [str(pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(p.pg_port), "-U", "kortflyt",
-             "kortflyt"], check=True,
+            [
+                str(pg_bin("createdb")),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(p.pg_port),
+                "-U",
+                "kortflyt",
+                "kortflyt",
+            ],
+            check=True,
         )
     log(f"postgres running on 127.0.0.1:{p.pg_port}")
 
@@ -375,7 +459,8 @@ def pg_down(p: Profile) -> None:
     log("stopping postgres")
     subprocess.run(  # noqa: S603 - fixed argv
         [*prefix, str(pg_bin("pg_ctl")), "-D", str(data), "-m", "fast", "-w", "stop"],
-        check=False, capture_output=True,
+        check=False,
+        capture_output=True,
     )
 
 
@@ -415,8 +500,9 @@ def services_up(p: Profile) -> None:
             log(f"{name} already running")
             continue
         logfile = p.state / "logs" / f"{name}.log"
-        pid = spawn([sys.executable, "-m", f"services.{name}"], logfile, pidfile,
-                    env=service_env(p, name))
+        pid = spawn(
+            [sys.executable, "-m", f"services.{name}"], logfile, pidfile, env=service_env(p, name)
+        )
         log(f"{name} started (pid {pid}, log {logfile})")
 
 
@@ -426,8 +512,10 @@ def services_down(p: Profile) -> None:
 
 
 def status(p: Profile) -> int:
-    rows = [("postgres", port_open(p.pg_port), f"127.0.0.1:{p.pg_port}"),
-            ("kafka", read_pid(p.state / "run" / "kafka.pid") is not None, p.bootstrap)]
+    rows = [
+        ("postgres", port_open(p.pg_port), f"127.0.0.1:{p.pg_port}"),
+        ("kafka", read_pid(p.state / "run" / "kafka.pid") is not None, p.bootstrap),
+    ]
     for name in SERVICES:
         pid = read_pid(p.state / "run" / f"{name}.pid")
         rows.append((name, pid is not None, f"pid {pid}" if pid else "-"))
@@ -437,10 +525,15 @@ def status(p: Profile) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--profile", choices=sorted(PROFILES),
-                        default=os.environ.get("KORTFLYT_PROFILE", "dev"))
-    parser.add_argument("what", choices=["infra", "services", "up", "down", "status", "reset", "env"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default=os.environ.get("KORTFLYT_PROFILE", "dev")
+    )
+    parser.add_argument(
+        "what", choices=["infra", "services", "up", "down", "status", "reset", "env"]
+    )
     parser.add_argument("action", nargs="?", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     p = PROFILES[args.profile]

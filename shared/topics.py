@@ -50,7 +50,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_APPROVED, config={"retention.ms": _WEEK_MS}),
     TopicSpec(CARD_PRODUCED, config={"retention.ms": _WEEK_MS}),
     # The latest status of every order is kept for ever; older ones are compacted away.
-    TopicSpec(ORDER_STATUS, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}),
+    TopicSpec(
+        ORDER_STATUS, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
+    ),
     TopicSpec(ORDER_COMMANDS, config={"retention.ms": _WEEK_MS}),
     *(TopicSpec(retry_topic(s), config={"retention.ms": _WEEK_MS}) for s in SERVICES),
     # Dead letters wait for a person: never deleted by age.

@@ -1,0 +1,73 @@
+# The only commands a newcomer needs. Everything installs from nothing into .venv
+# (Python packages with uv from the lock file) and .state/ (Kafka jars, data, logs).
+
+PYTHON   ?= python3.11
+VENV     := .venv
+PY       := $(VENV)/bin/python
+UV_HOME  := .state/uv
+UV       := $(UV_HOME)/bin/uv
+UV_VERSION := 0.13.9
+DEV      := $(PY) deploy/dev.py
+TEST_ENV := KORTFLYT_PROFILE=test
+
+.PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean
+
+install: $(VENV)/.installed
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+## make run: start Kafka, PostgreSQL and every service, publish sample orders, show outcomes
+run: install
+	$(DEV) up
+	$(PY) deploy/demo.py
+
+## make stop: stop the services and the infrastructure (data is kept; `make clean` drops it)
+stop:
+	@if [ -x $(PY) ]; then $(DEV) down; $(DEV) --profile test down; fi
+
+status: install
+	$(DEV) status
+
+demo: install
+	$(PY) deploy/demo.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## make test: lint, then every tier against a fresh real Kafka and PostgreSQL (test profile)
+test: lint test-infra
+	$(TEST_ENV) $(PY) -m pytest tests
+
+test-infra: install
+	$(DEV) --profile test reset
+	$(DEV) --profile test infra up
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(DEV) --profile test infra up
+	$(TEST_ENV) $(PY) -m pytest tests/integration
+
+test-e2e: install
+	$(DEV) --profile test infra up
+	$(TEST_ENV) $(PY) -m pytest tests/e2e
+
+## make bench: N orders (default 2000) through the pipeline and through a bare relay
+bench: install
+	$(DEV) --profile test infra up
+	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
+
+schemas: install
+	$(PY) -m shared.events schemas
+
+clean: stop
+	rm -rf .state $(VENV)

@@ -1,0 +1,143 @@
+"""Publish a handful of sample orders (valid and invalid) and print each one's final status.
+
+    python deploy/demo.py [--timeout 120]
+
+Run by `make run` once the services are up. It reads `hmskort.order.status.v1` from the
+beginning and waits until every sample order has reached a final status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared.events import FINAL_STATUSES, OrderStatusChanged  # noqa: E402 - after sys.path
+from shared.outbox import kafka_producer  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic  # noqa: E402
+from tests.factories import submitted  # noqa: E402
+
+
+def sample_orders(run: str) -> list[tuple[str, bytes]]:
+    """(what it shows, the raw message) for each sample order of this run."""
+    good = submitted(f"DEMO-{run}-1")
+    cleaning = submitted(f"DEMO-{run}-2", card_type="cleaning")
+    bad_org = submitted(f"DEMO-{run}-3")
+    bad_org["employer"] = {**bad_org["employer"], "org_number": "974760674"}
+    bad_id = submitted(f"DEMO-{run}-4")
+    bad_id["worker"] = {**bad_id["worker"], "national_id": "17059012345"}
+    no_docs = submitted(f"DEMO-{run}-5")
+    del no_docs["documents"]
+    wrong_type = submitted(f"DEMO-{run}-6", revision="one")
+    return [
+        ("valid construction card", json.dumps(good).encode()),
+        ("valid cleaning card", json.dumps(cleaning).encode()),
+        ("organisation number with a wrong check digit", json.dumps(bad_org).encode()),
+        ("national id with wrong control digits", json.dumps(bad_id).encode()),
+        ("documents missing", json.dumps(no_docs).encode()),
+        ("revision is not a number", json.dumps(wrong_type).encode()),
+        ("not JSON at all (goes to the DLT only)", f'{{"order_id": "DEMO-{run}-7", oops'.encode()),
+    ]
+
+
+async def publish(settings: Settings, messages: Iterable[tuple[str, bytes]]) -> None:
+    producer = kafka_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(ORDER_SUBMITTED, value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def follow_statuses(settings: Settings, order_ids: set[str], timeout_s: float
+                          ) -> tuple[dict[str, OrderStatusChanged], set[str]]:
+    """The latest status of each order and the orders dead-lettered by intake.
+
+    Returns once every order is final or dead-lettered, or at the timeout.
+    """
+    # No group: every partition, from the beginning, nothing committed.
+    consumer = AIOKafkaConsumer(ORDER_STATUS, dlt_topic("intake"),
+                                bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    latest: dict[str, OrderStatusChanged] = {}
+    dead: set[str] = set()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    key = record.key.decode() if record.key else ""
+                    if key not in order_ids:
+                        continue
+                    if record.topic == ORDER_STATUS:
+                        latest[key] = OrderStatusChanged.model_validate_json(record.value or b"")
+                    else:
+                        dead.add(key)
+            final = {k for k, s in latest.items() if s.status in FINAL_STATUSES}
+            if order_ids <= final | dead:
+                break
+    finally:
+        await consumer.stop()
+    return latest, dead
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+async def main_async(timeout_s: float) -> int:
+    settings = Settings()
+    run = uuid.uuid4().hex[:6].upper()
+    samples = sample_orders(run)
+    ids = [f"DEMO-{run}-{i}" for i in range(1, len(samples) + 1)]
+    await publish(settings, [(oid, raw) for oid, (_, raw) in zip(ids, samples, strict=True)])
+    print(f"published {len(samples)} sample orders to {ORDER_SUBMITTED}; waiting for outcomes")
+    latest, dead = await follow_statuses(settings, set(ids), timeout_s)
+    rows: list[tuple[str, ...]] = [("order", "sample", "status", "stage", "card", "reasons")]
+    for oid, (label, _) in zip(ids, samples, strict=True):
+        s = latest.get(oid)
+        missing = "(dead-lettered: no readable order)" if oid in dead else "(none yet)"
+        rows.append((
+            oid, label, s.status.value if s else missing, s.stage if s else "",
+            s.card_number or "" if s else "",
+            ", ".join(f"{r.code.value} [{r.check}]" for r in s.reasons) if s else "",
+        ))
+    print(table(rows))
+    first_reason: Any = next((r for s in latest.values() for r in s.reasons), None)
+    if first_reason is not None:
+        print(f"\nWhat the employer is told, e.g. {first_reason.code.value}:")
+        print(f"  nb: {first_reason.message_nb}\n  en: {first_reason.message_en}")
+    finished = {k for k, s in latest.items() if s.status in FINAL_STATUSES} | dead
+    if finished != set(ids):
+        print(f"\n{len(set(ids) - finished)} order(s) did not finish within {timeout_s:.0f}s:"
+              " see `make status` and the logs under .state/dev/logs/")
+        return 1
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    return asyncio.run(main_async(parser.parse_args().timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""intake: validates submitted orders (fields, identifiers) and accepts or rejects them."""

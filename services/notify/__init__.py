@@ -1,0 +1,1 @@
+"""notify: tells the employer about every status change of an order."""

@@ -1,0 +1,1 @@
+"""production: allocates the card number and records the card for approved orders."""

@@ -1,0 +1,1 @@
+"""registry_check: checks accepted orders against the public registers."""

@@ -1,0 +1,4 @@
+from services.registry_check.stage import build
+from shared.runtime import run
+
+run(build)

@@ -1,0 +1,281 @@
+"""The events that cross service boundaries: one pydantic model per event type of design.md.
+
+Read with `parse_event(Model, raw_bytes)`: strict types, unknown fields ignored.
+`python -m shared.events DIR` writes every model's JSON Schema to DIR (see schemas/).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from shared.identifiers import is_valid_national_id, is_valid_org_number, new_event_id
+from shared.reasons import CATALOGUE, ReasonCode
+
+
+class Status(StrEnum):
+    RECEIVED = "RECEIVED"
+    DOCUMENTS_REJECTED = "DOCUMENTS_REJECTED"
+    ACCEPTED = "ACCEPTED"
+    CHECKING = "CHECKING"
+    AWAITING_REGISTER = "AWAITING_REGISTER"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+    IN_PRODUCTION = "IN_PRODUCTION"
+    PRODUCED = "PRODUCED"
+    CANCELLED = "CANCELLED"
+
+
+# Statuses after which nothing happens by itself: a person or a new revision must act.
+FINAL_STATUSES = frozenset(
+    {
+        Status.DOCUMENTS_REJECTED,
+        Status.REJECTED,
+        Status.NEEDS_ATTENTION,
+        Status.PRODUCED,
+        Status.CANCELLED,
+    }
+)
+
+
+def _org_number(value: str) -> str:
+    if not is_valid_org_number(value):
+        raise PydanticCustomError(
+            ReasonCode.ORG_NUMBER_INVALID.value, "invalid organisation number"
+        )
+    return value
+
+
+def _national_id(value: str) -> str:
+    if not is_valid_national_id(value):
+        raise PydanticCustomError(ReasonCode.NATIONAL_ID_INVALID.value, "invalid national id")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+OrgNumber = Annotated[str, StringConstraints(max_length=9), AfterValidator(_org_number)]
+NationalId = Annotated[str, StringConstraints(max_length=11), AfterValidator(_national_id)]
+# Printable text without control characters (names end up on a card and in e-mails).
+Text = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class Reason(Model):
+    code: ReasonCode
+    check: str
+    message_nb: str
+    message_en: str
+    retryable: bool = False
+
+    @classmethod
+    def of(cls, code: ReasonCode, check: str, detail: str = "") -> Reason:
+        """A reason with the catalogue's messages; `detail` (never personal data) is appended."""
+        text = CATALOGUE[code]
+        suffix = f" ({detail})" if detail else ""
+        return cls(
+            code=code,
+            check=check,
+            message_nb=text.nb + suffix,
+            message_en=text.en + suffix,
+            retryable=text.retryable,
+        )
+
+
+class Employer(Model):
+    org_number: OrgNumber
+    name: Text
+    contact_email: EmailStr
+
+
+class ForeignId(Model):
+    document_type: Literal["passport", "national_id_card", "residence_permit"]
+    number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{3,30}$")]
+    issuing_country: CountryCode
+    expires_on: date
+
+
+class Worker(Model):
+    given_name: Text
+    family_name: Text
+    birth_date: date
+    national_id: NationalId | None = None
+    foreign_id: ForeignId | None = None
+    nationality: CountryCode
+
+    @model_validator(mode="after")
+    def _has_identity(self) -> Self:
+        if self.national_id is None and self.foreign_id is None:
+            raise PydanticCustomError(
+                ReasonCode.WORKER_IDENTITY_MISSING.value, "national_id or foreign_id is required"
+            )
+        return self
+
+
+class Employment(Model):
+    type: Literal["employee", "hired_from_agency", "owner", "posted"]
+    start_date: date
+    end_date: date | None = None
+    agency_org_number: OrgNumber | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise PydanticCustomError("end_before_start", "end_date is before start_date")
+        if self.type == "hired_from_agency" and self.agency_org_number is None:
+            raise PydanticCustomError(
+                "agency_missing", "agency_org_number is required for hired_from_agency"
+            )
+        return self
+
+
+class DocumentRef(Model):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    sha256: Sha256
+    content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class Documents(Model):
+    photo: DocumentRef
+    id_copy: DocumentRef
+
+
+class Event(Model):
+    """What every event has (design.md "Events")."""
+
+    event_id: UUID = Field(default_factory=new_event_id)
+    event_type: str
+    occurred_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    order_id: OrderId
+
+
+class OrderDetails(Model):
+    """The order as intake accepted it; carried downstream so no stage asks the portal."""
+
+    card_type: Literal["construction", "cleaning"]
+    employer: Employer
+    worker: Worker
+    employment: Employment
+
+
+class OrderSubmitted(Event):
+    event_type: Literal["order.submitted"] = "order.submitted"
+    revision: int = Field(ge=1, le=1_000_000)
+    card_type: Literal["construction", "cleaning"]
+    employer: Employer
+    worker: Worker
+    employment: Employment
+    documents: Documents
+
+    def details(self) -> OrderDetails:
+        return OrderDetails(
+            card_type=self.card_type,
+            employer=self.employer,
+            worker=self.worker,
+            employment=self.employment,
+        )
+
+
+class OrderAccepted(Event):
+    event_type: Literal["order.accepted"] = "order.accepted"
+    revision: int = Field(ge=1)
+    order: OrderDetails
+    documents: Documents
+
+
+class CheckResult(Model):
+    check: str
+    outcome: Literal["passed", "warning", "overridden"]
+    source: str | None = None  # the register that answered
+
+
+class OrderApproved(Event):
+    event_type: Literal["order.approved"] = "order.approved"
+    revision: int = Field(ge=1)
+    order: OrderDetails
+    checks: list[CheckResult]
+
+
+class CardProduced(Event):
+    event_type: Literal["card.produced"] = "card.produced"
+    revision: int = Field(ge=1)
+    card_number: str
+    card_type: Literal["construction", "cleaning"]
+    issued_on: date
+    valid_until: date
+
+
+class OrderStatusChanged(Event):
+    """`order.status`: every status change of an order, from the stage that made it."""
+
+    event_type: Literal["order.status"] = "order.status"
+    revision: int = Field(ge=0)  # 0 only when an unreadable submission had no revision
+    status: Status
+    stage: str
+    reasons: list[Reason] = Field(default_factory=list)
+    card_number: str | None = None
+
+
+E = TypeVar("E", bound=Event)
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    "order.submitted": OrderSubmitted,
+    "order.accepted": OrderAccepted,
+    "order.approved": OrderApproved,
+    "card.produced": CardProduced,
+    "order.status": OrderStatusChanged,
+}
+
+
+def parse_event(model: type[E], raw: bytes) -> E:
+    """Validate raw JSON bytes as `model`; raises pydantic.ValidationError."""
+    return model.model_validate_json(raw)
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def export_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for event_type, model in EVENT_MODELS.items():
+        path = directory / f"{event_type}.schema.json"
+        schema: dict[str, Any] = model.model_json_schema(mode="validation")
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in export_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas")):
+        print(p)  # noqa: T201 - command-line output

@@ -1,0 +1,94 @@
+"""One structlog configuration for every kortflyt process.
+
+JSON lines when stdout is not a terminal (or KORTFLYT_LOG_FORMAT=json), pretty on a
+terminal. Context (order id, event id) is bound per message with `bind_message()`.
+Personal data never reaches a log line: `redact` masks national ids and names, by key
+anywhere in the event dict and by pattern (11-digit numbers) inside any string.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values are personal data (design.md "Personal data").
+SENSITIVE_KEYS = frozenset(
+    {
+        "national_id",
+        "given_name",
+        "family_name",
+        "name",
+        "birth_date",
+        "worker",
+        "foreign_id",
+        "number",
+        "contact_email",
+        "email",
+        "photo",
+        "id_copy",
+    }
+)
+_ELEVEN_DIGITS = re.compile(r"(?<!\d)\d{11}(?!\d)")
+REDACTED = "[redacted]"
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ELEVEN_DIGITS.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if k in SENSITIVE_KEYS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        event_dict[key] = REDACTED if key in SENSITIVE_KEYS else _scrub(event_dict[key])
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    # Libraries (aiokafka, FastStream) log through the standard library: keep them quiet
+    # and on the same stream, without personal data (they never see payloads at WARNING).
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+    )
+
+
+def bind_message(**context: Any) -> None:
+    """Start a new message's context: clear what the previous message bound."""
+    service = structlog.contextvars.get_contextvars().get("service")
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service, **context)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

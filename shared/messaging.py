@@ -1,0 +1,407 @@
+"""How every service handles a Kafka message: inbox, transaction, outbox, retry, dead letter.
+
+A service is a `Stage`: a name (its schema and consumer group), its migrations and a
+`Route` per input topic. `Processor.process()` is the whole guarantee of design.md for
+one delivered message, independent of FastStream so it can be tested directly:
+
+1. parse the bytes as the route's model; a message that fails goes to the service's DLT
+   with its origin and error, and the stage may emit a status (`Stage.on_invalid`);
+2. in one PostgreSQL transaction: claim the message in the inbox (a duplicate stops
+   here), run the handler, write the events it emitted to the outbox;
+3. a handler raising `TransientFailure` rolls back and, in a new transaction, puts the
+   message on the service's retry topic with a due time and exponential back-off
+   (`Stage.on_transient`), or after the last try marks it for a person
+   (`Stage.on_exhausted`).
+
+The Kafka offset is committed by the caller only after `process()` returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from abc import ABC
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic
+
+import asyncpg
+from pydantic import ValidationError
+
+from shared.events import E, Event, OrderStatusChanged, Reason, Status, encode, parse_event
+from shared.logging import bind_message, get_logger
+from shared.outbox import OutgoingMessage, enqueue
+from shared.reasons import ReasonCode
+from shared.settings import Settings
+from shared.topics import ORDER_STATUS, dlt_topic, retry_topic
+
+log = get_logger(__name__)
+
+HEADER_ATTEMPT = "kortflyt-attempt"
+HEADER_DUE_AT = "kortflyt-due-at"  # epoch milliseconds
+HEADER_ORIGIN = "kortflyt-origin-topic"
+HEADER_ERROR = "kortflyt-error"
+
+_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Errors of the infrastructure itself: the message is fine, so it is never dead-lettered
+# for them; it is redelivered until the database answers again.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One Kafka record as delivered, with kortflyt's retry headers decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def attempt(self) -> int:
+        try:
+            return max(0, int(self.headers.get(HEADER_ATTEMPT, b"0")))
+        except ValueError:
+            return 0
+
+    @property
+    def origin_topic(self) -> str:
+        origin = self.headers.get(HEADER_ORIGIN)
+        return origin.decode(errors="replace") if origin else self.topic
+
+    @property
+    def due_at(self) -> float | None:
+        """Epoch seconds when a retry is due, if this is a retry."""
+        try:
+            raw = self.headers.get(HEADER_DUE_AT)
+            return int(raw) / 1000 if raw else None
+        except ValueError:
+            return None
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    """Enough of a broken message to tell the order's owner: its id and revision."""
+
+    order_id: str
+    revision: int
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> OrderRef | None:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        order_id, revision = data.get("order_id"), data.get("revision")
+        if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
+            return None
+        ok = isinstance(revision, int) and not isinstance(revision, bool) and 1 <= revision <= 10**6
+        return cls(order_id, revision if ok else 0)
+
+
+class TransientFailure(Exception):
+    """Something outside kortflyt failed for now (timeout, 5xx): try again later."""
+
+    def __init__(self, reason: Reason, status: Status) -> None:
+        super().__init__(reason.code)
+        self.reason = reason
+        self.status = status
+
+
+class Tx:
+    """A handler's unit of work: its connection inside the transaction, and what it emits."""
+
+    def __init__(self, conn: asyncpg.Connection, stage: str) -> None:
+        self.conn = conn
+        self.stage = stage
+        self.messages: list[OutgoingMessage] = []
+
+    def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.messages.append(OutgoingMessage(topic, event.order_id, encode(event), tuple(headers)))
+
+    def status(
+        self,
+        order_id: str,
+        revision: int,
+        status: Status,
+        reasons: Sequence[Reason] = (),
+        card_number: str | None = None,
+    ) -> None:
+        self.emit(
+            ORDER_STATUS,
+            OrderStatusChanged(
+                order_id=order_id,
+                revision=revision,
+                status=status,
+                stage=self.stage,
+                reasons=list(reasons),
+                card_number=card_number,
+            ),
+        )
+        log.info(
+            "order.status",
+            status=status.value,
+            revision=revision,
+            reasons=[r.code.value for r in reasons],
+        )
+
+
+@dataclass(frozen=True)
+class Route(Generic[E]):
+    model: type[E]
+    handle: Callable[[Tx, E], Awaitable[None]]
+
+
+class Stage(ABC):
+    """One service's behaviour. Override the hooks to change what a failure emits."""
+
+    name: ClassVar[str]
+    migrations: ClassVar[Path]
+    # The status an order gets when its message cannot be read at this stage.
+    invalid_status: ClassVar[Status] = Status.NEEDS_ATTENTION
+    routes: Mapping[str, Route[Any]]
+
+    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
+        if ref is not None:
+            tx.status(ref.order_id, ref.revision, self.invalid_status, reasons)
+
+    async def on_transient(
+        self, tx: Tx, event: Any, failure: TransientFailure, attempt: int
+    ) -> None:
+        if attempt == 0:  # the status changes once; later tries change nothing visible
+            tx.status(event.order_id, event.revision, failure.status, [failure.reason])
+
+    async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
+        final = failure.reason.model_copy(update={"retryable": False})
+        tx.status(event.order_id, event.revision, Status.NEEDS_ATTENTION, [final])
+
+
+def backoff_s(attempt: int, settings: Settings) -> float:
+    """Delay before retry number `attempt` (1, 2, ...): doubling, capped."""
+    return float(min(settings.retry_base_delay_s * 2 ** (attempt - 1), settings.retry_max_delay_s))
+
+
+def reasons_from_validation(exc: ValidationError) -> list[Reason]:
+    """Every problem of a message, each as the reason code an employer can act on."""
+    known = {c.value for c in ReasonCode}
+    reasons: dict[tuple[str, str], Reason] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(str(part) for part in error["loc"])
+        path = ".".join(loc) or "message"
+        codes: list[ReasonCode]
+        if error["type"] in known:
+            codes = [ReasonCode(error["type"])]
+        elif error["type"] == "missing" and loc[:2] == ("documents", "photo"):
+            codes = [ReasonCode.PHOTO_MISSING]
+        elif error["type"] == "missing" and loc[:2] == ("documents", "id_copy"):
+            codes = [ReasonCode.ID_COPY_MISSING]
+        elif error["type"] == "missing" and loc == ("documents",):
+            codes = [ReasonCode.PHOTO_MISSING, ReasonCode.ID_COPY_MISSING]
+        else:
+            codes = [ReasonCode.SCHEMA_INVALID]
+        for code in codes:
+            detail = f"felt/field: {path}" if code is ReasonCode.SCHEMA_INVALID else ""
+            reasons.setdefault((code.value, path), Reason.of(code, path, detail))
+    return list(reasons.values()) or [Reason.of(ReasonCode.SCHEMA_INVALID, "message")]
+
+
+def _validation_summary(exc: ValidationError) -> list[dict[str, str]]:
+    # Locations and error types only: never the input, which holds personal data.
+    return [
+        {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+class Processor:
+    def __init__(self, pool: asyncpg.Pool, stage: Stage, settings: Settings) -> None:
+        self.pool = pool
+        self.stage = stage
+        self.settings = settings
+        self.stopping = False
+        self._failures: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def _transaction(self, message_id: str, topic: str) -> AsyncIterator[Tx | None]:
+        """A transaction that owns `message_id`, or None when it was handled before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                message_id,
+                topic,
+            )
+            if not claimed:
+                log.info("message.duplicate", message_id=message_id)
+                yield None
+                return
+            tx = Tx(conn, self.stage.name)
+            yield tx
+            await enqueue(conn, self.stage.name, tx.messages)
+
+    async def process(self, d: Delivery) -> None:
+        bind_message(topic=d.topic, partition=d.partition, offset=d.offset, attempt=d.attempt)
+        route = self.stage.routes.get(d.origin_topic)
+        if route is None:
+            await self.dead_letter(
+                d,
+                [Reason.of(ReasonCode.SCHEMA_INVALID, "topic")],
+                {"error": f"no route for topic {d.origin_topic}"},
+            )
+            return
+        try:
+            event = parse_event(route.model, d.value)
+        except ValidationError as exc:
+            await self.dead_letter(
+                d, reasons_from_validation(exc), {"validation": _validation_summary(exc)}
+            )
+            return
+        bind_message(
+            topic=d.topic,
+            partition=d.partition,
+            offset=d.offset,
+            attempt=d.attempt,
+            order_id=event.order_id,
+            event_id=str(event.event_id),
+        )
+        message_id = f"{event.event_id}:{d.attempt}"
+        try:
+            async with self._transaction(message_id, d.topic) as tx:
+                if tx is not None:
+                    await route.handle(tx, event)
+        except TransientFailure as failure:
+            await self._retry_later(d, event, failure)
+
+    async def process_guarded(self, d: Delivery) -> None:
+        """`process`, with a bound on how often a message that keeps failing is redelivered.
+
+        A message whose handling raises (a bug, a constraint) is redelivered with a growing
+        pause; after `retry_max_attempts` failures it is dead-lettered with the error and
+        the order marked for a person, so one bad message never stops its partition.
+        Database and network outages are not counted: those messages wait for recovery.
+        """
+        try:
+            await self.process(d)
+        except Exception as exc:
+            counted = not isinstance(exc, INFRASTRUCTURE_ERRORS)
+            failures = self._failures.get(d.coordinates, 0) + (1 if counted else 0)
+            self._failures[d.coordinates] = failures
+            log.exception("message.failed", failures=failures, counted=counted)
+            if failures >= self.settings.retry_max_attempts:
+                await self.dead_letter(
+                    d,
+                    [Reason.of(ReasonCode.PROCESSING_FAILED, self.stage.name)],
+                    {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"},
+                    ref=OrderRef.from_raw(d.value),
+                )
+            else:
+                await asyncio.sleep(min(2.0 ** max(failures, 1), 30.0))
+                raise
+        self._failures.pop(d.coordinates, None)
+
+    async def dead_letter(
+        self,
+        d: Delivery,
+        reasons: list[Reason],
+        error: Mapping[str, Any],
+        ref: OrderRef | None = None,
+    ) -> None:
+        """Send the raw message to the service's DLT with its origin and error."""
+        ref = ref if ref is not None else OrderRef.from_raw(d.value)
+        if ref is not None:
+            bind_message(
+                topic=d.topic, partition=d.partition, offset=d.offset, order_id=ref.order_id
+            )
+        record = {
+            "service": self.stage.name,
+            "failed_at": datetime.now(UTC).isoformat(),
+            "origin": {
+                "topic": d.origin_topic,
+                "delivered_on": d.topic,
+                "partition": d.partition,
+                "offset": d.offset,
+                "key": d.key.decode(errors="replace") if d.key else None,
+                "attempt": d.attempt,
+            },
+            "error": dict(error),
+            "reasons": [r.code.value for r in reasons],
+            "order_id": ref.order_id if ref else None,
+            "payload_base64": _b64(d.value),
+        }
+        key = ref.order_id if ref else (d.key.decode(errors="replace") if d.key else d.coordinates)
+        async with self._transaction(d.coordinates, d.topic) as tx:
+            if tx is None:
+                return
+            tx.messages.append(
+                OutgoingMessage(dlt_topic(self.stage.name), key, json.dumps(record).encode())
+            )
+            await self.stage.on_invalid(tx, ref, reasons)
+        log.warning("message.dead_lettered", reasons=record["reasons"])
+
+    async def _retry_later(self, d: Delivery, event: Any, failure: TransientFailure) -> None:
+        attempt = d.attempt + 1
+        async with self._transaction(f"{event.event_id}:{d.attempt}", d.topic) as tx:
+            if tx is None:
+                return
+            if attempt <= self.settings.retry_max_attempts:
+                delay = backoff_s(attempt, self.settings)
+                due_ms = int((time.time() + delay) * 1000)
+                tx.messages.append(
+                    OutgoingMessage(
+                        retry_topic(self.stage.name),
+                        event.order_id,
+                        d.value,
+                        (
+                            (HEADER_ORIGIN, d.origin_topic),
+                            (HEADER_ATTEMPT, str(attempt)),
+                            (HEADER_DUE_AT, str(due_ms)),
+                            (HEADER_ERROR, failure.reason.code.value),
+                        ),
+                    )
+                )
+                await self.stage.on_transient(tx, event, failure, d.attempt)
+                log.warning(
+                    "message.retry_scheduled",
+                    next_attempt=attempt,
+                    delay_s=delay,
+                    reason=failure.reason.code.value,
+                )
+            else:
+                await self.stage.on_exhausted(tx, event, failure)
+                log.warning("message.retries_exhausted", reason=failure.reason.code.value)
+
+    async def wait_until_due(self, d: Delivery) -> bool:
+        """Sleep until a retry is due; False when the service is stopping first."""
+        due = d.due_at
+        while due is not None and not self.stopping:
+            remaining = due - time.time()
+            if remaining <= 0:
+                return True
+            await asyncio.sleep(min(remaining, 0.2))
+        return not self.stopping
+
+
+def _b64(raw: bytes) -> str:
+    import base64  # noqa: PLC0415 - only the dead-letter path needs it
+
+    return base64.b64encode(raw).decode()

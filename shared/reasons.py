@@ -1,0 +1,202 @@
+"""Reason codes of design.md, each with what the employer should do, in bokmål and English.
+
+A code is stable: systems and support staff search for it. Messages may be improved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    # intake
+    SCHEMA_INVALID = "SCHEMA_INVALID"
+    ORG_NUMBER_INVALID = "ORG_NUMBER_INVALID"
+    NATIONAL_ID_INVALID = "NATIONAL_ID_INVALID"
+    WORKER_IDENTITY_MISSING = "WORKER_IDENTITY_MISSING"
+    PHOTO_MISSING = "PHOTO_MISSING"
+    PHOTO_UNREADABLE = "PHOTO_UNREADABLE"
+    PHOTO_FORMAT = "PHOTO_FORMAT"
+    PHOTO_TOO_SMALL = "PHOTO_TOO_SMALL"
+    PHOTO_TOO_LARGE = "PHOTO_TOO_LARGE"
+    PHOTO_CHECKSUM_MISMATCH = "PHOTO_CHECKSUM_MISMATCH"
+    ID_COPY_MISSING = "ID_COPY_MISSING"
+    ID_COPY_UNREADABLE = "ID_COPY_UNREADABLE"
+    ID_COPY_FORMAT = "ID_COPY_FORMAT"
+    ID_COPY_TOO_LARGE = "ID_COPY_TOO_LARGE"
+    ID_COPY_CHECKSUM_MISMATCH = "ID_COPY_CHECKSUM_MISMATCH"
+    DOCUMENT_FETCH_FAILED = "DOCUMENT_FETCH_FAILED"
+    # registry_check
+    EMPLOYER_NOT_FOUND = "EMPLOYER_NOT_FOUND"
+    EMPLOYER_DELETED = "EMPLOYER_DELETED"
+    EMPLOYER_BANKRUPT = "EMPLOYER_BANKRUPT"
+    EMPLOYER_DISSOLVING = "EMPLOYER_DISSOLVING"
+    CLEANING_NOT_APPROVED = "CLEANING_NOT_APPROVED"
+    CLEANING_COMPANY_NEEDS_CLEANING_CARD = "CLEANING_COMPANY_NEEDS_CLEANING_CARD"
+    STAFFING_NOT_APPROVED = "STAFFING_NOT_APPROVED"
+    EMPLOYMENT_NOT_FOUND = "EMPLOYMENT_NOT_FOUND"
+    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+    PERSON_MISMATCH = "PERSON_MISMATCH"
+    REGISTER_UNAVAILABLE = "REGISTER_UNAVAILABLE"
+    # any stage: a message kortflyt itself could not handle (a bug, not the employer's doing)
+    PROCESSING_FAILED = "PROCESSING_FAILED"
+
+
+@dataclass(frozen=True)
+class ReasonText:
+    nb: str
+    en: str
+    retryable: bool = False
+
+
+CATALOGUE: dict[ReasonCode, ReasonText] = {
+    ReasonCode.SCHEMA_INVALID: ReasonText(
+        "Bestillingen mangler felt eller har felt i feil format. Rett feltene som er nevnt og send "
+        "bestillingen på nytt.",
+        "The order has missing fields or fields in the wrong format. Correct the fields named and "
+        "submit the order again.",
+    ),
+    ReasonCode.ORG_NUMBER_INVALID: ReasonText(
+        "Organisasjonsnummeret er ikke gyldig (9 siffer med riktig kontrollsiffer). Sjekk nummeret "
+        "i Enhetsregisteret og send bestillingen på nytt.",
+        "The organisation number is not valid (9 digits with a correct check digit). Check the "
+        "number in Enhetsregisteret and submit the order again.",
+    ),
+    ReasonCode.NATIONAL_ID_INVALID: ReasonText(
+        "Fødselsnummeret eller D-nummeret er ikke gyldig. Sjekk de 11 sifrene mot arbeidstakerens "
+        "ID-dokument og send bestillingen på nytt.",
+        "The national identity number or D number is not valid. Check the 11 digits against the "
+        "worker's identity document and submit the order again.",
+    ),
+    ReasonCode.WORKER_IDENTITY_MISSING: ReasonText(
+        "Arbeidstakeren mangler identitet: oppgi fødselsnummer/D-nummer, eller utenlandsk "
+        "ID-dokument når personen ikke har norsk nummer.",
+        "The worker's identity is missing: give a national identity number or D number, or a "
+        "foreign identity document when the person has no Norwegian number.",
+    ),
+    ReasonCode.PHOTO_MISSING: ReasonText(
+        "Bildet mangler eller lenken til det kan ikke brukes. Last opp bildet i portalen på nytt.",
+        "The photo is missing or its link cannot be used. Upload the photo in the portal again.",
+    ),
+    ReasonCode.PHOTO_UNREADABLE: ReasonText(
+        "Bildefilen er skadet og kan ikke leses. Last opp bildet på nytt.",
+        "The photo file is damaged and cannot be read. Upload the photo again.",
+    ),
+    ReasonCode.PHOTO_FORMAT: ReasonText(
+        "Bildet må være JPEG eller PNG. Lagre bildet i et av disse formatene og last det opp på "
+        "nytt.",
+        "The photo must be JPEG or PNG. Save the photo in one of these formats and upload it again.",
+    ),
+    ReasonCode.PHOTO_TOO_SMALL: ReasonText(
+        "Bildet har for lav oppløsning. Bruk et portrettbilde på minst 413 × 531 piksler.",
+        "The photo's resolution is too low. Use a portrait photo of at least 413 × 531 pixels.",
+    ),
+    ReasonCode.PHOTO_TOO_LARGE: ReasonText(
+        "Bildefilen er større enn 10 MB. Last opp en mindre fil.",
+        "The photo file is larger than 10 MB. Upload a smaller file.",
+    ),
+    ReasonCode.PHOTO_CHECKSUM_MISMATCH: ReasonText(
+        "Bildet vi hentet er ikke det samme som ble lastet opp (kontrollsummen stemmer ikke). Last "
+        "opp bildet på nytt.",
+        "The photo we fetched is not the one that was uploaded (the checksum does not match). "
+        "Upload the photo again.",
+    ),
+    ReasonCode.ID_COPY_MISSING: ReasonText(
+        "Kopien av ID-dokumentet mangler eller lenken kan ikke brukes. Last den opp i portalen på "
+        "nytt.",
+        "The copy of the identity document is missing or its link cannot be used. Upload it in the "
+        "portal again.",
+    ),
+    ReasonCode.ID_COPY_UNREADABLE: ReasonText(
+        "ID-kopien er skadet, kryptert eller kan ikke leses. Last opp en lesbar kopi.",
+        "The ID copy is damaged, encrypted or cannot be read. Upload a readable copy.",
+    ),
+    ReasonCode.ID_COPY_FORMAT: ReasonText(
+        "ID-kopien må være PDF, JPEG eller PNG. Lagre den i et av disse formatene og last den opp "
+        "på nytt.",
+        "The ID copy must be PDF, JPEG or PNG. Save it in one of these formats and upload it again.",
+    ),
+    ReasonCode.ID_COPY_TOO_LARGE: ReasonText(
+        "ID-kopien er større enn 10 MB. Last opp en mindre fil.",
+        "The ID copy is larger than 10 MB. Upload a smaller file.",
+    ),
+    ReasonCode.ID_COPY_CHECKSUM_MISMATCH: ReasonText(
+        "ID-kopien vi hentet er ikke den samme som ble lastet opp (kontrollsummen stemmer ikke). "
+        "Last den opp på nytt.",
+        "The ID copy we fetched is not the one that was uploaded (the checksum does not match). "
+        "Upload it again.",
+    ),
+    ReasonCode.DOCUMENT_FETCH_FAILED: ReasonText(
+        "Vi får ikke hentet dokumentene akkurat nå. Vi prøver igjen automatisk; du trenger ikke "
+        "gjøre noe.",
+        "We cannot fetch the documents right now. We will try again automatically; you need not do "
+        "anything.",
+        retryable=True,
+    ),
+    ReasonCode.EMPLOYER_NOT_FOUND: ReasonText(
+        "Arbeidsgiveren finnes ikke i Enhetsregisteret. Sjekk organisasjonsnummeret.",
+        "The employer is not in Enhetsregisteret. Check the organisation number.",
+    ),
+    ReasonCode.EMPLOYER_DELETED: ReasonText(
+        "Arbeidsgiveren er slettet i Enhetsregisteret. Bestill kortet fra en aktiv virksomhet.",
+        "The employer has been deleted from Enhetsregisteret. Order the card from an active "
+        "company.",
+    ),
+    ReasonCode.EMPLOYER_BANKRUPT: ReasonText(
+        "Arbeidsgiveren er registrert konkurs. Det kan ikke bestilles HMS-kort.",
+        "The employer is registered as bankrupt. HMS cards cannot be ordered.",
+    ),
+    ReasonCode.EMPLOYER_DISSOLVING: ReasonText(
+        "Arbeidsgiveren er under avvikling eller tvangsoppløsning. Det kan ikke bestilles HMS-kort.",
+        "The employer is being wound up or compulsorily dissolved. HMS cards cannot be ordered.",
+    ),
+    ReasonCode.CLEANING_NOT_APPROVED: ReasonText(
+        "Virksomheten er ikke godkjent i Renholdsregisteret. Søk godkjenning hos Arbeidstilsynet "
+        "før du bestiller renholdskort.",
+        "The company is not approved in Renholdsregisteret. Apply for approval from the Labour "
+        "Inspection Authority before ordering cleaning cards.",
+    ),
+    ReasonCode.CLEANING_COMPANY_NEEDS_CLEANING_CARD: ReasonText(
+        "Virksomheten står i Renholdsregisteret og skal bestille renholdskort. Bestill kortet på "
+        "nytt som renholdskort; det gjelder også på bygge- og anleggsplasser.",
+        "The company is in Renholdsregisteret and must order cleaning cards. Order the card again "
+        "as a cleaning card; it is also valid on construction sites.",
+    ),
+    ReasonCode.STAFFING_NOT_APPROVED: ReasonText(
+        "Bemanningsforetaket er ikke godkjent i Bemanningsforetaksregisteret. Registrer foretaket "
+        "hos Arbeidstilsynet først.",
+        "The staffing company is not approved in Bemanningsforetaksregisteret. Register with the "
+        "Labour Inspection Authority first.",
+    ),
+    ReasonCode.EMPLOYMENT_NOT_FOUND: ReasonText(
+        "Arbeidsforholdet er ikke meldt i Aa-registeret. Meld arbeidsforholdet i a-meldingen; vi "
+        "sjekker på nytt.",
+        "The employment is not reported in Aa-registeret. Report it in the a-melding; we will "
+        "check again.",
+    ),
+    ReasonCode.PERSON_NOT_FOUND: ReasonText(
+        "Personen finnes ikke i Folkeregisteret med dette nummeret. Sjekk fødselsnummer/D-nummer.",
+        "The person is not in Folkeregisteret under this number. Check the national identity "
+        "number or D number.",
+    ),
+    ReasonCode.PERSON_MISMATCH: ReasonText(
+        "Navn eller fødselsdato stemmer ikke med Folkeregisteret. Rett opplysningene og send "
+        "bestillingen på nytt.",
+        "The name or birth date does not match Folkeregisteret. Correct them and submit the order "
+        "again.",
+    ),
+    ReasonCode.REGISTER_UNAVAILABLE: ReasonText(
+        "Et offentlig register svarer ikke akkurat nå. Vi prøver igjen automatisk; du trenger ikke "
+        "gjøre noe.",
+        "A public register is not answering right now. We will try again automatically; you need "
+        "not do anything.",
+        retryable=True,
+    ),
+    ReasonCode.PROCESSING_FAILED: ReasonText(
+        "Bestillingen kunne ikke behandles på grunn av en feil hos oss. Kundestøtte er varslet og "
+        "følger den opp; du trenger ikke gjøre noe.",
+        "The order could not be processed because of a fault on our side. Support has been "
+        "notified and will follow it up; you need not do anything.",
+    ),
+}
