@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.events import FINAL_STATUSES, OrderStatusChanged  # noqa: E402 - after sys.path
-from shared.outbox import kafka_producer  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic  # noqa: E402
-from tests.factories import submitted  # noqa: E402
+from shared.events import FINAL_STATUSES, OrderStatusChanged
+from shared.outbox import kafka_producer
+from shared.settings import Settings
+from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
+from tests.factories import submitted
 
 
 def sample_orders(run: str) -> list[tuple[str, bytes]]:
@@ -39,7 +39,8 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
     bad_id["worker"] = {**bad_id["worker"], "national_id": "17059012345"}
     no_docs = submitted(f"DEMO-{run}-5")
     del no_docs["documents"]
-    wrong_type = submitted(f"DEMO-{run}-6", revision="one")
+    wrong_type = submitted(f"DEMO-{run}-6")
+    wrong_type["revision"] = "one"
     return [
         ("valid construction card", json.dumps(good).encode()),
         ("valid cleaning card", json.dumps(cleaning).encode()),
@@ -61,17 +62,22 @@ async def publish(settings: Settings, messages: Iterable[tuple[str, bytes]]) -> 
         await producer.stop()
 
 
-async def follow_statuses(settings: Settings, order_ids: set[str], timeout_s: float
-                          ) -> tuple[dict[str, OrderStatusChanged], set[str]]:
+async def follow_statuses(
+    settings: Settings, order_ids: set[str], timeout_s: float
+) -> tuple[dict[str, OrderStatusChanged], set[str]]:
     """The latest status of each order and the orders dead-lettered by intake.
 
     Returns once every order is final or dead-lettered, or at the timeout.
     """
     # No group: every partition, from the beginning, nothing committed.
-    consumer = AIOKafkaConsumer(ORDER_STATUS, dlt_topic("intake"),
-                                bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        ORDER_STATUS,
+        dlt_topic("intake"),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     latest: dict[str, OrderStatusChanged] = {}
     dead: set[str] = set()
@@ -115,11 +121,16 @@ async def main_async(timeout_s: float) -> int:
     for oid, (label, _) in zip(ids, samples, strict=True):
         s = latest.get(oid)
         missing = "(dead-lettered: no readable order)" if oid in dead else "(none yet)"
-        rows.append((
-            oid, label, s.status.value if s else missing, s.stage if s else "",
-            s.card_number or "" if s else "",
-            ", ".join(f"{r.code.value} [{r.check}]" for r in s.reasons) if s else "",
-        ))
+        rows.append(
+            (
+                oid,
+                label,
+                s.status.value if s else missing,
+                s.stage if s else "",
+                s.card_number or "" if s else "",
+                ", ".join(f"{r.code.value} [{r.check}]" for r in s.reasons) if s else "",
+            )
+        )
     print(table(rows))
     first_reason: Any = next((r for s in latest.values() for r in s.reasons), None)
     if first_reason is not None:
@@ -127,8 +138,10 @@ async def main_async(timeout_s: float) -> int:
         print(f"  nb: {first_reason.message_nb}\n  en: {first_reason.message_en}")
     finished = {k for k, s in latest.items() if s.status in FINAL_STATUSES} | dead
     if finished != set(ids):
-        print(f"\n{len(set(ids) - finished)} order(s) did not finish within {timeout_s:.0f}s:"
-              " see `make status` and the logs under .state/dev/logs/")
+        print(
+            f"\n{len(set(ids) - finished)} order(s) did not finish within {timeout_s:.0f}s:"
+            " see `make status` and the logs under .state/dev/logs/"
+        )
         return 1
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
@@ -12,6 +13,12 @@ from shared.logging import get_logger
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 log = get_logger(__name__)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What a handler gets: a plain connection or one borrowed from the pool.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 
 def check_schema_name(schema: str) -> str:
@@ -55,7 +62,7 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
             )
             done = {
                 r["version"]
-                for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+                for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")  # noqa: S608 - schema checked above
             }
             for version, path in _migration_files(service_dir):
                 if version in done:
@@ -64,7 +71,8 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
                     await conn.execute(f"SET LOCAL search_path TO {schema}")
                     await conn.execute(path.read_text())
                     await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version) VALUES ($1)", version
+                        f"INSERT INTO {schema}.schema_migrations (version) VALUES ($1)",  # noqa: S608 - checked schema
+                        version,
                     )
                 applied.append(version)
                 log.info("db.migrated", schema=schema, version=version)

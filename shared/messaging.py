@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import asyncpg
 from pydantic import ValidationError
@@ -39,6 +39,9 @@ from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, dlt_topic, retry_topic
+
+if TYPE_CHECKING:
+    from shared.db import Connection
 
 log = get_logger(__name__)
 
@@ -115,8 +118,13 @@ class OrderRef:
         order_id, revision = data.get("order_id"), data.get("revision")
         if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
             return None
-        ok = isinstance(revision, int) and not isinstance(revision, bool) and 1 <= revision <= 10**6
-        return cls(order_id, revision if ok else 0)
+        if (
+            isinstance(revision, bool)
+            or not isinstance(revision, int)
+            or not 1 <= revision <= 10**6
+        ):
+            revision = 0
+        return cls(order_id, revision)
 
 
 class TransientFailure(Exception):
@@ -131,7 +139,7 @@ class TransientFailure(Exception):
 class Tx:
     """A handler's unit of work: its connection inside the transaction, and what it emits."""
 
-    def __init__(self, conn: asyncpg.Connection, stage: str) -> None:
+    def __init__(self, conn: Connection, stage: str) -> None:
         self.conn = conn
         self.stage = stage
         self.messages: list[OutgoingMessage] = []
@@ -402,6 +410,6 @@ class Processor:
 
 
 def _b64(raw: bytes) -> str:
-    import base64  # noqa: PLC0415 - only the dead-letter path needs it
+    import base64
 
     return base64.b64encode(raw).decode()

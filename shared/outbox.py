@@ -11,14 +11,19 @@ several instances of a service never reorder each other's events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from shared.db import Connection
 
 log = get_logger(__name__)
 
@@ -35,9 +40,7 @@ def notify_channel(schema: str) -> str:
     return f"kortflyt_outbox_{schema}"
 
 
-async def enqueue(
-    conn: asyncpg.Connection, schema: str, messages: Iterable[OutgoingMessage]
-) -> None:
+async def enqueue(conn: Connection, schema: str, messages: Iterable[OutgoingMessage]) -> None:
     rows = [(m.topic, m.key.encode(), m.value, json.dumps(list(m.headers))) for m in messages]
     if not rows:
         return
@@ -124,10 +127,8 @@ class OutboxRelay:
                     continue
                 if self._stopping:
                     return  # the outbox is drained: everything committed has been published
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-                except TimeoutError:
-                    pass
                 self._wakeup.clear()
         finally:
             await conn.close()
@@ -135,7 +136,7 @@ class OutboxRelay:
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
-    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+    async def _publish_batch(self, conn: Connection) -> int:
         rows: Sequence[asyncpg.Record] = await conn.fetch(
             "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
             self._batch_size,

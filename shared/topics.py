@@ -8,6 +8,7 @@ the contract of design.md: change them only with a new `.vN`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from dataclasses import dataclass, field
 
@@ -68,12 +69,11 @@ async def provision(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPI
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         if missing:
-            try:
+            # A concurrent provisioning step may win the race; the topics are there then.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(t.name, t.partitions, 1, topic_configs=t.config) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # a concurrent provisioning step won the race; the topics are there
         return [t.name for t in missing]
     finally:
         await admin.close()

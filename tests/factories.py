@@ -25,7 +25,9 @@ def org_number(seed: int | None = None) -> str:
             return body + str(check)
 
 
-def national_id(birth: date = date(1990, 5, 17), d_number: bool = False, seed: int | None = None) -> str:
+def national_id(
+    birth: date = date(1990, 5, 17), d_number: bool = False, seed: int | None = None
+) -> str:
     """A valid fødselsnummer (or D-nummer) for a person born in the 1900s, classic k1 rule."""
     assert 1900 <= birth.year <= 1999
     rng = random.Random(seed) if seed is not None else _rng
@@ -53,18 +55,36 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
         "order_id": order_id,
         "revision": revision,
         "card_type": "construction",
-        "employer": {"org_number": "974760673", "name": "Bygg og Betong AS",
-                     "contact_email": "hms@example.no"},
-        "worker": {"given_name": "Kari", "family_name": "Nordmann", "birth_date": "1990-05-17",
-                   "national_id": national_id(date(1990, 5, 17)), "foreign_id": None,
-                   "nationality": "NO"},
-        "employment": {"type": "employee", "start_date": "2026-06-01", "end_date": None,
-                       "agency_org_number": None},
+        "employer": {
+            "org_number": "974760673",
+            "name": "Bygg og Betong AS",
+            "contact_email": "hms@example.no",
+        },
+        "worker": {
+            "given_name": "Kari",
+            "family_name": "Nordmann",
+            "birth_date": "1990-05-17",
+            "national_id": national_id(date(1990, 5, 17)),
+            "foreign_id": None,
+            "nationality": "NO",
+        },
+        "employment": {
+            "type": "employee",
+            "start_date": "2026-06-01",
+            "end_date": None,
+            "agency_org_number": None,
+        },
         "documents": {
-            "photo": {"url": f"file:///var/lib/kortflyt/uploads/{order_id}/photo.jpg",
-                      "sha256": sha256(b"photo"), "content_type": "image/jpeg"},
-            "id_copy": {"url": f"file:///var/lib/kortflyt/uploads/{order_id}/id.pdf",
-                        "sha256": sha256(b"id"), "content_type": "application/pdf"},
+            "photo": {
+                "url": f"file:///var/lib/kortflyt/uploads/{order_id}/photo.jpg",
+                "sha256": sha256(b"photo"),
+                "content_type": "image/jpeg",
+            },
+            "id_copy": {
+                "url": f"file:///var/lib/kortflyt/uploads/{order_id}/id.pdf",
+                "sha256": sha256(b"id"),
+                "content_type": "application/pdf",
+            },
         },
     }
     event.update(overrides)

@@ -9,8 +9,7 @@ yet: it comes with the intake issue (#3); until then documents are passed on by 
 from __future__ import annotations
 
 from pathlib import Path
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from shared.events import OrderAccepted, OrderSubmitted, Reason, Status
 from shared.logging import get_logger
@@ -18,12 +17,13 @@ from shared.messaging import OrderRef, Route, Stage, Tx
 from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_SUBMITTED
 
+if TYPE_CHECKING:
+    from shared.db import Connection
+
 log = get_logger(__name__)
 
 
-async def claim_revision(
-    conn: asyncpg.Connection, order_id: str, revision: int, status: Status
-) -> bool:
+async def claim_revision(conn: Connection, order_id: str, revision: int, status: Status) -> bool:
     """Record `revision` as the order's latest; False when it is not newer than the known one.
 
     A late older revision and a second event for the same revision change nothing.
