@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -100,7 +101,22 @@ def read_pid(pidfile: Path) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
+    if _is_zombie(pid):
+        return None
     return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    """A child that exited but was not reaped (our own, when a test started it): reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    if state != "Z":
+        return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return True
 
 
 def wait_for(what: str, check: object, timeout: float, logfile: Path | None = None) -> None:

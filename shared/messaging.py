@@ -183,8 +183,8 @@ class Route(Generic[E]):
 class Stage(ABC):
     """One service's behaviour. Override the hooks to change what a failure emits."""
 
-    name: ClassVar[str]
-    migrations: ClassVar[Path]
+    name: str
+    migrations: Path
     # The status an order gets when its message cannot be read at this stage.
     invalid_status: ClassVar[Status] = Status.NEEDS_ATTENTION
     routes: Mapping[str, Route[Any]]

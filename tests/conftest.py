@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from deploy.dev import PROFILES
 
 for _key, _value in PROFILES["test"].env().items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("KORTFLYT_PROFILE", "test")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tier of a test is its directory: tests/integration and tests/e2e get their marker."""
+    for item in items:
+        path = str(item.path)
+        if "/tests/integration/" in path:
+            item.add_marker(pytest.mark.integration)
+        elif "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)
