@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -52,6 +53,20 @@ async def _heartbeat(path: Path, relay: OutboxRelay) -> None:
         if relay.healthy:
             path.touch()  # noqa: ASYNC240 - one metadata write every few seconds
         await asyncio.sleep(HEARTBEAT_S)
+
+
+async def _prune_inbox(pool: asyncpg.Pool, retention_days: int) -> None:
+    """Forget handled message ids older than any message Kafka can still redeliver."""
+    while True:
+        try:
+            deleted = await pool.execute(
+                "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)",
+                retention_days,
+            )
+            log.info("inbox.pruned", result=deleted)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("inbox.prune_failed", error=repr(exc))
+        await asyncio.sleep(3600)
 
 
 class Service:
@@ -113,6 +128,7 @@ class Service:
         )
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         heartbeat = asyncio.create_task(_heartbeat(Path(s.health_file), relay), name="heartbeat")
+        pruning = asyncio.create_task(_prune_inbox(pool, s.inbox_retention_days), name="prune")
         self.processor = Processor(pool, self.stage, s)
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:
@@ -126,6 +142,7 @@ class Service:
             except TimeoutError:
                 log.warning("outbox.drain_timeout")
             heartbeat.cancel()
+            pruning.cancel()
             await producer.stop()
             await pool.close()
             log.info("service.stopped", published=relay.published)

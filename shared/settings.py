@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Without a NOTIFY the relay still looks at the outbox this often.
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Handled message ids are remembered this long: longer than any input topic keeps a
+    # message (7 days), so a redelivery always finds its id.
+    inbox_retention_days: int = Field(default=14, ge=8)
+
     # Seconds to finish in-flight work after SIGTERM before giving up.
     shutdown_grace_s: float = Field(default=25.0, gt=0)
 
