@@ -8,7 +8,8 @@ UV_HOME  := .state/uv
 UV       := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
 DEV      := $(PY) deploy/dev.py
-TEST_ENV := KORTFLYT_PROFILE=test
+TEST_PROFILE ?= test
+TEST_ENV := KORTFLYT_PROFILE=$(TEST_PROFILE)
 
 .PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean
 
@@ -29,7 +30,7 @@ run: install
 
 ## make stop: stop the services and the infrastructure (data is kept; `make clean` drops it)
 stop:
-	@if [ -x $(PY) ]; then $(DEV) down; $(DEV) --profile test down; fi
+	@if [ -x $(PY) ]; then $(DEV) down; $(DEV) --profile $(TEST_PROFILE) down; fi
 
 status: install
 	$(DEV) status
@@ -47,23 +48,23 @@ test: lint test-infra
 	$(TEST_ENV) $(PY) -m pytest tests
 
 test-infra: install
-	$(DEV) --profile test reset
-	$(DEV) --profile test infra up
+	$(DEV) --profile $(TEST_PROFILE) reset
+	$(DEV) --profile $(TEST_PROFILE) infra up
 
 test-unit: install
 	$(PY) -m pytest tests/unit
 
 test-integration: install
-	$(DEV) --profile test infra up
+	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/integration
 
 test-e2e: install
-	$(DEV) --profile test infra up
+	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/e2e
 
 ## make bench: N orders (default 2000) through the pipeline and through a bare relay
 bench: install
-	$(DEV) --profile test infra up
+	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
 
 schemas: install

@@ -8,7 +8,8 @@
 Every command is idempotent. All state (jars, data, logs, pid files) lives under one
 directory, `.state/<profile>/` by default (git-ignored). Two profiles exist so that the
 tests never touch a developer's running system: `dev` (Kafka 9092, PostgreSQL 5432) and
-`test` (19092, 15432), chosen with `--profile` or KORTFLYT_PROFILE.
+`test` (19092, 15432), chosen with `--profile` or KORTFLYT_PROFILE; `test1`..`test5`
+(ports +100 each) let several test runs share one machine.
 
 Kafka comes from Maven Central (deploy/kafka/pom.xml, resolved once into a jar cache
 shared by the profiles) and runs with the machine's Java 17; PostgreSQL comes from the
@@ -76,7 +77,18 @@ class Profile:
 PROFILES = {
     "dev": Profile("dev", 9092, 9093, 5432),
     "test": Profile("test", 19092, 19093, 15432),
+    # Side-by-side test systems, for engineers running suites in parallel on one machine.
+    **{
+        f"test{n}": Profile(f"test{n}", 19092 + 100 * n, 19093 + 100 * n, 15432 + 100 * n)
+        for n in range(1, 6)
+    },
 }
+
+
+def test_profile() -> Profile:
+    """The profile the tests run on: KORTFLYT_PROFILE when it names a test profile, else `test`."""
+    name = os.environ.get("KORTFLYT_PROFILE", "test")
+    return PROFILES[name if name.startswith("test") and name in PROFILES else "test"]
 
 
 # --------------------------------------------------------------------------- helpers

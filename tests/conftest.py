@@ -7,11 +7,10 @@ import os
 
 import pytest
 
-from deploy.dev import PROFILES
+from deploy.dev import test_profile
 
-for _key, _value in PROFILES["test"].env().items():
+for _key, _value in test_profile().env().items():
     os.environ.setdefault(_key, _value)
-os.environ.setdefault("KORTFLYT_PROFILE", "test")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deploy.dev import PROFILES, SERVICES, Profile, read_pid, service_env, services_down, spawn
+from deploy.dev import SERVICES, Profile, read_pid, service_env, services_down, spawn, test_profile
 from shared.health import is_healthy
 from shared.outbox import kafka_producer
 from shared.settings import Settings
@@ -79,7 +79,7 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def pipeline() -> Iterator[Pipeline]:
-    profile = PROFILES["test"]
+    profile = test_profile()
     services_down(profile)  # whatever ran before, start from our own processes
     for name in SERVICES:
         (profile.state / "run" / f"{name}.health").unlink(missing_ok=True)
