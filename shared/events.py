@@ -210,6 +210,8 @@ class OrderAccepted(Event):
     revision: int = Field(ge=1)
     order: OrderDetails
     documents: Documents
+    # Blob store key of the checked, re-encoded photo (set by intake's document checks).
+    photo_key: str | None = None
 
 
 class CheckResult(Model):
@@ -223,6 +225,7 @@ class OrderApproved(Event):
     revision: int = Field(ge=1)
     order: OrderDetails
     checks: list[CheckResult]
+    photo_key: str | None = None
 
 
 class CardProduced(Event):

@@ -36,4 +36,7 @@ class Settings(BaseSettings):
     # Seconds to finish in-flight work after SIGTERM before giving up.
     shutdown_grace_s: float = Field(default=25.0, gt=0)
 
+    # Where accepted documents are kept (shared by intake and production).
+    blob_dir: str = "/var/lib/kortflyt/blobs"
+
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets

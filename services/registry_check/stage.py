@@ -47,6 +47,7 @@ class RegistryCheck(Stage):
                 revision=event.revision,
                 order=event.order,
                 checks=[],
+                photo_key=event.photo_key,
             ),
         )
         tx.status(event.order_id, event.revision, Status.APPROVED)
