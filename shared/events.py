@@ -226,6 +226,9 @@ class OrderApproved(Event):
     order: OrderDetails
     checks: list[CheckResult]
     photo_key: str | None = None
+    # Whether Folkeregisteret reports the worker's D-number as active (registry_check).
+    # None: unknown or not a D-number; production then treats a D-number as active.
+    d_number_active: bool | None = None
 
 
 class CardProduced(Event):

@@ -23,7 +23,7 @@ import json
 import re
 import time
 from abc import ABC
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,6 +202,17 @@ class Stage(ABC):
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
         final = failure.reason.model_copy(update={"retryable": False})
         tx.status(event.order_id, event.revision, Status.NEEDS_ATTENTION, [final])
+
+    def background(
+        self, pool: asyncpg.Pool, settings: Settings
+    ) -> Sequence[Coroutine[Any, Any, None]]:
+        """Long-running work of the service beside its consumers (a sender, a spooler).
+
+        The runtime starts each coroutine once the pool is open and, at shutdown, cancels
+        it before the outbox is drained; a coroutine that must not be cut off mid-step
+        shields that step. None by default.
+        """
+        return ()
 
 
 def backoff_s(attempt: int, settings: Settings) -> float:

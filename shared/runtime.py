@@ -1,18 +1,17 @@
 """The one entry point every service shares: FastStream wiring around a `Stage`.
 
-Per service: a subscriber on its input topics (group `kortflyt-<service>`) and one on its
-retry topic (group `kortflyt-<service>-retry`, so a retry waiting for its due time never
-holds up new orders); both commit the offset only after `Processor` has committed the
-transaction (AckPolicy.NACK_ON_ERROR: an exception rewinds to the message instead).
-The lifespan migrates the schema, opens the pool, starts the outbox relay and the
-heartbeat, and on SIGTERM lets in-flight messages finish, drains the outbox and exits.
+Per service: a subscriber on its input topics and one on its retry topic, each feeding a
+concurrent, per-order-ordered dispatcher (shared.consumer) that commits offsets only
+after `Processor` has committed the transactions below them. The lifespan migrates the
+schema, opens the pool, starts the outbox relay and the heartbeat; on SIGTERM the
+service finishes what is in flight, commits, drains the outbox and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,14 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from shared.consumer import (
+    AbandonedError,
+    KeyedDispatcher,
+    Partition,
+    as_kafka_offsets,
+    commit_loop,
+    commit_now,
+)
 from shared.db import create_pool, migrate
 from shared.logging import configure_logging, get_logger
 from shared.messaging import Delivery, Processor, Stage
@@ -31,10 +38,6 @@ from shared.topics import retry_topic
 
 log = get_logger(__name__)
 HEARTBEAT_S = 5.0
-
-
-class NotDueError(Exception):
-    """A retry that was not due when the service began to stop."""
 
 
 def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
@@ -69,8 +72,51 @@ async def _prune_inbox(pool: asyncpg.Pool, retention_days: int) -> None:
         await asyncio.sleep(3600)
 
 
+async def _stop_background(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Cancel a stage's background work and wait for it to finish its current step."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+        if pending:
+            log.warning("service.background_stop_timeout", tasks=len(pending))
+
+
+class Subscription:
+    """One consumer group: its dispatcher, and the Kafka consumer it commits through."""
+
+    def __init__(
+        self, name: str, handle: Callable[[Delivery], Awaitable[None]], max_in_flight: int
+    ) -> None:
+        self.dispatcher = KeyedDispatcher(handle, max_in_flight, name)
+        self.consumer: Any = None
+        self.accepting = True
+
+    async def on_message(self, msg: KafkaMessage) -> None:
+        self.consumer = msg.consumer  # ack policy MANUAL: an ackable message, with its consumer
+        if not self.accepting:
+            return  # stopping: never started, so never committed; redelivered after the restart
+        await self.dispatcher.submit(delivery_of(msg.raw_message))
+
+    async def commit(self, points: dict[Partition, int]) -> None:
+        if self.consumer is None:
+            return
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        self.dispatcher.offsets.forget(set(points) - assigned)
+        mine = {tp: offset for tp, offset in points.items() if tp in assigned}
+        if mine:
+            await self.consumer.commit(as_kafka_offsets(mine))
+
+
 class Service:
-    """A running stage: broker, processor and relay, built from settings."""
+    """A running stage: broker, processor and relay, built from settings.
+
+    Two consumer groups: `kortflyt-<service>` on the stage's input topics and
+    `kortflyt-<service>-retry` on its retry topic, so a retry waiting for its due time
+    never holds up new orders. Each hands messages to a `KeyedDispatcher` (concurrent
+    across orders, in order within one) and commits offsets only once the messages
+    below them are done (AckPolicy.MANUAL: FastStream itself never commits).
+    """
 
     def __init__(self, stage_factory: Callable[[Settings], Stage], settings: Settings) -> None:
         self.settings = settings
@@ -82,24 +128,22 @@ class Service:
             graceful_timeout=settings.shutdown_grace_s,
             logger=None,
         )
+        name = self.stage.name
+        self.main = Subscription(name, self._handle, settings.consumer_max_in_flight)
+        self.retry = Subscription(
+            f"{name}-retry", self._handle_retry, settings.consumer_max_in_flight
+        )
         common: dict[str, Any] = {
-            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "ack_policy": AckPolicy.MANUAL,
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }
-        name = self.stage.name
-
-        @self.broker.subscriber(*self.stage.routes, group_id=f"kortflyt-{name}", **common)
-        async def consume(msg: KafkaMessage) -> None:
-            await self._processor().process_guarded(delivery_of(msg.raw_message))
-
-        @self.broker.subscriber(retry_topic(name), group_id=f"kortflyt-{name}-retry", **common)
-        async def consume_retry(msg: KafkaMessage) -> None:
-            delivery = delivery_of(msg.raw_message)
-            if not await self._processor().wait_until_due(delivery):
-                raise NotDueError  # stopping: rewind, uncommitted, for the next start
-            await self._processor().process_guarded(delivery)
-
+        self.broker.subscriber(*self.stage.routes, group_id=f"kortflyt-{name}", **common)(
+            self.main.on_message
+        )
+        self.broker.subscriber(retry_topic(name), group_id=f"kortflyt-{name}-retry", **common)(
+            self.retry.on_message
+        )
         self.app = FastStream(self.broker, lifespan=self._lifespan, logger=None)
         self.app.on_shutdown(self._on_shutdown)
 
@@ -107,10 +151,26 @@ class Service:
         assert self.processor is not None, "the lifespan has not started"
         return self.processor
 
+    async def _handle(self, d: Delivery) -> None:
+        await self._processor().process_guarded(d)
+
+    async def _handle_retry(self, d: Delivery) -> None:
+        if not await self._processor().wait_until_due(d):
+            raise AbandonedError  # stopping before it was due: redelivered after the restart
+        await self._processor().process_guarded(d)
+
     async def _on_shutdown(self) -> None:
+        """Before the broker stops: finish what is in flight and commit it."""
+        log.info("service.stopping")
         if self.processor is not None:
             self.processor.stopping = True
-        log.info("service.stopping")
+        subscriptions = (self.main, self.retry)
+        for sub in subscriptions:
+            sub.accepting = False
+        for sub in subscriptions:
+            if not await sub.dispatcher.drain(self.settings.shutdown_grace_s):
+                log.warning("service.drain_timeout", consumer=sub.dispatcher.name)
+            await commit_now(sub.dispatcher, sub.commit)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -130,10 +190,19 @@ class Service:
         heartbeat = asyncio.create_task(_heartbeat(Path(s.health_file), relay), name="heartbeat")
         pruning = asyncio.create_task(_prune_inbox(pool, s.inbox_retention_days), name="prune")
         self.processor = Processor(pool, self.stage, s)
+        committers = [
+            asyncio.create_task(commit_loop(sub.dispatcher, sub.commit), name="commit")
+            for sub in (self.main, self.retry)
+        ]
+        background = [
+            asyncio.create_task(work, name=f"{name}-background")
+            for work in self.stage.background(pool, s)
+        ]
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:
             yield
         finally:
+            await _stop_background(background, s.shutdown_grace_s)
             # The broker has stopped consuming and in-flight messages have committed:
             # publish what they wrote, then close.
             await relay.stop()
@@ -141,6 +210,8 @@ class Service:
                 await asyncio.wait_for(relay_task, s.shutdown_grace_s)
             except TimeoutError:
                 log.warning("outbox.drain_timeout")
+            for task in committers:
+                task.cancel()
             heartbeat.cancel()
             pruning.cancel()
             await producer.stop()

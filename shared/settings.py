@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,7 +13,9 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql://kortflyt@127.0.0.1:5432/kortflyt"
-    db_pool_max: int = Field(default=10, ge=2)
+    db_pool_max: int = Field(default=20, ge=2)
+    # Messages handled at once per consumer group (never two of one order at once).
+    consumer_max_in_flight: int = Field(default=64, ge=1)
 
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -38,5 +40,24 @@ class Settings(BaseSettings):
 
     # Where accepted documents are kept (shared by intake and production).
     blob_dir: str = "/var/lib/kortflyt/blobs"
+
+    # production: the card printer's hot folder (one PDF per card + manifest.jsonl) and
+    # the issuer named on every card (§ 7).
+    print_spool_dir: str = "/var/lib/kortflyt/spool"
+    card_issuer: str = "kortflyt"
+
+    # notify: e-mail to the employer over SMTP. Unsent mail is retried with the back-off
+    # of retry_base_delay_s .. retry_max_delay_s.
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "HMS-kort <noreply@hmskort.example>"
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # The Ed25519 key that signs proofs of order; generated here once when missing.
+    proof_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pem"
+    # Where notify publishes the matching verification key (PEM) for inspectors.
+    proof_public_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pub.pem"
 
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets

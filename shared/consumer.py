@@ -1,0 +1,152 @@
+"""Concurrent consumption that keeps each order in order and commits only what is done.
+
+A slow message (a document store or a register that times out) must not hold up the
+orders behind it on the same partition. `KeyedDispatcher` therefore runs up to
+`max_in_flight` messages at once, but never two of the same key (order id) at once, and
+in arrival order per key. `OffsetTracker` turns completions into safe commit points: for
+each partition, the lowest offset still in flight (or one past the highest done), so a
+crash or a rebalance redelivers exactly what was not finished; the inbox makes the
+redelivery of anything that did finish a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.logging import get_logger
+from shared.messaging import Delivery
+
+log = get_logger(__name__)
+
+Partition = tuple[str, int]
+
+
+class AbandonedError(Exception):
+    """A handler gave a message up without finishing it (the service is stopping)."""
+
+
+@dataclass
+class OffsetTracker:
+    """Per partition: offsets in flight, the highest finished, and what was committed."""
+
+    pending: dict[Partition, set[int]] = field(default_factory=dict)
+    finished_max: dict[Partition, int] = field(default_factory=dict)
+    committed: dict[Partition, int] = field(default_factory=dict)
+
+    def started(self, tp: Partition, offset: int) -> None:
+        self.pending.setdefault(tp, set()).add(offset)
+
+    def finished(self, tp: Partition, offset: int) -> None:
+        self.pending.get(tp, set()).discard(offset)
+        self.finished_max[tp] = max(offset, self.finished_max.get(tp, -1))
+
+    def commit_points(self) -> dict[Partition, int]:
+        """The next offset to commit per partition, where it moved since the last commit."""
+        points = {}
+        for tp, last in self.finished_max.items():
+            waiting = self.pending.get(tp)
+            point = min(waiting) if waiting else last + 1
+            if point > self.committed.get(tp, -1):
+                points[tp] = point
+        return points
+
+    def mark_committed(self, points: Mapping[Partition, int]) -> None:
+        self.committed.update(points)
+
+    def forget(self, partitions: set[Partition]) -> None:
+        """Partitions a rebalance took away: their new owner commits them."""
+        for tp in partitions:
+            self.finished_max.pop(tp, None)
+            self.committed.pop(tp, None)
+
+
+Commit = Callable[[dict[Partition, int]], Awaitable[None]]
+
+
+class KeyedDispatcher:
+    def __init__(
+        self, handle: Callable[[Delivery], Awaitable[None]], max_in_flight: int, name: str
+    ) -> None:
+        self._handle = handle
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tails: dict[bytes | None, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.offsets = OffsetTracker()
+        self.name = name
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def submit(self, d: Delivery) -> None:
+        """Start handling `d`; returns once a slot is free, not when `d` is done."""
+        await self._slots.acquire()
+        tp = (d.topic, d.partition)
+        self.offsets.started(tp, d.offset)
+        previous = self._tails.get(d.key)
+        task = asyncio.create_task(self._run(d, tp, previous), name=f"{self.name}:{d.offset}")
+        self._tails[d.key] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(d.key, t))
+
+    def _done(self, key: bytes | None, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    async def _run(self, d: Delivery, tp: Partition, previous: asyncio.Task[None] | None) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # same order: strictly after the one before
+            while True:
+                try:
+                    await self._handle(d)
+                    break
+                except AbandonedError:
+                    return  # not finished, so not committed
+                except Exception:  # noqa: S112 - the handler logged it and paused; try again
+                    continue
+            self.offsets.finished(tp, d.offset)
+        finally:
+            self._slots.release()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait for the messages in flight; False if some were still running at the timeout."""
+        if not self._tasks:
+            return True
+        _done, running = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in running:
+            task.cancel()  # not finished, so not committed: redelivered after the restart
+        return not running
+
+
+async def commit_loop(dispatcher: KeyedDispatcher, commit: Commit, interval_s: float = 0.2) -> None:
+    """Commit what is finished, a few times a second, until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        await commit_now(dispatcher, commit)
+
+
+async def commit_now(dispatcher: KeyedDispatcher, commit: Commit) -> None:
+    points = dispatcher.offsets.commit_points()
+    if not points:
+        return
+    try:
+        await commit(points)
+        dispatcher.offsets.mark_committed(points)
+    except Exception as exc:
+        # Tried again at the next tick. Should the partition have moved to another
+        # instance, that one redelivers from the last commit and the inbox turns what we
+        # already did into no-ops.
+        log.warning("consumer.commit_failed", consumer=dispatcher.name, error=repr(exc))
+
+
+def as_kafka_offsets(points: Mapping[Partition, int]) -> dict[Any, int]:
+    from aiokafka import TopicPartition
+
+    return {
+        TopicPartition(topic, partition): offset for (topic, partition), offset in points.items()
+    }
