@@ -139,9 +139,10 @@ class TransientFailure(Exception):
 class Tx:
     """A handler's unit of work: its connection inside the transaction, and what it emits."""
 
-    def __init__(self, conn: Connection, stage: str) -> None:
+    def __init__(self, conn: Connection, stage: str, prepared: object = None) -> None:
         self.conn = conn
         self.stage = stage
+        self.prepared = prepared
         self.messages: list[OutgoingMessage] = []
 
     def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -178,6 +179,10 @@ class Tx:
 class Route(Generic[E]):
     model: type[E]
     handle: Callable[[Tx, E], Awaitable[None]]
+    # Slow I/O (fetching a document, asking a register) runs here, before the transaction,
+    # so no database connection waits on it; `handle` finds the result in `tx.prepared`.
+    # A TransientFailure raised here is retried like one raised by `handle`.
+    prepare: Callable[[E], Awaitable[object]] | None = None
 
 
 class Stage(ABC):
@@ -260,8 +265,15 @@ class Processor:
         self.stopping = False
         self._failures: dict[str, int] = {}
 
+    async def _handled_before(self, message_id: str) -> bool:
+        return bool(
+            await self.pool.fetchval("SELECT true FROM inbox WHERE message_id = $1", message_id)
+        )
+
     @asynccontextmanager
-    async def _transaction(self, message_id: str, topic: str) -> AsyncIterator[Tx | None]:
+    async def _transaction(
+        self, message_id: str, topic: str, prepared: object = None
+    ) -> AsyncIterator[Tx | None]:
         """A transaction that owns `message_id`, or None when it was handled before."""
         async with self.pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
@@ -274,7 +286,7 @@ class Processor:
                 log.info("message.duplicate", message_id=message_id)
                 yield None
                 return
-            tx = Tx(conn, self.stage.name)
+            tx = Tx(conn, self.stage.name, prepared)
             yield tx
             await enqueue(conn, self.stage.name, tx.messages)
 
@@ -305,7 +317,13 @@ class Processor:
         )
         message_id = f"{event.event_id}:{d.attempt}"
         try:
-            async with self._transaction(message_id, d.topic) as tx:
+            prepared = None
+            if route.prepare is not None:
+                if await self._handled_before(message_id):
+                    log.info("message.duplicate", message_id=message_id)
+                    return
+                prepared = await route.prepare(event)
+            async with self._transaction(message_id, d.topic, prepared) as tx:
                 if tx is not None:
                     await route.handle(tx, event)
         except TransientFailure as failure:
