@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -22,11 +23,31 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from deploy.dev import PROFILES
 from shared.events import FINAL_STATUSES, OrderStatusChanged
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
-from tests.factories import submitted
+from tests.factories import sha256, submitted
+
+# The settings of the system `make run` started (deploy/dev.py's dev profile).
+for _key, _value in PROFILES[os.environ.get("KORTFLYT_PROFILE", "dev")].env().items():
+    os.environ.setdefault(_key, _value)
+
+
+def landscape_photo(upload_dir: Path) -> dict[str, str]:
+    """A photo a careless employer might upload: landscape, and too small."""
+    from PIL import Image
+
+    path = upload_dir / "samples" / "landscape.jpg"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (400, 300), (120, 160, 90)).save(path, format="JPEG")
+    return {
+        "url": path.resolve().as_uri(),
+        "sha256": sha256(path.read_bytes()),
+        "content_type": "image/jpeg",
+    }
 
 
 def sample_orders(run: str) -> list[tuple[str, bytes]]:
@@ -41,6 +62,19 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
     del no_docs["documents"]
     wrong_type = submitted(f"DEMO-{run}-6")
     wrong_type["revision"] = "one"
+    bad_photo = submitted(f"DEMO-{run}-8")
+    bad_photo["documents"] = {
+        **bad_photo["documents"],
+        "photo": landscape_photo(Path(Settings().upload_dir)),
+    }
+    foreign_link = submitted(f"DEMO-{run}-9")
+    foreign_link["documents"] = {
+        **foreign_link["documents"],
+        "id_copy": {
+            **foreign_link["documents"]["id_copy"],
+            "url": "https://files.example.com/id.pdf",
+        },
+    }
     return [
         ("valid construction card", json.dumps(good).encode()),
         ("valid cleaning card", json.dumps(cleaning).encode()),
@@ -49,6 +83,8 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
         ("documents missing", json.dumps(no_docs).encode()),
         ("revision is not a number", json.dumps(wrong_type).encode()),
         ("not JSON at all (goes to the DLT only)", f'{{"order_id": "DEMO-{run}-7", oops'.encode()),
+        ("photo in landscape and too small", json.dumps(bad_photo).encode()),
+        ("ID copy linked from a foreign server", json.dumps(foreign_link).encode()),
     ]
 
 
@@ -132,10 +168,14 @@ async def main_async(timeout_s: float) -> int:
             )
         )
     print(table(rows))
-    first_reason: Any = next((r for s in latest.values() for r in s.reasons), None)
-    if first_reason is not None:
-        print(f"\nWhat the employer is told, e.g. {first_reason.code.value}:")
-        print(f"  nb: {first_reason.message_nb}\n  en: {first_reason.message_en}")
+    # What an employer reads for a rejected photo (and, failing that, any rejection).
+    reasons = [r for s in latest.values() for r in s.reasons]
+    shown: Any = next((r for r in reasons if r.check == "documents.photo"), None) or next(
+        iter(reasons), None
+    )
+    if shown is not None:
+        print(f"\nWhat the employer is told, e.g. {shown.code.value}:")
+        print(f"  nb: {shown.message_nb}\n  en: {shown.message_en}")
     finished = {k for k, s in latest.items() if s.status in FINAL_STATUSES} | dead
     if finished != set(ids):
         print(

@@ -68,9 +68,14 @@ Commit = Callable[[dict[Partition, int]], Awaitable[None]]
 
 class KeyedDispatcher:
     def __init__(
-        self, handle: Callable[[Delivery], Awaitable[None]], max_in_flight: int, name: str
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        max_in_flight: int,
+        name: str,
+        retry_pause_s: float = 1.0,
     ) -> None:
         self._handle = handle
+        self._retry_pause_s = retry_pause_s
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,8 +112,11 @@ class KeyedDispatcher:
                     break
                 except AbandonedError:
                     return  # not finished, so not committed
-                except Exception:  # noqa: S112 - the handler logged it and paused; try again
-                    continue
+                except Exception as exc:
+                    # Pause, so that even a handler failing before its first await cannot
+                    # starve the event loop; then try again.
+                    log.warning("consumer.handler_failed", consumer=self.name, error=repr(exc))
+                    await asyncio.sleep(self._retry_pause_s)
             self.offsets.finished(tp, d.offset)
         finally:
             self._slots.release()

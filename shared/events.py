@@ -22,6 +22,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    TypeAdapter,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -55,6 +56,12 @@ FINAL_STATUSES = frozenset(
     }
 )
 
+# Statuses after which the order is closed for good (a new revision is a new start):
+# the ID copy is no longer needed and is deleted (design.md "Personal data").
+CLOSED_STATUSES = frozenset(
+    {Status.DOCUMENTS_REJECTED, Status.REJECTED, Status.PRODUCED, Status.CANCELLED}
+)
+
 
 def _org_number(value: str) -> str:
     if not is_valid_org_number(value):
@@ -75,8 +82,9 @@ def _utc(value: datetime) -> datetime:
 
 
 OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-OrgNumber = Annotated[str, StringConstraints(max_length=9), AfterValidator(_org_number)]
-NationalId = Annotated[str, StringConstraints(max_length=11), AfterValidator(_national_id)]
+# The validators check the length first, so a digit too many is still the specific code.
+OrgNumber = Annotated[str, AfterValidator(_org_number)]
+NationalId = Annotated[str, AfterValidator(_national_id)]
 # Printable text without control characters (names end up on a card and in e-mails).
 Text = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -188,6 +196,9 @@ class OrderDetails(Model):
 
 
 class OrderSubmitted(Event):
+    # Written by other systems: the ids the inbox deduplicates by are never made up on read.
+    event_id: UUID
+    occurred_at: UtcDatetime
     event_type: Literal["order.submitted"] = "order.submitted"
     revision: int = Field(ge=1, le=1_000_000)
     card_type: Literal["construction", "cleaning"]
@@ -249,6 +260,58 @@ class OrderStatusChanged(Event):
     stage: str
     reasons: list[Reason] = Field(default_factory=list)
     card_number: str | None = None
+
+
+# --------------------------------------------------------------------------- commands
+# Support staff's instructions on hmskort.order.commands.v1 (design.md "Overrides and
+# replays are commands"). They share the events' envelope; `event_id` is the command id:
+# the owning service handles each id once and records who asked, when and why.
+
+StaffId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+CheckName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,39}$")]
+
+
+class Command(Event):
+    actor: StaffId  # the support staff member who gave the command
+    reason: Text | None = None  # why, in their words (never personal data)
+
+
+class OverrideCheck(Command):
+    """Mark one check of one revision as passed by a person, then re-evaluate the order."""
+
+    event_type: Literal["order.override_check"] = "order.override_check"
+    revision: int = Field(ge=1)
+    check: CheckName
+    reason: Text
+
+
+class ReplayOrder(Command):
+    """Run the order again from the stage where it failed (intake or registry_check)."""
+
+    event_type: Literal["order.replay"] = "order.replay"
+    stage: Literal["intake", "registry_check"] | None = None
+
+
+class CancelOrder(Command):
+    """Stop the order: CANCELLED, unless a card is already on its way."""
+
+    event_type: Literal["order.cancel"] = "order.cancel"
+    revision: int = Field(ge=1)
+    reason: Text
+
+
+AnyCommand = Annotated[OverrideCheck | ReplayOrder | CancelOrder, Field(discriminator="event_type")]
+_COMMANDS: TypeAdapter[OverrideCheck | ReplayOrder | CancelOrder] = TypeAdapter(AnyCommand)
+COMMAND_MODELS: dict[str, type[Command]] = {
+    "order.override_check": OverrideCheck,
+    "order.replay": ReplayOrder,
+    "order.cancel": CancelOrder,
+}
+
+
+def parse_command(raw: bytes) -> Command:
+    """Any command of the commands topic; raises pydantic.ValidationError."""
+    return _COMMANDS.validate_json(raw)
 
 
 E = TypeVar("E", bound=Event)

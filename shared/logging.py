@@ -40,11 +40,17 @@ REDACTED = "[redacted]"
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _ELEVEN_DIGITS.sub(REDACTED, value)
+    if isinstance(value, bytes | bytearray):
+        return _scrub(bytes(value).decode(errors="replace"))
     if isinstance(value, Mapping):
         return {k: REDACTED if k in SENSITIVE_KEYS else _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | float):
+        return value
+    # Numbers and any other object are rendered by their text: mask what that shows.
+    text = str(value)
+    return _ELEVEN_DIGITS.sub(REDACTED, text) if _ELEVEN_DIGITS.search(text) else value
 
 
 def redact(

@@ -92,7 +92,7 @@ class Delivery:
         try:
             raw = self.headers.get(HEADER_DUE_AT)
             return int(raw) / 1000 if raw else None
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
 
     @property
@@ -116,7 +116,7 @@ class OrderRef:
         if not isinstance(data, dict):
             return None
         order_id, revision = data.get("order_id"), data.get("revision")
-        if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
+        if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
             return None
         if (
             isinstance(revision, bool)
@@ -183,6 +183,12 @@ class Route(Generic[E]):
     # so no database connection waits on it; `handle` finds the result in `tx.prepared`.
     # A TransientFailure raised here is retried like one raised by `handle`.
     prepare: Callable[[E], Awaitable[object]] | None = None
+    # How to read the bytes when `model.model_validate_json` is not enough (a union of
+    # command types on one topic); must raise pydantic.ValidationError like it.
+    parse: Callable[[bytes], E] | None = None
+    # False when a broken message on this topic says nothing about its order (a support
+    # command): it is dead-lettered without changing the order's status.
+    report_invalid: bool = True
 
 
 class Stage(ABC):
@@ -235,11 +241,12 @@ def reasons_from_validation(exc: ValidationError) -> list[Reason]:
         codes: list[ReasonCode]
         if error["type"] in known:
             codes = [ReasonCode(error["type"])]
-        elif error["type"] == "missing" and loc[:2] == ("documents", "photo"):
+        # A document (or its link) left out, or given as null or not as a document at all.
+        elif loc[:2] == ("documents", "photo") and (error["type"] == "missing" or len(loc) == 2):
             codes = [ReasonCode.PHOTO_MISSING]
-        elif error["type"] == "missing" and loc[:2] == ("documents", "id_copy"):
+        elif loc[:2] == ("documents", "id_copy") and (error["type"] == "missing" or len(loc) == 2):
             codes = [ReasonCode.ID_COPY_MISSING]
-        elif error["type"] == "missing" and loc == ("documents",):
+        elif loc == ("documents",):
             codes = [ReasonCode.PHOTO_MISSING, ReasonCode.ID_COPY_MISSING]
         else:
             codes = [ReasonCode.SCHEMA_INVALID]
@@ -301,7 +308,7 @@ class Processor:
             )
             return
         try:
-            event = parse_event(route.model, d.value)
+            event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
             await self.dead_letter(
                 d, reasons_from_validation(exc), {"validation": _validation_summary(exc)}
@@ -392,7 +399,9 @@ class Processor:
             tx.messages.append(
                 OutgoingMessage(dlt_topic(self.stage.name), key, json.dumps(record).encode())
             )
-            await self.stage.on_invalid(tx, ref, reasons)
+            route = self.stage.routes.get(d.origin_topic)
+            if route is None or route.report_invalid:
+                await self.stage.on_invalid(tx, ref, reasons)
         log.warning("message.dead_lettered", reasons=record["reasons"])
 
     async def _retry_later(self, d: Delivery, event: Any, failure: TransientFailure) -> None:

@@ -21,11 +21,16 @@ class ReasonCode(StrEnum):
     PHOTO_TOO_SMALL = "PHOTO_TOO_SMALL"
     PHOTO_TOO_LARGE = "PHOTO_TOO_LARGE"
     PHOTO_CHECKSUM_MISMATCH = "PHOTO_CHECKSUM_MISMATCH"
+    PHOTO_EMPTY = "PHOTO_EMPTY"
+    PHOTO_PROPORTIONS = "PHOTO_PROPORTIONS"
     ID_COPY_MISSING = "ID_COPY_MISSING"
     ID_COPY_UNREADABLE = "ID_COPY_UNREADABLE"
     ID_COPY_FORMAT = "ID_COPY_FORMAT"
     ID_COPY_TOO_LARGE = "ID_COPY_TOO_LARGE"
     ID_COPY_CHECKSUM_MISMATCH = "ID_COPY_CHECKSUM_MISMATCH"
+    ID_COPY_EMPTY = "ID_COPY_EMPTY"
+    ID_COPY_ENCRYPTED = "ID_COPY_ENCRYPTED"
+    ID_COPY_PAGES = "ID_COPY_PAGES"
     DOCUMENT_FETCH_FAILED = "DOCUMENT_FETCH_FAILED"
     # registry_check
     EMPLOYER_NOT_FOUND = "EMPLOYER_NOT_FOUND"
@@ -102,6 +107,14 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "The photo we fetched is not the one that was uploaded (the checksum does not match). "
         "Upload the photo again.",
     ),
+    ReasonCode.PHOTO_EMPTY: ReasonText(
+        "Bildefilen er tom (0 byte). Last opp bildet på nytt.",
+        "The photo file is empty (0 bytes). Upload the photo again.",
+    ),
+    ReasonCode.PHOTO_PROPORTIONS: ReasonText(
+        "Bildet må være et portrettbilde (stående), med forhold som et passbilde (35 × 45 mm). Beskjær bildet og last det opp på nytt.",
+        "The photo must be a portrait (upright) with the proportions of a passport photo (35 × 45 mm). Crop the photo and upload it again.",
+    ),
     ReasonCode.ID_COPY_MISSING: ReasonText(
         "Kopien av ID-dokumentet mangler eller lenken kan ikke brukes. Last den opp i portalen på "
         "nytt.",
@@ -126,6 +139,18 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "Last den opp på nytt.",
         "The ID copy we fetched is not the one that was uploaded (the checksum does not match). "
         "Upload it again.",
+    ),
+    ReasonCode.ID_COPY_EMPTY: ReasonText(
+        "ID-kopien er tom (0 byte). Last den opp på nytt.",
+        "The ID copy is empty (0 bytes). Upload it again.",
+    ),
+    ReasonCode.ID_COPY_ENCRYPTED: ReasonText(
+        "ID-kopien er en passordbeskyttet PDF. Last opp en PDF uten passord.",
+        "The ID copy is a password-protected PDF. Upload a PDF without a password.",
+    ),
+    ReasonCode.ID_COPY_PAGES: ReasonText(
+        "ID-kopien må ha 1 til 4 sider. Last opp bare sidene av ID-dokumentet.",
+        "The ID copy must have 1 to 4 pages. Upload only the pages of the identity document.",
     ),
     ReasonCode.DOCUMENT_FETCH_FAILED: ReasonText(
         "Vi får ikke hentet dokumentene akkurat nå. Vi prøver igjen automatisk; du trenger ikke "

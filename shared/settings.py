@@ -40,6 +40,13 @@ class Settings(BaseSettings):
 
     # Where accepted documents are kept (shared by intake and production).
     blob_dir: str = "/var/lib/kortflyt/blobs"
+    # Documents are fetched only from here: file:// under upload_dir, http(s):// from the
+    # listed document-store hosts ("host" or "host:port", comma-separated).
+    upload_dir: str = "/var/lib/kortflyt/uploads"
+    document_hosts: str = ""
+    document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    fetch_connect_timeout_s: float = Field(default=3.0, gt=0)
+    fetch_read_timeout_s: float = Field(default=10.0, gt=0)
 
     # production: the card printer's hot folder (one PDF per card + manifest.jsonl) and
     # the issuer named on every card (§ 7).
@@ -59,5 +66,19 @@ class Settings(BaseSettings):
     proof_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pem"
     # Where notify publishes the matching verification key (PEM) for inspectors.
     proof_public_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pub.pem"
+
+    # Registers (registry_check): base URLs, per-register bearer tokens (a JSON object
+    # keyed by register name, e.g. {"aaregisteret": "..."}) and one timeout per call.
+    enhetsregisteret_url: str = "https://data.brreg.no/enhetsregisteret/api"
+    renholdsregisteret_url: str = "http://127.0.0.1:8080/renholdsregisteret/api"
+    bemanningsforetaksregisteret_url: str = "http://127.0.0.1:8080/bemanningsforetaksregisteret/api"
+    aaregisteret_url: str = "http://127.0.0.1:8080/aaregisteret/api"
+    folkeregisteret_url: str = "http://127.0.0.1:8080/folkeregisteret/api"
+    register_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    register_timeout_s: float = Field(default=5.0, gt=0)
+    # An employment not yet in Aa-registeret is re-checked this often, for this long,
+    # before the order needs a person (AWAITING_REGISTER, then NEEDS_ATTENTION).
+    employment_wait_days: float = Field(default=14.0, gt=0)
+    employment_recheck_interval_s: float = Field(default=3600.0, gt=0)
 
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets

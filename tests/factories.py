@@ -6,11 +6,14 @@ Used by the tests, `make run`'s sample orders and the benchmark; never by a serv
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from shared.identifiers import _K1_WEIGHTS, _K2_WEIGHTS, _ORG_WEIGHTS, _mod11_check_digit
+from shared.settings import Settings
 
 _rng = random.Random()
 
@@ -46,8 +49,60 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sample_photo() -> bytes:
+    """A portrait JPEG that passes intake's photo checks (450 x 580)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (450, 580), (200, 215, 230))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((125, 90, 325, 330), fill=(224, 188, 160))
+    draw.rectangle((95, 360, 355, 580), fill=(40, 60, 110))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def sample_id_copy() -> bytes:
+    """A one-page PDF that passes intake's ID copy checks."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def sample_documents(upload_dir: Path) -> dict[str, dict[str, str]]:
+    """Write one valid photo and ID copy into `upload_dir` (once) and return the
+    `documents` field that points at them."""
+    folder = upload_dir / "samples"
+    docs = {
+        "photo": ("photo.jpg", sample_photo, "image/jpeg"),
+        "id_copy": ("id-copy.pdf", sample_id_copy, "application/pdf"),
+    }
+    result = {}
+    for kind, (name, make, content_type) in docs.items():
+        path = folder / name
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(make())
+            tmp.replace(path)
+        result[kind] = {
+            "url": path.resolve().as_uri(),
+            "sha256": sha256(path.read_bytes()),
+            "content_type": content_type,
+        }
+    return result
+
+
 def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, Any]:
-    """An `order.submitted` event as a JSON-ready dict; override any top-level field."""
+    """An `order.submitted` event as a JSON-ready dict; override any top-level field.
+
+    Its documents are real files in the upload directory of the current settings
+    (KORTFLYT_UPLOAD_DIR), so intake accepts them.
+    """
     event: dict[str, Any] = {
         "event_id": str(__import__("uuid").uuid4()),
         "event_type": "order.submitted",
@@ -74,18 +129,7 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
             "end_date": None,
             "agency_org_number": None,
         },
-        "documents": {
-            "photo": {
-                "url": f"file:///var/lib/kortflyt/uploads/{order_id}/photo.jpg",
-                "sha256": sha256(b"photo"),
-                "content_type": "image/jpeg",
-            },
-            "id_copy": {
-                "url": f"file:///var/lib/kortflyt/uploads/{order_id}/id.pdf",
-                "sha256": sha256(b"id"),
-                "content_type": "application/pdf",
-            },
-        },
+        "documents": sample_documents(Path(Settings().upload_dir)),
     }
     event.update(overrides)
     return event

@@ -1,45 +1,87 @@
-"""intake's stage: a submitted order is received, validated and accepted or rejected.
+"""intake's stage: a submitted order is received, its documents fetched and checked, and
+the order accepted or rejected with every problem at once.
 
-Validation of fields and identifiers is the event model itself (shared.events): a
-submission that fails it never reaches `on_submitted` but `on_invalid`, with every
-problem as a reason code. Fetching and checking the photo and ID copy is not done
-yet: it comes with the intake issue (#3); until then documents are passed on by reference.
+- Fields and identifiers are validated by the event model (shared.events); a submission
+  that fails it goes to `on_invalid` with its reason codes.
+- Documents are fetched and inspected in `check_documents`, before the transaction (no
+  connection waits on a document store). A fetch that fails for now raises
+  `TransientFailure`: the order stays RECEIVED with a retryable DOCUMENT_FETCH_FAILED and
+  comes back from intake's retry topic; after the last try it needs attention.
+- Only the newest revision of an order counts: an older revision arriving late and a
+  second event for the same revision change nothing.
+- The ID copy is deleted when the order reaches a closed status (`on_status`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from shared.events import OrderAccepted, OrderSubmitted, Reason, Status
+from services.intake.documents import Inspected, Kind, inspect
+from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
+from shared.blobstore import BlobStore, DirectoryBlobStore
+from shared.events import (
+    CLOSED_STATUSES,
+    DocumentRef,
+    OrderAccepted,
+    OrderStatusChanged,
+    OrderSubmitted,
+    Reason,
+    Status,
+)
 from shared.logging import get_logger
-from shared.messaging import OrderRef, Route, Stage, Tx
+from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
+from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_ACCEPTED, ORDER_SUBMITTED
+from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
 
+Progress = Literal["new", "resume", "stale"]
 
-async def claim_revision(conn: Connection, order_id: str, revision: int, status: Status) -> bool:
-    """Record `revision` as the order's latest; False when it is not newer than the known one.
 
-    A late older revision and a second event for the same revision change nothing.
-    """
-    row = await conn.fetchval(
-        "INSERT INTO orders (order_id, revision, status) VALUES ($1, $2, $3)"
-        " ON CONFLICT (order_id) DO UPDATE SET revision = EXCLUDED.revision,"
-        " status = EXCLUDED.status, updated_at = now()"
-        " WHERE orders.revision < EXCLUDED.revision RETURNING true",
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of the document checks: problems, or the blob keys of what was stored."""
+
+    reasons: list[Reason] = field(default_factory=list)
+    stored: dict[Kind, str] = field(default_factory=dict)
+
+
+async def begin(conn: Connection, order_id: str, revision: int) -> tuple[Progress, int]:
+    """Where this revision stands: new (tell the employer it was received), resumed after a
+    retry, or stale (an older or already handled revision). Locks the order's row."""
+    await conn.execute(
+        "INSERT INTO orders (order_id, revision, status) VALUES ($1, 0, 'NEW')"
+        " ON CONFLICT DO NOTHING",
+        order_id,
+    )
+    row = await conn.fetchrow(
+        "SELECT revision, status FROM orders WHERE order_id = $1 FOR UPDATE", order_id
+    )
+    assert row is not None
+    known: int = row["revision"]
+    if row["status"] == "NEW" or known < revision:
+        await set_status(conn, order_id, revision, Status.RECEIVED)
+        return "new", known
+    if known == revision and row["status"] == Status.RECEIVED.value:
+        return "resume", known
+    log.info("order.revision_ignored", revision=revision, known=known)
+    return "stale", known
+
+
+async def set_status(conn: Connection, order_id: str, revision: int, status: Status) -> None:
+    await conn.execute(
+        "UPDATE orders SET revision = $2, status = $3, updated_at = now() WHERE order_id = $1",
         order_id,
         revision,
         status.value,
     )
-    if not row:
-        log.info("order.revision_ignored", revision=revision)
-    return bool(row)
 
 
 class Intake(Stage):
@@ -47,13 +89,82 @@ class Intake(Stage):
     migrations = Path(__file__).parent / "migrations"
     invalid_status = Status.DOCUMENTS_REJECTED
 
-    def __init__(self) -> None:
-        self.routes = {ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted)}
+    def __init__(self, fetcher: Fetcher, blobs: BlobStore) -> None:
+        self.fetcher = fetcher
+        self.blobs = blobs
+        self.routes = {
+            ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
+            ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
+        }
+
+    # ------------------------------------------------------------------ documents
+
+    async def check_documents(self, event: OrderSubmitted) -> Checked:
+        docs: dict[Kind, DocumentRef] = {
+            "photo": event.documents.photo,
+            "id_copy": event.documents.id_copy,
+        }
+        outcomes = await asyncio.gather(*(self._check(kind, ref) for kind, ref in docs.items()))
+        transient = [kind for kind, outcome in zip(docs, outcomes, strict=True) if outcome is None]
+        if transient:
+            raise TransientFailure(
+                Reason.of(ReasonCode.DOCUMENT_FETCH_FAILED, f"documents.{transient[0]}"),
+                Status.RECEIVED,
+            )
+        reasons = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
+        if reasons:
+            return Checked(reasons=reasons)
+        stored: dict[Kind, str] = {}
+        for kind, outcome in zip(docs, outcomes, strict=True):
+            assert isinstance(outcome, Inspected)
+            key = f"{kind.replace('_', '-')}s/{event.order_id}/{event.revision}.{outcome.extension}"
+            await self.blobs.put(key, outcome.stored)
+            stored[kind] = key
+        return Checked(stored=stored)
+
+    async def _check(self, kind: Kind, ref: DocumentRef) -> Inspected | list[Reason] | None:
+        """The inspected document, its problems, or None when it could not be fetched now."""
+        try:
+            data = await self.fetcher.fetch(ref.url)
+        except FetchFailed as exc:
+            log.warning("document.fetch_failed", kind=kind, error=str(exc))
+            return None
+        except DocumentUnavailable as exc:
+            suffix = "TOO_LARGE" if exc.too_large else "MISSING"
+            code = ReasonCode(f"{'PHOTO' if kind == 'photo' else 'ID_COPY'}_{suffix}")
+            return [Reason.of(code, f"documents.{kind}", "" if exc.too_large else exc.detail)]
+        result = inspect(kind, data, ref.sha256)
+        log.info(
+            "document.checked",
+            kind=kind,
+            size=len(data),
+            problems=[r.code.value for r in result] if isinstance(result, list) else [],
+        )
+        return result
+
+    # ------------------------------------------------------------------ handlers
 
     async def on_submitted(self, tx: Tx, event: OrderSubmitted) -> None:
-        if not await claim_revision(tx.conn, event.order_id, event.revision, Status.ACCEPTED):
+        checked = tx.prepared
+        assert isinstance(checked, Checked)
+        progress, known = await begin(tx.conn, event.order_id, event.revision)
+        if progress == "stale":
+            if known > event.revision:  # a late old revision: forget what it stored
+                for key in checked.stored.values():
+                    await self.blobs.delete(key)
             return
-        tx.status(event.order_id, event.revision, Status.RECEIVED)
+        if progress == "new":
+            tx.status(event.order_id, event.revision, Status.RECEIVED)
+        if checked.reasons:
+            await set_status(tx.conn, event.order_id, event.revision, Status.DOCUMENTS_REJECTED)
+            tx.status(event.order_id, event.revision, Status.DOCUMENTS_REJECTED, checked.reasons)
+            return
+        await tx.conn.executemany(
+            "INSERT INTO documents (order_id, revision, kind, blob_key) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            [(event.order_id, event.revision, kind, key) for kind, key in checked.stored.items()],
+        )
+        await set_status(tx.conn, event.order_id, event.revision, Status.ACCEPTED)
         tx.emit(
             ORDER_ACCEPTED,
             OrderAccepted(
@@ -61,17 +172,58 @@ class Intake(Stage):
                 revision=event.revision,
                 order=event.details(),
                 documents=event.documents,
+                photo_key=checked.stored.get("photo"),
             ),
         )
         tx.status(event.order_id, event.revision, Status.ACCEPTED)
 
+    async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
+        """A closed order no longer needs its ID copy: delete it (personal data)."""
+        if event.status not in CLOSED_STATUSES:
+            return
+        rows = await tx.conn.fetch(
+            "UPDATE documents SET deleted_at = now() WHERE order_id = $1 AND revision <= $2"
+            " AND kind = 'id_copy' AND deleted_at IS NULL RETURNING blob_key",
+            event.order_id,
+            event.revision,
+        )
+        for row in rows:
+            await self.blobs.delete(row["blob_key"])
+            log.info("id_copy.deleted", status=event.status.value)
+
+    # ------------------------------------------------------------------ failures
+
     async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
         # Tell the employer only about the order's newest revision.
-        if ref is not None and await claim_revision(
-            tx.conn, ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED
-        ):
+        if ref is None:
+            return
+        progress, _known = await begin(tx.conn, ref.order_id, ref.revision)
+        if progress != "stale":
+            await set_status(tx.conn, ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED)
             tx.status(ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED, reasons)
 
+    async def on_transient(
+        self, tx: Tx, event: OrderSubmitted, failure: TransientFailure, attempt: int
+    ) -> None:
+        # RECEIVED once, with the retryable reason; later tries change nothing visible.
+        progress, _known = await begin(tx.conn, event.order_id, event.revision)
+        if progress == "new":
+            tx.status(event.order_id, event.revision, Status.RECEIVED, [failure.reason])
 
-def build(_settings: Settings) -> Stage:
-    return Intake()
+    async def on_exhausted(self, tx: Tx, event: OrderSubmitted, failure: TransientFailure) -> None:
+        progress, _known = await begin(tx.conn, event.order_id, event.revision)
+        if progress != "stale":
+            await set_status(tx.conn, event.order_id, event.revision, Status.NEEDS_ATTENTION)
+            await super().on_exhausted(tx, event, failure)
+
+
+def build(settings: Settings) -> Stage:
+    hosts = frozenset(h.strip().lower() for h in settings.document_hosts.split(",") if h.strip())
+    fetcher = DocumentFetcher(
+        Path(settings.upload_dir),
+        hosts,
+        settings.document_max_bytes,
+        settings.fetch_connect_timeout_s,
+        settings.fetch_read_timeout_s,
+    )
+    return Intake(fetcher, DirectoryBlobStore(Path(settings.blob_dir)))

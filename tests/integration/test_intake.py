@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from services.intake.stage import Intake
+from services.intake.stage import build
 from shared.db import create_pool, migrate
 from shared.events import OrderAccepted, OrderStatusChanged, Status
 from shared.messaging import Delivery, Processor
@@ -25,7 +25,7 @@ from tests.factories import submitted
 @pytest.fixture
 async def intake(settings: Settings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
     """intake's processor on a schema of its own (the real migrations)."""
-    stage = Intake()
+    stage = build(settings)
     stage.name = f"it_intake_{__import__('uuid').uuid4().hex[:8]}"
     await migrate(settings.database_url, stage.name, stage.migrations)
     pool = await create_pool(settings.database_url, stage.name, 5)

@@ -65,7 +65,7 @@ async def test_a_failing_message_is_retried_in_place_and_blocks_the_commit_point
         if attempts["n"] < 3:
             raise RuntimeError("transient bug")
 
-    dispatcher = KeyedDispatcher(handle, max_in_flight=2, name="t")
+    dispatcher = KeyedDispatcher(handle, max_in_flight=2, name="t", retry_pause_s=0.01)
     await dispatcher.submit(d(0, b"A"))
     assert await dispatcher.drain(1.0)
     assert attempts["n"] == 3
