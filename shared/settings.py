@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     fetch_connect_timeout_s: float = Field(default=3.0, gt=0)
     fetch_read_timeout_s: float = Field(default=10.0, gt=0)
+    # Documents held and decoded at once per intake process: bounds its memory.
+    document_fetch_concurrency: int = Field(default=16, ge=1)
+    document_decode_concurrency: int = Field(default=2, ge=1)
 
     # production: the card printer's hot folder (one PDF per card + manifest.jsonl) and
     # the issuer named on every card (§ 7).

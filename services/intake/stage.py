@@ -19,23 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from services.intake import commands
 from services.intake.documents import Inspected, Kind, inspect
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
     CLOSED_STATUSES,
+    Command,
     DocumentRef,
     OrderAccepted,
     OrderStatusChanged,
     OrderSubmitted,
     Reason,
     Status,
+    parse_command,
 )
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 Progress = Literal["new", "resume", "stale"]
+BLOB_FOLDERS: dict[Kind, str] = {"photo": "photos", "id_copy": "id-copies"}
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,25 @@ class Intake(Stage):
     migrations = Path(__file__).parent / "migrations"
     invalid_status = Status.DOCUMENTS_REJECTED
 
-    def __init__(self, fetcher: Fetcher, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        blobs: BlobStore,
+        fetch_concurrency: int = 16,
+        decode_concurrency: int = 2,
+    ) -> None:
         self.fetcher = fetcher
         self.blobs = blobs
+        # Memory stays bounded whatever is sent: at most this many documents are held
+        # (each at most document_max_bytes) and this many decoded (at most max_pixels).
+        self._fetching = asyncio.Semaphore(fetch_concurrency)
+        self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
+            ORDER_COMMANDS: Route(
+                Command, commands.on_command, parse=parse_command, report_invalid=False
+            ),
         }
 
     # ------------------------------------------------------------------ documents
@@ -117,23 +134,25 @@ class Intake(Stage):
         stored: dict[Kind, str] = {}
         for kind, outcome in zip(docs, outcomes, strict=True):
             assert isinstance(outcome, Inspected)
-            key = f"{kind.replace('_', '-')}s/{event.order_id}/{event.revision}.{outcome.extension}"
+            key = f"{BLOB_FOLDERS[kind]}/{event.order_id}/{event.revision}.{outcome.extension}"
             await self.blobs.put(key, outcome.stored)
             stored[kind] = key
         return Checked(stored=stored)
 
     async def _check(self, kind: Kind, ref: DocumentRef) -> Inspected | list[Reason] | None:
         """The inspected document, its problems, or None when it could not be fetched now."""
-        try:
-            data = await self.fetcher.fetch(ref.url)
-        except FetchFailed as exc:
-            log.warning("document.fetch_failed", kind=kind, error=str(exc))
-            return None
-        except DocumentUnavailable as exc:
-            suffix = "TOO_LARGE" if exc.too_large else "MISSING"
-            code = ReasonCode(f"{'PHOTO' if kind == 'photo' else 'ID_COPY'}_{suffix}")
-            return [Reason.of(code, f"documents.{kind}", "" if exc.too_large else exc.detail)]
-        result = inspect(kind, data, ref.sha256)
+        async with self._fetching:
+            try:
+                data = await self.fetcher.fetch(ref.url)
+            except FetchFailed as exc:
+                log.warning("document.fetch_failed", kind=kind, error=str(exc))
+                return None
+            except DocumentUnavailable as exc:
+                suffix = "TOO_LARGE" if exc.too_large else "MISSING"
+                code = ReasonCode(f"{'PHOTO' if kind == 'photo' else 'ID_COPY'}_{suffix}")
+                return [Reason.of(code, f"documents.{kind}", "" if exc.too_large else exc.detail)]
+            async with self._decoding:  # decoding is CPU work: off the event loop
+                result = await asyncio.to_thread(inspect, kind, data, ref.sha256)
         log.info(
             "document.checked",
             kind=kind,
@@ -155,6 +174,7 @@ class Intake(Stage):
             return
         if progress == "new":
             tx.status(event.order_id, event.revision, Status.RECEIVED)
+        await commands.remember_submission(tx.conn, event)
         if checked.reasons:
             await set_status(tx.conn, event.order_id, event.revision, Status.DOCUMENTS_REJECTED)
             tx.status(event.order_id, event.revision, Status.DOCUMENTS_REJECTED, checked.reasons)
@@ -214,6 +234,7 @@ class Intake(Stage):
         progress, _known = await begin(tx.conn, event.order_id, event.revision)
         if progress != "stale":
             await set_status(tx.conn, event.order_id, event.revision, Status.NEEDS_ATTENTION)
+            await commands.remember_submission(tx.conn, event)
             await super().on_exhausted(tx, event, failure)
 
 
@@ -226,4 +247,9 @@ def build(settings: Settings) -> Stage:
         settings.fetch_connect_timeout_s,
         settings.fetch_read_timeout_s,
     )
-    return Intake(fetcher, DirectoryBlobStore(Path(settings.blob_dir)))
+    return Intake(
+        fetcher,
+        DirectoryBlobStore(Path(settings.blob_dir)),
+        settings.document_fetch_concurrency,
+        settings.document_decode_concurrency,
+    )
