@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     fetch_connect_timeout_s: float = Field(default=3.0, gt=0)
     fetch_read_timeout_s: float = Field(default=10.0, gt=0)
-    # Documents held and decoded at once per intake process: bounds its memory.
+    # Documents held in memory and decoded at once per intake process: bounds its memory
+    # (fetches still waiting for a slow store hold no slot).
     document_fetch_concurrency: int = Field(default=16, ge=1)
     document_decode_concurrency: int = Field(default=2, ge=1)
 

@@ -2,14 +2,18 @@
 http(s):// from the configured document-store hosts, nothing else.
 
 Bodies are streamed with connect and read timeouts and a hard size cap; the declared size
-and type are never trusted. Outcomes: the bytes; `DocumentUnavailable` for what will not
-change by trying again (refused URL, 404, too large); `FetchFailed` for what may (timeout,
-refused connection, 5xx, a cut-off body).
+and type are never trusted. `open(url)` yields the bytes while holding one of a fixed
+number of body slots, so however many fetches wait on slow servers, at most
+`body_slots` documents are in memory at once. Outcomes: the bytes; `DocumentUnavailable`
+for what will not change by trying again (refused URL, 404, too large); `FetchFailed` for
+what may (timeout, refused connection, 5xx, a cut-off body).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -31,7 +35,7 @@ class FetchFailed(Exception):
 
 
 class Fetcher(Protocol):
-    async def fetch(self, url: str) -> bytes: ...
+    def open(self, url: str) -> contextlib.AbstractAsyncContextManager[bytes]: ...
 
 
 class DocumentFetcher:
@@ -42,8 +46,10 @@ class DocumentFetcher:
         max_bytes: int,
         connect_timeout_s: float,
         read_timeout_s: float,
+        body_slots: int = 16,
     ) -> None:
         self.upload_dir = upload_dir.resolve()
+        self._slots = asyncio.Semaphore(body_slots)
         self.allowed_hosts = allowed_hosts
         self.max_bytes = max_bytes
         self._client = httpx.AsyncClient(
@@ -55,24 +61,50 @@ class DocumentFetcher:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str) -> bytes:
+    @contextlib.asynccontextmanager
+    async def open(self, url: str) -> AsyncIterator[bytes]:
+        """The document's bytes, held in one body slot until the block ends."""
         try:
             parts = urlsplit(url)
         except ValueError as exc:
             raise DocumentUnavailable("the link is not a valid URL") from exc
         if parts.scheme == "file":
-            return await asyncio.to_thread(self._read_file, parts.netloc, unquote(parts.path))
-        if parts.scheme in ("http", "https"):
-            host = (parts.hostname or "").lower()
-            where = f"{host}:{parts.port}" if parts.port else host
-            if host not in self.allowed_hosts and where not in self.allowed_hosts:
-                raise DocumentUnavailable(
-                    "the link points to a server that is not our document store"
-                )
-            if parts.username or parts.password:
-                raise DocumentUnavailable("the link must not carry credentials")
-            return await self._get(url)
-        raise DocumentUnavailable("only links to the portal's document store can be used")
+            async with self._slots:
+                yield await asyncio.to_thread(self._read_file, parts.netloc, unquote(parts.path))
+            return
+        if parts.scheme not in ("http", "https"):
+            raise DocumentUnavailable("only links to the portal's document store can be used")
+        host = (parts.hostname or "").lower()
+        where = f"{host}:{parts.port}" if parts.port else host
+        if host not in self.allowed_hosts and where not in self.allowed_hosts:
+            raise DocumentUnavailable("the link points to a server that is not our document store")
+        if parts.username or parts.password:
+            raise DocumentUnavailable("the link must not carry credentials")
+        request = self._client.stream("GET", url)
+        try:
+            response = await request.__aenter__()
+        except httpx.TransportError as exc:  # timeouts, refused, reset
+            raise FetchFailed(type(exc).__name__) from exc
+        try:
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                raise FetchFailed(f"document store answered {response.status_code}")
+            if response.status_code != 200:
+                raise DocumentUnavailable(f"the document store answered {response.status_code}")
+            async with self._slots:  # a slot only once the store has started to answer
+                yield await self._read_body(response)
+        finally:
+            await request.__aexit__(None, None, None)
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise DocumentUnavailable("larger than allowed", too_large=True)
+        except httpx.TransportError as exc:  # a read timeout or a cut-off body
+            raise FetchFailed(type(exc).__name__) from exc
+        return bytes(body)
 
     def _read_file(self, netloc: str, path: str) -> bytes:
         if netloc not in ("", "localhost"):
@@ -90,19 +122,3 @@ class DocumentFetcher:
         if len(data) > self.max_bytes:
             raise DocumentUnavailable("larger than allowed", too_large=True)
         return data
-
-    async def _get(self, url: str) -> bytes:
-        try:
-            async with self._client.stream("GET", url) as response:
-                if response.status_code >= 500 or response.status_code in (408, 429):
-                    raise FetchFailed(f"document store answered {response.status_code}")
-                if response.status_code != 200:
-                    raise DocumentUnavailable(f"the document store answered {response.status_code}")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise DocumentUnavailable("larger than allowed", too_large=True)
-                return bytes(body)
-        except httpx.TransportError as exc:  # timeouts, refused, reset, cut-off bodies
-            raise FetchFailed(type(exc).__name__) from exc

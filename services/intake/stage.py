@@ -97,14 +97,13 @@ class Intake(Stage):
         self,
         fetcher: Fetcher,
         blobs: BlobStore,
-        fetch_concurrency: int = 16,
         decode_concurrency: int = 2,
     ) -> None:
         self.fetcher = fetcher
         self.blobs = blobs
-        # Memory stays bounded whatever is sent: at most this many documents are held
-        # (each at most document_max_bytes) and this many decoded (at most max_pixels).
-        self._fetching = asyncio.Semaphore(fetch_concurrency)
+        # Memory stays bounded whatever is sent: the fetcher holds at most a fixed number
+        # of documents (each at most document_max_bytes), and at most this many are
+        # decoded at once (each at most max_pixels).
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
@@ -141,22 +140,22 @@ class Intake(Stage):
 
     async def _check(self, kind: Kind, ref: DocumentRef) -> Inspected | list[Reason] | None:
         """The inspected document, its problems, or None when it could not be fetched now."""
-        async with self._fetching:
-            try:
-                data = await self.fetcher.fetch(ref.url)
-            except FetchFailed as exc:
-                log.warning("document.fetch_failed", kind=kind, error=str(exc))
-                return None
-            except DocumentUnavailable as exc:
-                suffix = "TOO_LARGE" if exc.too_large else "MISSING"
-                code = ReasonCode(f"{'PHOTO' if kind == 'photo' else 'ID_COPY'}_{suffix}")
-                return [Reason.of(code, f"documents.{kind}", "" if exc.too_large else exc.detail)]
-            async with self._decoding:  # decoding is CPU work: off the event loop
+        try:
+            async with self.fetcher.open(ref.url) as data, self._decoding:
+                # Decoding is CPU work: off the event loop.
                 result = await asyncio.to_thread(inspect, kind, data, ref.sha256)
+                size = len(data)
+        except FetchFailed as exc:
+            log.warning("document.fetch_failed", kind=kind, error=str(exc))
+            return None
+        except DocumentUnavailable as exc:
+            suffix = "TOO_LARGE" if exc.too_large else "MISSING"
+            code = ReasonCode(f"{'PHOTO' if kind == 'photo' else 'ID_COPY'}_{suffix}")
+            return [Reason.of(code, f"documents.{kind}", "" if exc.too_large else exc.detail)]
         log.info(
             "document.checked",
             kind=kind,
-            size=len(data),
+            size=size,
             problems=[r.code.value for r in result] if isinstance(result, list) else [],
         )
         return result
@@ -246,10 +245,8 @@ def build(settings: Settings) -> Stage:
         settings.document_max_bytes,
         settings.fetch_connect_timeout_s,
         settings.fetch_read_timeout_s,
+        settings.document_fetch_concurrency,
     )
     return Intake(
-        fetcher,
-        DirectoryBlobStore(Path(settings.blob_dir)),
-        settings.document_fetch_concurrency,
-        settings.document_decode_concurrency,
+        fetcher, DirectoryBlobStore(Path(settings.blob_dir)), settings.document_decode_concurrency
     )
