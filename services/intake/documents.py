@@ -145,7 +145,7 @@ def _reencode(image: Image.Image, max_side: int) -> bytes:
     if max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side))
     out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=90, optimize=True)
+    rgb.save(out, format="JPEG", quality=90)
     return out.getvalue()
 
 
