@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     # listed document-store hosts ("host" or "host:port", comma-separated).
     upload_dir: str = "/var/lib/kortflyt/uploads"
     document_hosts: str = ""
-    document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     fetch_connect_timeout_s: float = Field(default=3.0, gt=0)
     fetch_read_timeout_s: float = Field(default=10.0, gt=0)
     # Documents held in memory and decoded at once per intake process: bounds its memory

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from services.intake import commands
-from services.intake.documents import Inspected, Kind, inspect
+from services.intake.documents import LIMITS, Inspected, Kind, inspect
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
@@ -102,7 +102,7 @@ class Intake(Stage):
         self.fetcher = fetcher
         self.blobs = blobs
         # Memory stays bounded whatever is sent: the fetcher holds at most a fixed number
-        # of documents (each at most document_max_bytes), and at most this many are
+        # of documents (each at most LIMITS.max_bytes), and at most this many are
         # decoded at once (each at most max_pixels).
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
@@ -242,7 +242,7 @@ def build(settings: Settings) -> Stage:
     fetcher = DocumentFetcher(
         Path(settings.upload_dir),
         hosts,
-        settings.document_max_bytes,
+        LIMITS.max_bytes,
         settings.fetch_connect_timeout_s,
         settings.fetch_read_timeout_s,
         settings.document_fetch_concurrency,
