@@ -55,7 +55,8 @@ RUN groupadd --system --gid 10001 kortflyt \
  && useradd --system --uid 10001 --gid kortflyt --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin kortflyt \
  && install -d -o kortflyt -g kortflyt -m 0750 \
-        /var/lib/kortflyt/blobs /var/lib/kortflyt/uploads /var/lib/kortflyt/spool
+        /var/lib/kortflyt/blobs /var/lib/kortflyt/uploads /var/lib/kortflyt/spool \
+        /var/lib/kortflyt/keys
 
 WORKDIR /app
 

@@ -1,10 +1,18 @@
-"""Card validity (design.md, the rules): pure functions of dates."""
+"""Card validity and what a card shows (design.md, the rules): pure functions of plain values."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
 
 from shared.events import OrderDetails
+from shared.identifiers import is_d_number
+
+CardType = Literal["construction", "cleaning"]
+
+VALID_YEARS = 2  # § 8: two years, and only while the employment lasts
+INACTIVE_D_NUMBER_DAYS = 30
 
 
 def add_years(day: date, years: int) -> date:
@@ -14,12 +22,65 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def valid_until(issued_on: date, order: OrderDetails) -> date:
-    """Two years after issue, never past the employment's end (§ 8).
+def valid_until(issued_on: date, order: OrderDetails, d_number_active: bool | None) -> date:
+    """The earliest of: two years after issue, the employment's end, and, for a worker
+    whose D-number Folkeregisteret reports as inactive, 30 days after issue.
 
-    The 30-day limit for an inactive D-number needs Folkeregisteret's answer and comes
-    with the card production issue (#5).
+    `d_number_active` None means the register's answer is unknown; the D-number is then
+    treated as active (no 30-day limit), so a missing answer never shortens a card.
     """
-    until = add_years(issued_on, 2)
-    end = order.employment.end_date
-    return min(until, end) if end is not None else until
+    limits = [add_years(issued_on, VALID_YEARS)]
+    if order.employment.end_date is not None:
+        limits.append(order.employment.end_date)
+    national_id = order.worker.national_id
+    if national_id is not None and is_d_number(national_id) and d_number_active is False:
+        limits.append(issued_on + timedelta(days=INACTIVE_D_NUMBER_DAYS))
+    return min(limits)
+
+
+def holder_name(order: OrderDetails) -> str:
+    return f"{order.worker.given_name} {order.worker.family_name}"
+
+
+@dataclass(frozen=True)
+class CardFace:
+    """Everything the printed card shows (§ 7), in one value the print file is made from."""
+
+    card_number: str
+    card_type: CardType
+    holder_name: str
+    birth_date: date
+    employer_name: str
+    employer_org_number: str  # the main unit's (hovedenhet)
+    issued_on: date
+    valid_until: date
+    issuer: str
+
+
+# The card type in large letters on both sides, bokmål / English.
+CARD_TYPE_LABEL: dict[CardType, str] = {
+    "construction": "BYGG OG ANLEGG / CONSTRUCTION",
+    "cleaning": "RENHOLD / CLEANING",
+}
+
+# The regulation each card type is issued under, printed on the back (one line each).
+CARD_TYPE_REGULATION: dict[CardType, tuple[str, ...]] = {
+    "construction": (
+        "Forskrift om HMS-kort på bygge- og anleggsplasser",
+        "(FOR-2007-03-30-366)",
+    ),
+    "cleaning": (
+        "Renholdsforskriften (FOR-2012-05-08-408). Gjelder også på",
+        "bygge- og anleggsplasser / Also valid on construction sites.",
+    ),
+}
+
+
+def card_date(day: date) -> str:
+    """Dates on a card and in e-mails: DD.MM.YYYY, as Norwegians write them."""
+    return day.strftime("%d.%m.%Y")
+
+
+def print_file_name(card_number: str) -> str:
+    """One name per card, so writing a card's file again can only replace it."""
+    return f"HMSKORT-{card_number}.pdf"

@@ -1,21 +1,32 @@
-"""production's stage: an approved order gets exactly one card number and card record.
+"""production's stage: an approved order gets exactly one card, then exactly one print file.
 
-The print file (PDF for the card printer) comes with the card production issue (#5).
+`on_approved` (in the message's transaction) allocates the card number, records the card
+in the register with its validity and what the card shows, and tells the order
+`IN_PRODUCTION`. The print file is made after that commit by the spooler
+(services/production/spooler.py), which then emits `card.produced` and `PRODUCED`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.production.domain import valid_until
-from shared.events import CardProduced, OrderApproved, Status
+import asyncpg
+
+from services.production.domain import holder_name, valid_until
+from services.production.spool import DirectorySpool
+from services.production.spooler import Spooler, wake_channel
+from shared.blobstore import DirectoryBlobStore
+from shared.events import OrderApproved, Status
 from shared.identifiers import card_number
+from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
 from shared.settings import Settings
-from shared.topics import CARD_PRODUCED, ORDER_APPROVED
+from shared.topics import ORDER_APPROVED
 
 log = get_logger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
@@ -36,33 +47,41 @@ class Production(Stage):
             # Redelivered or replayed: the order has its card; never make a second one.
             log.info("card.already_produced", card_number=existing)
             return
-        tx.status(event.order_id, event.revision, Status.IN_PRODUCTION)
+        order = event.order
         number = card_number(await tx.conn.fetchval("SELECT nextval('card_number_seq')"))
         issued_on = datetime.now(OSLO).date()
-        until = valid_until(issued_on, event.order)
+        until = valid_until(issued_on, order, event.d_number_active)
         await tx.conn.execute(
-            "INSERT INTO cards (card_number, order_id, revision, card_type, issued_on, valid_until)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO cards (card_number, order_id, revision, card_type, issued_on,"
+            " valid_until, holder_name, birth_date, employer_name, employer_org_number,"
+            " photo_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             number,
             event.order_id,
             event.revision,
-            event.order.card_type,
+            order.card_type,
             issued_on,
             until,
+            holder_name(order),
+            order.worker.birth_date,
+            order.employer.name,
+            order.employer.org_number,
+            event.photo_key,
         )
-        tx.emit(
-            CARD_PRODUCED,
-            CardProduced(
-                order_id=event.order_id,
-                revision=event.revision,
-                card_number=number,
-                card_type=event.order.card_type,
-                issued_on=issued_on,
-                valid_until=until,
-            ),
+        # Delivered at commit: the spooler prints the card as soon as it exists.
+        await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
+        tx.status(event.order_id, event.revision, Status.IN_PRODUCTION, card_number=number)
+        log.info("card.allocated", card_number=number, valid_until=until.isoformat())
+
+    def background(
+        self, pool: asyncpg.Pool, settings: Settings
+    ) -> Sequence[Coroutine[Any, Any, None]]:
+        spooler = Spooler(
+            self.name,
+            DirectorySpool(Path(settings.print_spool_dir)),
+            DirectoryBlobStore(Path(settings.blob_dir)),
+            settings,
         )
-        tx.status(event.order_id, event.revision, Status.PRODUCED, card_number=number)
-        log.info("card.produced", card_number=number)
+        return [run_as_leader(settings.database_url, self.name, "spooler", spooler.run)]
 
 
 def build(_settings: Settings) -> Stage:

@@ -236,6 +236,20 @@ def test_the_services_are_configured_for_the_containers_around_them() -> None:
     assert environment["KORTFLYT_BLOB_DIR"] == BLOB_DIR
     assert environment["KORTFLYT_UPLOAD_DIR"] == UPLOAD_DIR
     assert environment["KORTFLYT_PRINT_SPOOL_DIR"] == SPOOL_DIR
+    # notify mails through the dev mail sink unless KORTFLYT_SMTP_HOST names a relay
+    assert (environment["KORTFLYT_SMTP_HOST"], environment["KORTFLYT_SMTP_PORT"]) == (
+        "mail-sink",
+        "1025",
+    )
+
+
+def test_notify_keeps_its_proof_signing_key_on_a_named_volume() -> None:
+    environment = app_service("notify")["environment"]
+    keys = named_volume_mounts(app_service("notify"))
+    key_dir = str(Path(environment["KORTFLYT_PROOF_KEY_FILE"]).parent)
+    assert key_dir in keys
+    assert str(Path(environment["KORTFLYT_PROOF_PUBLIC_KEY_FILE"]).parent) == key_dir
+    assert keys[key_dir] in load_config()["volumes"]
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -377,7 +391,9 @@ def test_the_dev_services_are_present_with_the_profile() -> None:
     dev = services("dev")
     assert set(DEV_SERVICES) <= set(dev)
     assert dev["fake-registers"]["command"] == ["python", "-m", "tests.fakes.registers"]
-    assert dev["mail-sink"]["command"] == ["python", "-m", "tests.fakes.mail_sink"]
+    assert dev["mail-sink"]["command"][:3] == ["python", "-m", "tests.fakes.mail_sink"]
+    # the sink listens on every interface of its container, so the services reach it
+    assert dev["mail-sink"]["command"][3:7] == ["--host", "0.0.0.0", "--port", "1025"]  # noqa: S104
     assert "8080" in dev["fake-registers"]["expose"]
     assert "1025" in dev["mail-sink"]["expose"]
     for name in DEV_SERVICES:

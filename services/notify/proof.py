@@ -1,0 +1,305 @@
+"""Proof of order (bestillingsbevis): a one-page PDF that an inspector can check is genuine.
+
+The scheme: the PDF is made as usual, then one line is appended after its `%%EOF`:
+
+    %KORTFLYT-PROOF-SIGNATURE ed25519 <key id> <base64 signature>
+
+where the signature is Ed25519 over `kortflyt-proof-v1\\n` followed by every byte of the
+PDF before that line, and the key id is the first 16 hex digits of the SHA-256 of the raw
+public key. PDF readers ignore the trailing comment line, so the file opens as usual;
+changing, adding or removing any byte before it (or after it) breaks the signature.
+
+The private key is a PEM file (KORTFLYT_PROOF_KEY_FILE), made on first use when missing;
+notify publishes the public key as PEM (KORTFLYT_PROOF_PUBLIC_KEY_FILE), and prints it:
+
+    python -m services.notify.proof public-key
+    python -m services.notify.proof verify FILE [--public-key PEM]   # exit 0 valid, 1 not
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import io
+import os
+import sys
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+import reportlab
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from reportlab.lib.colors import HexColor, black
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+
+from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL, day
+from shared.events import Status
+
+MARKER = b"%KORTFLYT-PROOF-SIGNATURE"
+CONTEXT = b"kortflyt-proof-v1\n"
+REGULAR, BOLD = "ProofVera", "ProofVera-Bold"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key at `path`; made there (mode 0600) the first time, by one process."""
+    if path.exists():
+        return load_private_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another instance made it first: use that one
+        return load_private_key(path)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    return key
+
+
+def publish_public_key(public_key: Ed25519PublicKey, path: Path) -> None:
+    """Write the verification key for inspectors (atomically, only when it changed)."""
+    pem = public_pem(public_key)
+    if path.exists() and path.read_bytes() == pem:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- sign, verify
+
+
+def sign(pdf: bytes, private_key: Ed25519PrivateKey) -> bytes:
+    signature = base64.b64encode(private_key.sign(CONTEXT + pdf))
+    kid = key_id(private_key.public_key()).encode()
+    return pdf + b"\n" + MARKER + b" ed25519 " + kid + b" " + signature + b"\n"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    valid: bool
+    reason: str
+
+
+def verify(data: bytes, public_key: Ed25519PublicKey) -> Verdict:
+    """Whether `data` is a proof signed by `public_key`, with a one-line reason."""
+    if not data.endswith(b"\n"):
+        return Verdict(False, "not a signed proof of order: no signature line at the end")
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    line, signed = data[start:-1], data[: max(start - 1, 0)]
+    parts = line.split(b" ")
+    if len(parts) != 4 or parts[0] != MARKER or parts[1] != b"ed25519":
+        return Verdict(False, "not a signed proof of order: no signature line at the end")
+    expected = key_id(public_key)
+    if parts[2].decode(errors="replace") != expected:
+        return Verdict(
+            False,
+            f"signed with another key (key id {parts[2].decode(errors='replace')}, "
+            f"the published key is {expected})",
+        )
+    try:
+        public_key.verify(base64.b64decode(parts[3], validate=True), CONTEXT + signed)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return Verdict(False, "the signature does not match: the file has been changed")
+    return Verdict(True, f"genuine proof of order, signed by key {expected}")
+
+
+# --------------------------------------------------------------------------- the document
+
+
+@dataclass(frozen=True)
+class ProofContent:
+    order_id: str
+    revision: int
+    status: Status
+    ordered_on: date
+    worker_name: str | None
+    worker_birth_date: date | None
+    employer_name: str | None
+    employer_org_number: str | None
+    card_type: str | None
+    issued_at: datetime
+
+
+@cache
+def _fonts() -> set[int]:
+    folder = Path(reportlab.__file__).parent / "fonts"
+    pdfmetrics.registerFont(TTFont(BOLD, str(folder / "VeraBd.ttf")))
+    font = TTFont(REGULAR, str(folder / "Vera.ttf"))
+    pdfmetrics.registerFont(font)
+    return set(font.face.charToGlyph)
+
+
+def _printable(text: str) -> str:
+    covered = _fonts()
+    out = []
+    for ch in text:
+        if ord(ch) in covered:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if base and all(ord(c) in covered for c in base) else "?")
+    return "".join(out)
+
+
+def render_proof(content: ProofContent, signing_key_id: str) -> bytes:
+    """The one-page proof (A4), unsigned; `sign` it before it leaves notify."""
+    _fonts()
+    buffer = io.BytesIO()
+    c = Canvas(buffer, pagesize=A4, pageCompression=1, invariant=1)
+    c.setTitle(f"Bestillingsbevis / Proof of order {content.order_id}")
+    c.setAuthor("HMS-kort")
+    width, height = A4
+    x = 22 * mm
+    c.setFillColor(HexColor("#1B3A5C"))
+    c.rect(0, height - 38 * mm, width, 38 * mm, stroke=0, fill=1)
+    c.setFillColor(HexColor("#FFFFFF"))
+    c.setFont(BOLD, 22)
+    c.drawString(x, height - 20 * mm, "BESTILLINGSBEVIS")
+    c.setFont(REGULAR, 14)
+    c.drawString(x, height - 29 * mm, "Proof of order: HMS-kort / HMS card")
+    c.setFillColor(black)
+    kind_nb, kind_en = CARD_TYPE_LABEL.get(content.card_type or "", ("HMS-kort", "HMS card"))
+    status_nb, status_en = STATUS_LABEL[content.status]
+    worker = content.worker_name or "-"
+    if content.worker_birth_date is not None:
+        worker += f", født / born {day(content.worker_birth_date)}"
+    employer = content.employer_name or "-"
+    if content.employer_org_number:
+        employer += f", org.nr. {content.employer_org_number}"
+    rows = [
+        ("Bestillingsreferanse / Order reference", f"{content.order_id} (rev. {content.revision})"),
+        ("Arbeidstaker / Worker", worker),
+        ("Arbeidsgiver / Employer", employer),
+        ("Korttype / Card type", f"{kind_nb} / {kind_en}"),
+        ("Bestilt / Ordered", day(content.ordered_on)),
+        (
+            "Status",
+            f"{status_nb} / {status_en} (per {content.issued_at.strftime('%d.%m.%Y %H:%M')} UTC)",
+        ),
+    ]
+    y = height - 55 * mm
+    for label, value in rows:
+        c.setFont(REGULAR, 9)
+        c.setFillColor(HexColor("#555555"))
+        c.drawString(x, y, _printable(label))
+        c.setFont(BOLD, 13)
+        c.setFillColor(black)
+        c.drawString(x, y - 6 * mm, _printable(value))
+        y -= 16 * mm
+    text = [
+        "Dette beviset dokumenterer at HMS-kort er bestilt for arbeidstakeren hos arbeidsgiveren",
+        "over. Det gjelder til kortet er produsert, sammen med gyldig legitimasjon.",
+        "This proof documents that an HMS card has been ordered for the worker at the employer",
+        "above. It is valid until the card is produced, together with valid identification.",
+        "",
+        "Kontroll / Verification: dokumentet er signert digitalt (Ed25519) / the document is",
+        f"digitally signed (Ed25519), key id {signing_key_id}:",
+        "python -m services.notify.proof verify <fil/file> --public-key <publisert nøkkel/key>",
+    ]
+    y -= 4 * mm
+    c.setFont(REGULAR, 9.5)
+    for line in text:
+        c.drawString(x, y, line)
+        y -= 5 * mm
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def make_proof(content: ProofContent, private_key: Ed25519PrivateKey) -> bytes:
+    return sign(render_proof(content, key_id(private_key.public_key())), private_key)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _default_public_key() -> Path:
+    from shared.settings import Settings
+
+    return Path(Settings().proof_public_key_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.notify.proof", description="Check a proof of order."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("verify", help="exit 0 when FILE is a genuine proof, else 1")
+    check.add_argument("file", type=Path)
+    check.add_argument("--public-key", type=Path, help="PEM; default: the published key")
+    show = commands.add_parser("public-key", help="print the verification key (PEM)")
+    show.add_argument("--key", type=Path, help="the private key file; default from settings")
+    args = parser.parse_args(argv)
+    if args.command == "public-key":
+        from shared.settings import Settings
+
+        settings = Settings()
+        private = args.key or Path(settings.proof_key_file)
+        if private.exists():
+            pem = public_pem(load_private_key(private).public_key())
+        else:
+            pem = Path(settings.proof_public_key_file).read_bytes()
+        sys.stdout.write(pem.decode())
+        return 0
+    key_file = args.public_key or _default_public_key()
+    try:
+        public_key = load_public_key(key_file)
+        data = args.file.read_bytes()
+    except (OSError, ValueError) as exc:
+        print(f"invalid: cannot read {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        return 1
+    verdict = verify(data, public_key)
+    stream = sys.stdout if verdict.valid else sys.stderr
+    print(f"{'valid' if verdict.valid else 'invalid'}: {verdict.reason}", file=stream)
+    return 0 if verdict.valid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

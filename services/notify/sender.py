@@ -1,0 +1,138 @@
+"""The mail sender: sends what notify's handler committed as `pending`, marks it `sent`.
+
+An outbox for e-mail. The handler writes the whole message (with its deterministic
+Message-ID) into `notifications` in the message's transaction, at most one row per
+order, revision and status. This loop, in one notify instance at a time (shared.leader),
+sends each pending row over SMTP and then marks it `sent`. SMTP lies outside the
+database transaction, so the honest guarantee is: every e-mail is sent, and a crash
+between the server's "250 accepted" and the commit of `sent` sends that one e-mail a
+second time, with the same Message-ID.
+
+A server that is down or answers 4xx defers the row with a growing back-off
+(`retry_base_delay_s` .. `retry_max_delay_s`) and, when the connection itself failed,
+pauses the loop for as long; the consumers go on recording new notifications meanwhile.
+A 5xx refusal marks the row `failed` (logged; support can see it in the table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from services.notify.smtp import MailDeferred, MailRefused, MailTransport
+from shared.logging import bind_message, get_logger
+from shared.messaging import backoff_s
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.db import Connection
+
+log = get_logger(__name__)
+BATCH = 200
+IDLE_POLL_S = 1.0
+
+
+def wake_channel(schema: str) -> str:
+    return f"kortflyt_mail_{schema}"
+
+
+class Sender:
+    def __init__(self, schema: str, transport: MailTransport, settings: Settings) -> None:
+        self.schema = schema
+        self.transport = transport
+        self.settings = settings
+        self._wakeup = asyncio.Event()
+        self._outage = 0  # consecutive passes that could not reach the server
+
+    async def run(self, conn: Connection) -> None:
+        await conn.add_listener(wake_channel(self.schema), self._on_notify)
+        try:
+            while True:
+                looked, reached = await self.send_pending(conn)
+                if not reached:
+                    self._outage += 1
+                    pause = backoff_s(self._outage, self.settings)
+                    log.warning("mail.server_unreachable", pause_s=pause)
+                    await asyncio.sleep(pause)
+                    continue
+                self._outage = 0
+                if looked < BATCH:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
+                    self._wakeup.clear()
+        finally:
+            await self.transport.close()
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def send_pending(self, conn: Connection) -> tuple[int, bool]:
+        """One pass over the due rows: (rows looked at, whether the server was reachable)."""
+        rows = await conn.fetch(
+            "SELECT order_id, revision, status, recipient, message, message_id, attempts"
+            " FROM notifications WHERE mail_state = 'pending' AND next_attempt_at <= now()"
+            " ORDER BY next_attempt_at, recorded_at LIMIT $1",
+            BATCH,
+        )
+        for row in rows:
+            step = asyncio.ensure_future(self.send_one(conn, row))
+            try:
+                reached = await asyncio.shield(step)
+            except asyncio.CancelledError:
+                await step  # stopping: finish the e-mail in hand, sent and marked, or not sent
+                raise
+            if not reached:
+                return len(rows), False
+        return len(rows), True
+
+    async def send_one(self, conn: Connection, row: asyncpg.Record) -> bool:
+        """Send one row and record the outcome; False when the server could not be reached."""
+        key = (row["order_id"], row["revision"], row["status"])
+        bind_message(order_id=key[0], revision=key[1], status=key[2])
+        attempt = row["attempts"] + 1
+        try:
+            await self._deliver(row)
+        except MailRefused as exc:
+            await conn.execute(
+                "UPDATE notifications SET mail_state = 'failed', attempts = $4, last_error = $5"
+                " WHERE order_id = $1 AND revision = $2 AND status = $3",
+                *key,
+                attempt,
+                str(exc)[:500],
+            )
+            log.error("mail.refused", error=str(exc)[:500], message_id=row["message_id"])
+            return True
+        except MailDeferred as exc:
+            delay = backoff_s(attempt, self.settings)
+            await conn.execute(
+                "UPDATE notifications SET attempts = $4, last_error = $5,"
+                " next_attempt_at = now() + make_interval(secs => $6)"
+                " WHERE order_id = $1 AND revision = $2 AND status = $3",
+                *key,
+                attempt,
+                str(exc)[:500],
+                delay,
+            )
+            log.warning("mail.deferred", error=str(exc)[:500], attempt=attempt, delay_s=delay)
+            return not exc.connection
+        await conn.execute(
+            "UPDATE notifications SET mail_state = 'sent', sent_at = now(), attempts = $4,"
+            " last_error = NULL WHERE order_id = $1 AND revision = $2 AND status = $3",
+            *key,
+            attempt,
+        )
+        log.info("mail.sent", message_id=row["message_id"], attempt=attempt)
+        return True
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        """Hand the message to the transport; a fault of ours defers it like a 4xx."""
+        try:
+            await self.transport.send(self.settings.smtp_from, row["recipient"], row["message"])
+        except (MailRefused, MailDeferred):
+            raise
+        except Exception as exc:
+            log.exception("mail.send_error")
+            raise MailDeferred(f"{type(exc).__name__}: {exc}", connection=False) from exc

@@ -1,0 +1,175 @@
+"""The spooler: every committed card gets exactly one print file, then `card.produced`.
+
+It runs beside the consumer in one production instance at a time (shared.leader) and
+works from the card register, never from a Kafka message, so a redelivered or replayed
+order can never print a second card. For each card with `printed_at` NULL:
+
+1. count the try (`print_attempts`, committed) and push `print_after` out by the back-off,
+   so a card that fails (a missing photo, a full disk) waits instead of blocking others;
+2. on a second or later try, ask the spool whether an interrupted try already handed the
+   card over (its manifest line, or its file under the card's name); otherwise render the
+   PDF and submit it (atomic rename, then the manifest line);
+3. in one transaction: set `printed_at` and write `card.produced` and `PRODUCED` to the
+   outbox.
+
+A crash after 2 and before 3 is caught by the check in 2: the file is not written twice.
+The one edge: a crash between the rename and the manifest line, if the printer has
+already taken the file away before the restart, prints the card again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from services.production.domain import CardFace
+from services.production.printfile import render_card
+from services.production.spool import PrintJob, PrintSpool, SpoolEntry
+from shared.blobstore import BlobStore
+from shared.events import CardProduced, Status
+from shared.logging import bind_message, get_logger
+from shared.messaging import Tx, backoff_s
+from shared.outbox import enqueue
+from shared.settings import Settings
+from shared.topics import CARD_PRODUCED
+
+if TYPE_CHECKING:
+    from shared.db import Connection
+
+log = get_logger(__name__)
+BATCH = 100
+IDLE_POLL_S = 1.0
+EXPIRE_EVERY_S = 3600.0
+
+
+def wake_channel(schema: str) -> str:
+    return f"kortflyt_print_{schema}"
+
+
+class Spooler:
+    def __init__(
+        self, schema: str, spool: PrintSpool, blobs: BlobStore, settings: Settings
+    ) -> None:
+        self.schema = schema
+        self.spool = spool
+        self.blobs = blobs
+        self.settings = settings
+        self._wakeup = asyncio.Event()
+        self._expired_at = 0.0
+
+    async def run(self, conn: Connection) -> None:
+        """Print what is waiting, then wait for a commit to announce a new card."""
+        await conn.add_listener(wake_channel(self.schema), self._on_notify)
+        # Only the leader writes to the spool: a temporary file now is one a crash left.
+        if removed := await asyncio.to_thread(self.spool.discard_partial):
+            log.warning("print.partial_files_removed", files=removed)
+        while True:
+            if time.monotonic() - self._expired_at > EXPIRE_EVERY_S:
+                await self.expire(conn)
+            if await self.print_pending(conn) < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
+                self._wakeup.clear()
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def expire(self, conn: Connection) -> None:
+        """The register says EXPIRED once a card's last valid day has passed."""
+        result = await conn.execute(
+            "UPDATE cards SET status = 'EXPIRED'"
+            " WHERE status = 'ACTIVE' AND valid_until < current_date"
+        )
+        self._expired_at = time.monotonic()
+        log.info("cards.expired", result=result)
+
+    async def print_pending(self, conn: Connection) -> int:
+        """One pass over the cards that are due; returns how many it looked at."""
+        rows = await conn.fetch(
+            "SELECT * FROM cards WHERE printed_at IS NULL AND print_after <= now()"
+            " ORDER BY print_after, card_number LIMIT $1",
+            BATCH,
+        )
+        for row in rows:
+            step = asyncio.ensure_future(self.print_card(conn, row))
+            try:
+                await asyncio.shield(step)
+            except asyncio.CancelledError:
+                # Stopping: finish the card in hand, so its file and its row agree.
+                await step
+                raise
+        return len(rows)
+
+    async def print_card(self, conn: Connection, row: asyncpg.Record) -> bool:
+        """Spool one card and record it; False when this try failed (it comes back later)."""
+        number, attempt = row["card_number"], row["print_attempts"] + 1
+        bind_message(order_id=row["order_id"], card_number=number, attempt=attempt)
+        await conn.execute(
+            "UPDATE cards SET print_attempts = $2,"
+            " print_after = now() + make_interval(secs => $3) WHERE card_number = $1",
+            number,
+            attempt,
+            backoff_s(attempt, self.settings),
+        )
+        try:
+            entry = await self._hand_over(row, attempt)
+        except Exception as exc:  # any fault of this card: log it, leave it for its next try
+            log.error("print.failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+            return False
+        async with conn.transaction():
+            recorded = await conn.fetchval(
+                "UPDATE cards SET printed_at = now(), print_file = $2, print_sha256 = $3"
+                " WHERE card_number = $1 AND printed_at IS NULL RETURNING true",
+                number,
+                entry.file,
+                entry.sha256,
+            )
+            if recorded:
+                tx = Tx(conn, "production")
+                tx.emit(
+                    CARD_PRODUCED,
+                    CardProduced(
+                        order_id=row["order_id"],
+                        revision=row["revision"],
+                        card_number=number,
+                        card_type=row["card_type"],
+                        issued_on=row["issued_on"],
+                        valid_until=row["valid_until"],
+                    ),
+                )
+                tx.status(row["order_id"], row["revision"], Status.PRODUCED, card_number=number)
+                await enqueue(conn, self.schema, tx.messages)
+        log.info("card.printed", file=entry.file)
+        return True
+
+    async def _hand_over(self, row: asyncpg.Record, attempt: int) -> SpoolEntry:
+        number, order_id, card_type = row["card_number"], row["order_id"], row["card_type"]
+        if attempt > 1:
+            earlier = await asyncio.to_thread(self.spool.find, number, order_id, card_type)
+            if earlier is not None:
+                log.warning("print.already_spooled", file=earlier.file)
+                return earlier
+        photo = await self.blobs.get(row["photo_key"]) if row["photo_key"] else None
+        if photo is None:
+            log.warning("print.no_photo")
+        pdf = await asyncio.to_thread(render_card, face_of(row, self.settings.card_issuer), photo)
+        job = PrintJob(number, order_id, card_type, pdf)
+        return await asyncio.to_thread(self.spool.submit, job)
+
+
+def face_of(row: Any, issuer: str) -> CardFace:
+    return CardFace(
+        card_number=row["card_number"],
+        card_type=row["card_type"],
+        holder_name=row["holder_name"],
+        birth_date=row["birth_date"],
+        employer_name=row["employer_name"],
+        employer_org_number=row["employer_org_number"],
+        issued_on=row["issued_on"],
+        valid_until=row["valid_until"],
+        issuer=issuer,
+    )

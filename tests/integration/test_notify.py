@@ -1,0 +1,354 @@
+"""notify against the real PostgreSQL and a real SMTP server (the mail sink, in process).
+
+One e-mail per order, revision and status, whatever is redelivered; the proof of order
+attached at RECEIVED verifies; a status that comes before its submission waits on the
+retry topic; an SMTP server that is down or refusing for now delays mail, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.notify.proof import verify
+from services.notify.sender import Sender
+from services.notify.smtp import MailTransport, SmtpTransport
+from services.notify.stage import Notify
+from shared.db import create_pool, migrate
+from shared.events import CardProduced, OrderStatusChanged, Reason, Status, encode
+from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
+from shared.reasons import ReasonCode
+from shared.settings import Settings
+from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from tests.fakes import mail_sink
+
+
+def submission(order_id: str, revision: int = 1, **changes: Any) -> bytes:
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.submitted",
+        "occurred_at": "2026-06-03T08:15:00Z",
+        "order_id": order_id,
+        "revision": revision,
+        "card_type": "construction",
+        "employer": {
+            "org_number": "974760673",
+            "name": "Bygg og Betong AS",
+            "contact_email": "hms@example.no",
+        },
+        "worker": {"given_name": "Kari", "family_name": "Nordmann", "birth_date": "1990-05-17"},
+    }
+    event.update(changes)
+    return json.dumps(event).encode()
+
+
+def status(order_id: str, s: Status, revision: int = 1, **kw: Any) -> OrderStatusChanged:
+    return OrderStatusChanged(order_id=order_id, revision=revision, status=s, stage="t", **kw)
+
+
+@dataclass
+class Desk:
+    processor: Processor
+    pool: asyncpg.Pool
+    settings: Settings
+    key: Ed25519PrivateKey
+    mail_dir: Path
+    offset: int = 0
+
+    async def deliver(
+        self, topic: str, value: bytes, headers: dict[str, bytes] | None = None
+    ) -> None:
+        self.offset += 1
+        await self.processor.process(Delivery(topic, 0, self.offset, b"k", value, headers or {}))
+
+    async def submit(self, raw: bytes) -> None:
+        await self.deliver(ORDER_SUBMITTED, raw)
+
+    async def tell(self, event: OrderStatusChanged | CardProduced) -> None:
+        topic = ORDER_STATUS if isinstance(event, OrderStatusChanged) else CARD_PRODUCED
+        await self.deliver(topic, encode(event))
+
+    def sender(self, transport: MailTransport | None = None) -> Sender:
+        name = self.processor.stage.name
+        return Sender(name, transport or SmtpTransport(self.settings), self.settings)
+
+    async def send(self, transport: MailTransport | None = None) -> tuple[int, bool]:
+        sender = self.sender(transport)
+        async with self.pool.acquire() as conn:
+            try:
+                return await sender.send_pending(conn)
+            finally:
+                await sender.transport.close()
+
+    async def states(self) -> dict[tuple[str, int, str], str]:
+        rows = await self.pool.fetch(
+            "SELECT order_id, revision, status, mail_state FROM notifications"
+        )
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def mail(self) -> list[EmailMessage]:
+        found = mail_sink.messages(self.mail_dir)
+        assert all(isinstance(m, EmailMessage) for m in found)
+        return found  # type: ignore[return-value]  # the default policy makes EmailMessage
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[tuple[asyncio.Server, mail_sink.Store]]:
+    server, store = await mail_sink.start(tmp_path / "mail", port=0)
+    yield server, store
+    server.close()
+    await server.wait_closed()
+
+
+def port_of(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def desk(
+    settings: Settings, tmp_path: Path, sink: tuple[asyncio.Server, mail_sink.Store]
+) -> AsyncIterator[Desk]:
+    settings = settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port_of(sink[0]), "smtp_timeout_s": 5.0}
+    )
+    key = Ed25519PrivateKey.generate()
+    stage = Notify(settings, key)
+    stage.name = f"it_notify_{uuid.uuid4().hex[:8]}"
+    await migrate(settings.database_url, stage.name, stage.migrations)
+    pool = await create_pool(settings.database_url, stage.name, 5)
+    yield Desk(Processor(pool, stage, settings), pool, settings, key, tmp_path / "mail")
+    await pool.execute(f"DROP SCHEMA {stage.name} CASCADE")
+    await pool.close()
+
+
+async def test_received_sends_one_email_with_a_proof_of_order_that_verifies(desk: Desk) -> None:
+    await desk.submit(submission("N-1"))
+    await desk.tell(status("N-1", Status.RECEIVED))
+    assert await desk.send() == (1, True)
+
+    (mail,) = desk.mail()
+    assert mail["To"] == "hms@example.no"
+    assert mail["Message-ID"] == "<hmskort.N-1.r1.received@hmskort.example>"
+    assert mail["Subject"] == "HMS-kort N-1: Mottatt / Received"
+    (proof,) = list(mail.iter_attachments())
+    verdict = verify(proof.get_content(), desk.key.public_key())
+    assert verdict.valid, verdict.reason
+    assert await desk.states() == {("N-1", 1, "RECEIVED"): "sent"}
+
+
+async def test_a_status_redelivered_or_repeated_gives_one_email(desk: Desk) -> None:
+    await desk.submit(submission("N-2"))
+    received = status("N-2", Status.RECEIVED)
+    await desk.tell(received)
+    await desk.tell(received)  # the same message again
+    await desk.tell(status("N-2", Status.RECEIVED))  # the same status in a new event
+    await desk.send()
+    await desk.send()
+    assert [m["Message-ID"] for m in desk.mail()] == ["<hmskort.N-2.r1.received@hmskort.example>"]
+
+
+async def test_only_the_statuses_an_employer_acts_on_are_mailed(desk: Desk) -> None:
+    await desk.submit(submission("N-3"))
+    for s in (Status.RECEIVED, Status.ACCEPTED, Status.CHECKING, Status.IN_PRODUCTION):
+        await desk.tell(status("N-3", s))
+    await desk.send()
+    assert [m["X-Kortflyt-Status"] for m in desk.mail()] == ["RECEIVED"]
+    states = await desk.states()
+    assert states[("N-3", 1, "ACCEPTED")] == "none"  # recorded all the same
+
+
+async def test_produced_waits_for_the_card_and_then_gives_its_number_and_dates(
+    desk: Desk,
+) -> None:
+    await desk.submit(submission("N-4"))
+    await desk.tell(status("N-4", Status.PRODUCED, card_number="0000000076"))
+    retried = await desk.pool.fetch("SELECT topic, headers FROM outbox")
+    assert [r["topic"] for r in retried] == [retry_topic(desk.processor.stage.name)]
+    assert await desk.states() == {}
+
+    card = CardProduced(
+        order_id="N-4",
+        revision=1,
+        card_number="0000000076",
+        card_type="construction",
+        issued_on=date(2026, 6, 3),
+        valid_until=date(2028, 6, 3),
+    )
+    await desk.tell(card)
+    retry = await desk.pool.fetchrow("SELECT value, headers FROM outbox")
+    assert retry is not None
+    headers = {k: v.encode() for k, v in json.loads(retry["headers"])}
+    await desk.deliver(retry_topic(desk.processor.stage.name), retry["value"], headers)
+    await desk.send()
+    (mail,) = desk.mail()
+    body = mail.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "0000000076" in text
+    assert "03.06.2026" in text
+    assert "03.06.2028" in text
+
+
+async def test_a_status_before_its_submission_comes_back_through_the_retry_topic(
+    desk: Desk,
+) -> None:
+    await desk.tell(status("N-5", Status.RECEIVED))
+    (row,) = await desk.pool.fetch("SELECT topic, value, headers FROM outbox")
+    assert row["topic"] == retry_topic(desk.processor.stage.name)
+    assert await desk.states() == {}  # and no status was emitted: notify never sets one
+
+    await desk.submit(submission("N-5"))
+    headers = {k: v.encode() for k, v in json.loads(row["headers"])}
+    await desk.deliver(row["topic"], row["value"], headers)
+    await desk.send()
+    assert [m["Message-ID"] for m in desk.mail()] == ["<hmskort.N-5.r1.received@hmskort.example>"]
+
+
+async def test_an_order_intake_rejected_as_unreadable_still_gets_its_email(desk: Desk) -> None:
+    """Revision not a number, documents missing: intake says DOCUMENTS_REJECTED on revision 0."""
+    raw = json.loads(submission("N-6"))
+    raw["revision"] = "one"
+    raw["employer"]["org_number"] = "974760674"
+    await desk.submit(json.dumps(raw).encode())
+    reasons = [
+        Reason.of(ReasonCode.SCHEMA_INVALID, "revision"),
+        Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number"),
+    ]
+    await desk.tell(status("N-6", Status.DOCUMENTS_REJECTED, revision=0, reasons=reasons))
+    await desk.send()
+    (mail,) = desk.mail()
+    body = mail.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "ORG_NUMBER_INVALID" in text
+    assert "SCHEMA_INVALID" in text
+    assert reasons[1].message_en in text
+
+
+async def test_an_order_without_a_usable_address_is_recorded_not_mailed(desk: Desk) -> None:
+    raw = json.loads(submission("N-7"))
+    raw["employer"]["contact_email"] = "not an address"
+    await desk.submit(json.dumps(raw).encode())
+    await desk.tell(status("N-7", Status.RECEIVED))
+    await desk.send()
+    assert desk.mail() == []
+    assert await desk.states() == {("N-7", 1, "RECEIVED"): "no_address"}
+
+
+async def test_a_server_that_is_down_delays_mail_but_not_the_consumer(
+    desk: Desk, sink: tuple[asyncio.Server, mail_sink.Store]
+) -> None:
+    server, _ = sink
+    server.close()
+    await server.wait_closed()
+    await desk.submit(submission("N-8"))
+    await desk.tell(status("N-8", Status.RECEIVED))
+    assert await desk.send() == (1, False)  # the server could not be reached
+    row = await desk.pool.fetchrow(
+        "SELECT mail_state, attempts, next_attempt_at > now() AS later, last_error"
+        " FROM notifications"
+    )
+    assert row is not None
+    assert (row["mail_state"], row["attempts"], row["later"]) == ("pending", 1, True)
+    assert "connect" in row["last_error"]
+
+    # Meanwhile the consumer goes on: new notifications are recorded as usual.
+    await desk.submit(submission("N-9"))
+    await desk.tell(status("N-9", Status.RECEIVED))
+    assert (await desk.states())[("N-9", 1, "RECEIVED")] == "pending"
+
+    server2, _ = await mail_sink.start(desk.mail_dir, port=desk.settings.smtp_port)
+    try:
+        await desk.pool.execute("UPDATE notifications SET next_attempt_at = now()")
+        await desk.send()
+    finally:
+        server2.close()
+        await server2.wait_closed()
+    assert sorted(m["X-Kortflyt-Order"] for m in desk.mail()) == ["N-8", "N-9"]
+    assert set((await desk.states()).values()) == {"sent"}
+
+
+async def test_a_server_answering_try_later_gets_the_message_again_once(
+    desk: Desk, sink: tuple[asyncio.Server, mail_sink.Store]
+) -> None:
+    sink[1].fail_first = 1
+    await desk.submit(submission("N-10"))
+    await desk.tell(status("N-10", Status.RECEIVED))
+    assert await desk.send() == (1, True)  # 451 defers this message only
+    assert desk.mail() == []
+    await desk.pool.execute("UPDATE notifications SET next_attempt_at = now()")
+    await desk.send()
+    assert len(desk.mail()) == 1
+    assert await desk.pool.fetchval("SELECT attempts FROM notifications") == 2
+
+
+class Killed(BaseException):
+    """Stands in for kill -9: nothing after it runs."""
+
+
+class DiesAfterSending:
+    def __init__(self, inner: MailTransport) -> None:
+        self.inner = inner
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        await self.inner.send(sender, recipient, message)
+        raise Killed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_crash_between_accept_and_marking_sent_resends_once_with_the_same_id(
+    desk: Desk,
+) -> None:
+    """The honest edge of e-mail: at least once; the Message-ID shows the copy."""
+    await desk.submit(submission("N-11"))
+    await desk.tell(status("N-11", Status.RECEIVED))
+    with pytest.raises(Killed):
+        await desk.send(DiesAfterSending(SmtpTransport(desk.settings)))
+    assert (await desk.states())[("N-11", 1, "RECEIVED")] == "pending"
+    await desk.send()
+    ids = Counter(m["Message-ID"] for m in desk.mail())
+    assert ids == {"<hmskort.N-11.r1.received@hmskort.example>": 2}
+    await desk.send()
+    assert len(desk.mail()) == 2  # and never a third time
+
+
+async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_card_comes(
+    desk: Desk,
+) -> None:
+    await desk.submit(submission("N-12"))
+    produced = status("N-12", Status.PRODUCED, card_number="0000000083")
+    last_try = {
+        HEADER_ORIGIN: ORDER_STATUS.encode(),
+        HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
+    }
+    await desk.deliver(retry_topic(desk.processor.stage.name), encode(produced), last_try)
+    assert await desk.states() == {("N-12", 1, "PRODUCED"): "failed"}
+
+    await desk.tell(
+        CardProduced(
+            order_id="N-12",
+            revision=1,
+            card_number="0000000083",
+            card_type="construction",
+            issued_on=date(2026, 6, 3),
+            valid_until=date(2028, 6, 3),
+        )
+    )
+    await desk.send()
+    (mail,) = desk.mail()
+    assert mail["Message-ID"] == "<hmskort.N-12.r1.produced@hmskort.example>"
+    assert await desk.states() == {("N-12", 1, "PRODUCED"): "sent"}

@@ -1,0 +1,120 @@
+"""The card's print file: ID-1 pages, front and back, with what § 7 requires in bokmål and
+English, the card type, the photo or a marked "no photo" box, and a QR code of the number."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from reportlab.graphics.barcode.qr import QrCodeWidget
+
+from services.production import printfile
+from services.production.domain import CardFace
+from services.production.printfile import render_card
+from tests.factories import sample_photo
+
+MM = 72 / 25.4
+
+
+def face(**changes: Any) -> CardFace:
+    values: dict[str, Any] = {
+        "card_number": "0000000076",
+        "card_type": "construction",
+        "holder_name": "Kari Nordmann",
+        "birth_date": date(1990, 5, 17),
+        "employer_name": "Bygg og Betong AS",
+        "employer_org_number": "974760673",
+        "issued_on": date(2026, 6, 3),
+        "valid_until": date(2028, 6, 3),
+        "issuer": "kortflyt",
+    }
+    values.update(changes)
+    return CardFace(**values)
+
+
+def pages(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def test_the_print_file_has_a_front_and_a_back_at_id1_size() -> None:
+    reader = PdfReader(io.BytesIO(render_card(face(), sample_photo())))
+    assert len(reader.pages) == 2
+    for page in reader.pages:
+        assert float(page.mediabox.width) == pytest.approx(85.60 * MM, abs=0.01)
+        assert float(page.mediabox.height) == pytest.approx(53.98 * MM, abs=0.01)
+
+
+def test_the_front_shows_what_paragraph_7_requires_in_both_languages() -> None:
+    front, back = pages(render_card(face(), sample_photo()))
+    for text in (
+        "Navn / Name",
+        "Kari Nordmann",
+        "Fødselsdato / Date of birth",
+        "17.05.1990",
+        "Arbeidsgiver / Employer",
+        "Bygg og Betong AS",
+        "Org.nr. / Org. no.",
+        "974760673",
+        "Kortnr. / Card no.",
+        "0000000076",
+        "Utstedt / Issued",
+        "03.06.2026",
+        "Utsteder / Issuer: kortflyt",
+        "BYGG OG ANLEGG / CONSTRUCTION",
+    ):
+        assert text in front, text
+    for text in ("Gyldig til / Valid until", "03.06.2028", "0000000076", "FOR-2007-03-30-366"):
+        assert text in back, text
+
+
+def test_a_cleaning_card_is_marked_as_one_on_both_sides() -> None:
+    front, back = pages(render_card(face(card_type="cleaning"), sample_photo()))
+    assert "RENHOLD / CLEANING" in front
+    assert "RENHOLD / CLEANING" in back
+    assert "CONSTRUCTION" not in front
+    assert "FOR-2012-05-08-408" in back
+
+
+def test_the_photo_is_embedded_and_its_absence_is_clearly_marked() -> None:
+    with_photo = PdfReader(io.BytesIO(render_card(face(), sample_photo())))
+    assert len(with_photo.pages[0].images) == 1
+    assert "NO PHOTO" not in with_photo.pages[0].extract_text()
+    without = PdfReader(io.BytesIO(render_card(face(), None)))
+    assert len(without.pages[0].images) == 0
+    text = without.pages[0].extract_text()
+    assert "INGEN BILDE" in text
+    assert "NO PHOTO" in text
+
+
+def test_the_qr_code_on_the_back_carries_the_card_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[str] = []
+
+    class Spy(QrCodeWidget):  # type: ignore[misc]  # reportlab is untyped
+        def __init__(self, value: str, **kw: Any) -> None:
+            encoded.append(value)
+            super().__init__(value, **kw)
+
+    monkeypatch.setattr(printfile, "QrCodeWidget", Spy)
+    render_card(face(card_number="0000000083"), None)
+    assert encoded == ["0000000083"]
+
+
+def test_a_name_with_letters_the_font_lacks_is_printed_without_their_accents() -> None:
+    front, _ = pages(render_card(face(holder_name="Rūta Žemaitė-Wałęsa"), None))
+    assert "Ruta Žemaite-Wałesa" in front
+
+
+def test_a_long_employer_name_is_shortened_to_fit_not_lost_off_the_card() -> None:
+    long_name = "Rent og Pent Renhold og Vaktmestertjenester Sør-Norge AS Avdeling Vest"
+    front, _ = pages(render_card(face(employer_name=long_name), None))
+    line = next(t for t in front.splitlines() if t.startswith("Rent og Pent"))
+    assert line.endswith("…")
+    assert len(line) < len(long_name)
+
+
+def test_the_same_card_gives_the_same_bytes() -> None:
+    """Rendering is deterministic, so a print file can be compared with its manifest hash."""
+    assert render_card(face(), None) == render_card(face(), None)
