@@ -29,6 +29,7 @@ from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
 from tests.factories import sha256, submitted
+from tests.fakes.register_data import CLEANING_COMPANY
 
 # The settings of the system `make run` started (deploy/dev.py's dev profile).
 for _key, _value in PROFILES[os.environ.get("KORTFLYT_PROFILE", "dev")].env().items():
@@ -54,6 +55,8 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
     """(what it shows, the raw message) for each sample order of this run."""
     good = submitted(f"DEMO-{run}-1")
     cleaning = submitted(f"DEMO-{run}-2", card_type="cleaning")
+    # An approved cleaning company of the fake registers' default seed.
+    cleaning["employer"] = {**cleaning["employer"], "org_number": CLEANING_COMPANY}
     bad_org = submitted(f"DEMO-{run}-3")
     bad_org["employer"] = {**bad_org["employer"], "org_number": "974760674"}
     bad_id = submitted(f"DEMO-{run}-4")
@@ -145,6 +148,48 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+async def show_cards_and_mail(profile: Any, latest: dict[str, OrderStatusChanged]) -> None:
+    """Where this run's print files and e-mails are, for a newcomer to open."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    from services.notify.templates import MAILED
+
+    expected = {(o, s.status.value) for o, s in latest.items() if s.status in MAILED}
+    mails: dict[tuple[str, str], tuple[Path, Any]] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # notify's sender may be a moment behind the statuses
+        for path in sorted(profile.mail_dir.glob("*.eml")):
+            msg = message_from_bytes(path.read_bytes(), policy=default)
+            if msg["X-Kortflyt-Order"] in latest:
+                mails[(msg["X-Kortflyt-Order"], msg["X-Kortflyt-Status"])] = (path, msg)
+        if expected <= set(mails):
+            break
+        await asyncio.sleep(0.5)
+    manifest = profile.spool_dir / "manifest.jsonl"
+    lines = manifest.read_text().splitlines() if manifest.exists() else []
+    printed = [json.loads(line) for line in lines if json.loads(line)["order_id"] in latest]
+    print(f"\nPrint files (the card printer's hot folder, {profile.spool_dir}):")
+    for entry in printed:
+        print(f"  {entry['order_id']:16} {profile.spool_dir / entry['file']}")
+    print(
+        f"\nE-mails to the employers (mail sink, {profile.mail_dir}; .eml opens in any mail app):"
+    )
+    proofs = profile.state / "proofs"
+    for (order_id, status), (path, msg) in sorted(mails.items()):
+        print(f"  {order_id:16} {status:20} {path.name}")
+        for attachment in msg.iter_attachments():
+            proofs.mkdir(parents=True, exist_ok=True)
+            (proofs / attachment.get_filename()).write_bytes(attachment.get_content())
+    if proofs.exists():
+        print(f"\nProofs of order (attached to the RECEIVED e-mails) are also saved in {proofs};")
+        key = profile.env()["KORTFLYT_PROOF_PUBLIC_KEY_FILE"]
+        print(
+            "check one with: .venv/bin/python -m services.notify.proof verify FILE"
+            f" --public-key {key}"
+        )
+
+
 async def main_async(timeout_s: float) -> int:
     settings = Settings()
     run = uuid.uuid4().hex[:6].upper()
@@ -176,6 +221,7 @@ async def main_async(timeout_s: float) -> int:
     if shown is not None:
         print(f"\nWhat the employer is told, e.g. {shown.code.value}:")
         print(f"  nb: {shown.message_nb}\n  en: {shown.message_en}")
+    await show_cards_and_mail(PROFILES[os.environ.get("KORTFLYT_PROFILE", "dev")], latest)
     finished = {k for k, s in latest.items() if s.status in FINAL_STATUSES} | dead
     if finished != set(ids):
         print(

@@ -36,8 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("intake", "registry_check", "production", "notify")
+SERVICES = ("intake", "registry_check", "production", "notify", "support")
 PG_SYSTEM_USER = "kortflyt-pg"
+# The registers registry_check asks; in development all are served by one fake server.
+FAKE_REGISTERS = (
+    "enhetsregisteret",
+    "renholdsregisteret",
+    "bemanningsforetaksregisteret",
+    "aaregisteret",
+    "folkeregisteret",
+)
 
 
 class DevError(Exception):
@@ -64,6 +72,39 @@ class Profile:
     def database_url(self) -> str:
         return f"postgresql://kortflyt@127.0.0.1:{self.pg_port}/kortflyt"
 
+    @property
+    def smtp_port(self) -> int:
+        """The mail sink's port: 1025 for dev, 11025 for test, +100 for each testN."""
+        return self.kafka_port - 8067
+
+    @property
+    def registers_port(self) -> int:
+        """The fake registers' port: 8080 for dev, 18080 for test, +100 for each testN."""
+        return self.kafka_port - 1012
+
+    @property
+    def docstore_port(self) -> int:
+        """The fake document store's port: 8090 for dev, 18090 for test, +100 for each testN."""
+        return self.kafka_port - 1002
+
+    @property
+    def docstore_url(self) -> str:
+        return f"http://127.0.0.1:{self.docstore_port}"
+
+    @property
+    def registers_url(self) -> str:
+        return f"http://127.0.0.1:{self.registers_port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the mail sink keeps every e-mail the services sent (.eml files)."""
+        return self.state / "mail"
+
+    @property
+    def spool_dir(self) -> Path:
+        """The card printer's hot folder: one PDF per card and manifest.jsonl."""
+        return self.state / "spool"
+
     def env(self) -> dict[str, str]:
         """The settings every kortflyt process of this profile runs with."""
         return {
@@ -71,6 +112,16 @@ class Profile:
             "KORTFLYT_DATABASE_URL": self.database_url,
             "KORTFLYT_BLOB_DIR": str(self.state / "blobs"),
             "KORTFLYT_UPLOAD_DIR": str(self.state / "uploads"),
+            "KORTFLYT_DOCUMENT_HOSTS": f"127.0.0.1:{self.docstore_port}",
+            "KORTFLYT_PRINT_SPOOL_DIR": str(self.spool_dir),
+            **{
+                f"KORTFLYT_{register.upper()}_URL": f"{self.registers_url}/{register}/api"
+                for register in FAKE_REGISTERS
+            },
+            "KORTFLYT_SMTP_HOST": "127.0.0.1",
+            "KORTFLYT_SMTP_PORT": str(self.smtp_port),
+            "KORTFLYT_PROOF_KEY_FILE": str(self.state / "keys" / "proof-ed25519.pem"),
+            "KORTFLYT_PROOF_PUBLIC_KEY_FILE": str(self.state / "proof-public-key.pem"),
         }
 
 
@@ -521,7 +572,57 @@ def service_env(p: Profile, name: str) -> dict[str, str]:
     }
 
 
+def mail_sink_up(p: Profile) -> None:
+    """The development mail sink (tests/fakes/mail_sink.py): every e-mail lands in a file."""
+    pidfile = p.state / "run" / "mail-sink.pid"
+    if read_pid(pidfile) is not None:
+        log(f"mail sink already running on 127.0.0.1:{p.smtp_port}")
+        return
+    if port_open(p.smtp_port):
+        raise DevError(f"port {p.smtp_port} (mail sink) is taken by another process")
+    logfile = p.state / "logs" / "mail-sink.log"
+    cmd = [sys.executable, "-m", "tests.fakes.mail_sink", "--port", str(p.smtp_port)]
+    pid = spawn([*cmd, "--dir", str(p.mail_dir)], logfile, pidfile)
+    wait_for("mail sink", lambda: port_open(p.smtp_port), 30, logfile)
+    log(f"mail sink started (pid {pid}, 127.0.0.1:{p.smtp_port}, e-mails in {p.mail_dir})")
+
+
+def docstore_up(p: Profile) -> None:
+    """The fake document store (tests/fakes/docstore.py): the portal's documents over HTTP."""
+    pidfile = p.state / "run" / "docstore.pid"
+    if read_pid(pidfile) is not None:
+        log(f"document store already running on {p.docstore_url}")
+        return
+    if port_open(p.docstore_port):
+        raise DevError(f"port {p.docstore_port} (document store) is taken by another process")
+    logfile = p.state / "logs" / "docstore.log"
+    cmd = [sys.executable, "-m", "tests.fakes.docstore", "--host", "127.0.0.1"]
+    pid = spawn(
+        [*cmd, "--port", str(p.docstore_port), "--dir", str(p.state / "docstore")], logfile, pidfile
+    )
+    wait_for("document store", lambda: port_open(p.docstore_port), 30, logfile)
+    log(f"document store started (pid {pid}, {p.docstore_url})")
+
+
+def registers_up(p: Profile) -> None:
+    """The fake registers (tests/fakes/registers.py) with their default seed."""
+    pidfile = p.state / "run" / "fake-registers.pid"
+    if read_pid(pidfile) is not None:
+        log(f"fake registers already running on {p.registers_url}")
+        return
+    if port_open(p.registers_port):
+        raise DevError(f"port {p.registers_port} (fake registers) is taken by another process")
+    logfile = p.state / "logs" / "fake-registers.log"
+    cmd = [sys.executable, "-m", "tests.fakes.registers", "--host", "127.0.0.1"]
+    pid = spawn([*cmd, "--port", str(p.registers_port)], logfile, pidfile)
+    wait_for("fake registers", lambda: port_open(p.registers_port), 30, logfile)
+    log(f"fake registers started (pid {pid}, {p.registers_url})")
+
+
 def services_up(p: Profile) -> None:
+    mail_sink_up(p)
+    registers_up(p)
+    docstore_up(p)
     for name in SERVICES:
         pidfile = p.state / "run" / f"{name}.pid"
         if read_pid(pidfile) is not None:
@@ -537,6 +638,9 @@ def services_up(p: Profile) -> None:
 def services_down(p: Profile) -> None:
     for name in SERVICES:
         stop_pid(name, p.state / "run" / f"{name}.pid")
+    stop_pid("mail sink", p.state / "run" / "mail-sink.pid")
+    stop_pid("fake registers", p.state / "run" / "fake-registers.pid")
+    stop_pid("document store", p.state / "run" / "docstore.pid")
 
 
 def status(p: Profile) -> int:
@@ -547,6 +651,12 @@ def status(p: Profile) -> int:
     for name in SERVICES:
         pid = read_pid(p.state / "run" / f"{name}.pid")
         rows.append((name, pid is not None, f"pid {pid}" if pid else "-"))
+    sink = read_pid(p.state / "run" / "mail-sink.pid")
+    rows.append(("mail-sink", sink is not None, f"127.0.0.1:{p.smtp_port}, {p.mail_dir}"))
+    fake = read_pid(p.state / "run" / "fake-registers.pid")
+    rows.append(("fake-registers", fake is not None, p.registers_url))
+    store = read_pid(p.state / "run" / "docstore.pid")
+    rows.append(("docstore", store is not None, p.docstore_url))
     for name, up, where in rows:
         print(f"{name:16} {'running' if up else 'stopped':8} {where}")
     return 0 if all(up for _, up, _ in rows) else 3

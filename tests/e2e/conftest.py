@@ -18,11 +18,23 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deploy.dev import SERVICES, Profile, read_pid, service_env, services_down, spawn, test_profile
+from deploy.dev import (
+    SERVICES,
+    Profile,
+    docstore_up,
+    mail_sink_up,
+    read_pid,
+    registers_up,
+    service_env,
+    services_down,
+    spawn,
+    test_profile,
+)
 from shared.health import is_healthy
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_SUBMITTED
+from tests.fakes.registers import Admin
 
 
 @dataclass
@@ -37,6 +49,9 @@ class Pipeline:
         env = {
             **service_env(self.profile, name),
             "KORTFLYT_RETRY_BASE_DELAY_S": "0.5",
+            # A register that hangs is given up on quickly; waiting orders are re-checked often.
+            "KORTFLYT_REGISTER_TIMEOUT_S": "2",
+            "KORTFLYT_EMPLOYMENT_RECHECK_INTERVAL_S": "3",
             "KORTFLYT_LOG_LEVEL": "INFO",
         }
         spawn(
@@ -73,6 +88,11 @@ class Pipeline:
                 assert time.monotonic() < deadline, f"{name} did not become healthy"
                 time.sleep(0.2)
 
+    @property
+    def registers(self) -> Admin:
+        """The fake registers' admin API: load and correct records, inject faults."""
+        return Admin(self.profile.registers_url)
+
     def log_of(self, name: str) -> Path:
         return self.profile.state / "logs" / f"{name}.log"
 
@@ -84,6 +104,9 @@ def pipeline() -> Iterator[Pipeline]:
     for name in SERVICES:
         (profile.state / "run" / f"{name}.health").unlink(missing_ok=True)
     p = Pipeline(profile)
+    mail_sink_up(profile)  # the services' SMTP server; every e-mail lands in profile.mail_dir
+    registers_up(profile)  # the fake registers registry_check asks (default seed)
+    docstore_up(profile)  # the fake document store intake fetches http(s) documents from
     for name in SERVICES:
         p.start(name)
     p.wait_healthy()

@@ -1,0 +1,125 @@
+"""Ask the registers about one order and apply the rules: the checks, without a database.
+
+`run_checks` is what `prepare` runs before the transaction. It asks only what the
+rules need, independent questions concurrently, and lets `RegisterUnavailable`
+propagate (the stage turns it into a retry); everything else is a `RuleResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import date
+
+from services.registry_check.adapters import Enhetsregisteret, Registers
+from services.registry_check.domain import (
+    EmploymentRecord,
+    Person,
+    RuleResult,
+    StaffingStatus,
+    Unit,
+    Worker,
+    employer_orgs,
+    is_staffing_company,
+    matching_employment,
+    rule_agency,
+    rule_card_type,
+    rule_employer,
+    rule_employment,
+    rule_person,
+    rule_staffing,
+    rule_vat,
+)
+from shared.events import OrderDetails
+
+
+async def resolve_employer(
+    er: Enhetsregisteret, org_number: str
+) -> tuple[Unit | None, Unit | None]:
+    """(the unit the order names, its main unit); the same unit twice for a main unit."""
+    named = await er.unit(org_number)
+    if named is None or named.parent is None:
+        return named, named
+    return named, await er.main_unit(named.parent)
+
+
+async def _none() -> None:
+    return None
+
+
+async def _no_employments() -> list[EmploymentRecord]:
+    return []
+
+
+async def _with_legal_entities(
+    er: Enhetsregisteret, employments: list[EmploymentRecord], orgs: frozenset[str]
+) -> list[EmploymentRecord]:
+    """Fill in the main unit of employments reported on a sub-unit without one."""
+    resolved = []
+    for e in employments:
+        if e.legal_entity is None and e.org_number not in orgs:
+            unit = await er.unit(e.org_number)
+            if unit is not None and unit.parent is not None:
+                e = replace(e, legal_entity=unit.parent)
+        resolved.append(e)
+    return resolved
+
+
+async def run_checks(registers: Registers, order: OrderDetails, today: date) -> list[RuleResult]:
+    er = registers.enhetsregisteret
+    national_id = order.worker.national_id
+    worker = Worker(
+        given_name=order.worker.given_name,
+        family_name=order.worker.family_name,
+        birth_date=order.worker.birth_date,
+        national_id=national_id,
+    )
+    agency_org = order.employment.agency_org_number
+    async with asyncio.TaskGroup() as tg:
+        employer_t = tg.create_task(resolve_employer(er, order.employer.org_number))
+        agency_t = tg.create_task(resolve_employer(er, agency_org)) if agency_org else None
+        person_t: asyncio.Task[Person | None] = tg.create_task(
+            registers.folkeregisteret.person(national_id) if national_id else _none()
+        )
+        employments_t = tg.create_task(
+            registers.aaregisteret.employments(national_id) if national_id else _no_employments()
+        )
+    named, main = employer_t.result()
+    results = [rule_employer(named, main), rule_person(worker, person_t.result())]
+    if named is None or main is None:
+        return results  # nothing else can be judged without the employer
+
+    agency_named, agency_main = agency_t.result() if agency_t else (None, None)
+    staffing = is_staffing_company(main, named)
+    async with asyncio.TaskGroup() as tg:
+        cleaning_t = tg.create_task(registers.renholdsregisteret.status(main.org_number))
+        staffing_t: asyncio.Task[StaffingStatus | None] = tg.create_task(
+            registers.bemanningsforetaksregisteret.status(main.org_number) if staffing else _none()
+        )
+        agency_status_t: asyncio.Task[StaffingStatus | None] = tg.create_task(
+            registers.bemanningsforetaksregisteret.status(agency_main.org_number)
+            if agency_main
+            else _none()
+        )
+    cleaning = cleaning_t.result()
+    if cleaning is None and named is not main:
+        # Registered under the sub-unit's number instead of the main unit's.
+        cleaning = await registers.renholdsregisteret.status(named.org_number)
+
+    results += [
+        rule_vat(main),
+        rule_card_type(order.card_type, cleaning),
+        rule_staffing(named, main, staffing_t.result()),
+    ]
+    if agency_org:
+        results.append(rule_agency(agency_status_t.result()))
+
+    orgs = employer_orgs(named, main, agency_named, agency_main)
+    employments = employments_t.result()
+    roles = None
+    if matching_employment(employments, orgs, today) is None:
+        employments = await _with_legal_entities(er, employments, orgs)
+        if matching_employment(employments, orgs, today) is None:
+            roles = await er.roles(main.org_number)
+    results.append(rule_employment(order.employment.type, orgs, employments, roles, worker, today))
+    return results

@@ -1,0 +1,4 @@
+from services.support.stage import build
+from shared.runtime import run
+
+run(build)

@@ -1,0 +1,568 @@
+"""`kortflyt`: the support staff's command line.
+
+    kortflyt orders show ORDER_ID
+    kortflyt orders list [--status S] [--reason CODE] [--since DATE] [--until DATE] [--limit N]
+    kortflyt orders replay ORDER_ID... [--by STAFF] [--note TEXT]
+    kortflyt orders replay --status S [--reason CODE] [--since DATE] [--until DATE]
+                           [--dry-run] [--rate N] [--by STAFF] [--note TEXT]
+    kortflyt orders override ORDER_ID --check CHECK --reason TEXT --by STAFF
+    kortflyt orders cancel ORDER_ID --reason TEXT --by STAFF
+
+It reads support's projection of `order.status` (schema `support`) and, read-only,
+registry_check's evidence and both services' command audit trails; it writes nothing
+itself but commands on `hmskort.order.commands.v1`, which the owning service handles,
+audits and makes idempotent by command id. Settings come from KORTFLYT_* variables
+(`python deploy/dev.py env` prints them for a local system).
+
+`replay` in bulk filters by the order's latest status (`--status`), a reason code on it
+(`--reason`; `--note` is the staff's own words, kept in the audit trail) and when it got
+it (`--since`/`--until`: a date, Oslo time, or an RFC 3339 time; --until DATE includes
+that day). Only orders that failed can be replayed: REJECTED, DOCUMENTS_REJECTED,
+NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol, TextIO
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from pydantic import ValidationError
+
+from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status, encode
+from shared.outbox import kafka_producer
+from shared.reasons import ReasonCode
+from shared.settings import Settings
+from shared.topics import ORDER_COMMANDS
+
+OSLO = ZoneInfo("Europe/Oslo")
+REPLAYABLE = (
+    Status.REJECTED,
+    Status.DOCUMENTS_REJECTED,
+    Status.NEEDS_ATTENTION,
+    Status.AWAITING_REGISTER,
+)
+OWNING_STAGES = ("intake", "registry_check")
+
+
+class UsageError(Exception):
+    """A mistake in the command line the staff member can fix; printed as one line."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class Store:
+    """Read-only queries on the projection, the evidence and the audit trails."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection[asyncpg.Record],
+        support: str = "support",
+        registry: str = "registry_check",
+        intake: str = "intake",
+    ) -> None:
+        self.conn = conn
+        self.support, self.registry, self.intake = support, registry, intake
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return list(await self.conn.fetch(query, *args))
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            return []  # that service has not run yet on this database
+
+    async def order(self, order_id: str) -> asyncpg.Record | None:
+        rows = await self._fetch(
+            f"SELECT * FROM {self.support}.orders WHERE order_id = $1",  # noqa: S608 - fixed schema names
+            order_id,
+        )
+        return rows[0] if rows else None
+
+    async def timeline(self, order_id: str) -> list[asyncpg.Record]:
+        return await self._fetch(
+            f"SELECT * FROM {self.support}.timeline WHERE order_id = $1"  # noqa: S608
+            " ORDER BY occurred_at, received_at",
+            order_id,
+        )
+
+    async def evidence(self, order_id: str, revision: int) -> list[asyncpg.Record]:
+        """The latest result of every check of the revision (and register outages)."""
+        return await self._fetch(
+            f"SELECT DISTINCT ON (check_name) * FROM {self.registry}.check_evidence"  # noqa: S608
+            " WHERE order_id = $1 AND revision = $2 ORDER BY check_name, checked_at DESC, id DESC",
+            order_id,
+            revision,
+        )
+
+    async def checks(self, order_id: str, revision: int) -> list[str]:
+        rows = await self._fetch(
+            f"SELECT DISTINCT check_name FROM {self.registry}.check_evidence"  # noqa: S608
+            " WHERE order_id = $1 AND revision = $2 AND check_name <> 'register'"
+            " ORDER BY check_name",
+            order_id,
+            revision,
+        )
+        return [r["check_name"] for r in rows]
+
+    async def overrides(self, order_id: str) -> list[asyncpg.Record]:
+        return await self._fetch(
+            f"SELECT * FROM {self.registry}.check_overrides WHERE order_id = $1"  # noqa: S608
+            " ORDER BY created_at",
+            order_id,
+        )
+
+    async def audit(self, order_id: str) -> list[asyncpg.Record]:
+        rows = []
+        for service, schema in (("intake", self.intake), ("registry_check", self.registry)):
+            for r in await self._fetch(
+                f"SELECT *, $2::text AS service FROM {schema}.command_audit"  # noqa: S608
+                " WHERE order_id = $1",
+                order_id,
+                service,
+            ):
+                rows.append(r)
+        return sorted(rows, key=lambda r: r["handled_at"])
+
+    async def find(
+        self,
+        status: Status | None = None,
+        reason: ReasonCode | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[asyncpg.Record]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if status is not None:
+            args.append(status.value)
+            clauses.append(f"status = ${len(args)}")
+        if reason is not None:
+            args.append(reason.value)
+            clauses.append(f"${len(args)} = ANY(reason_codes)")
+        if since is not None:
+            args.append(since)
+            clauses.append(f"updated_at >= ${len(args)}")
+        if until is not None:
+            args.append(until)
+            clauses.append(f"updated_at < ${len(args)}")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        return await self._fetch(
+            f"SELECT * FROM {self.support}.orders{where} ORDER BY updated_at, order_id{tail}",  # noqa: S608
+            *args,
+        )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class CommandSink(Protocol):
+    async def send(self, command: Command) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class KafkaSink:
+    """Commands to hmskort.order.commands.v1, keyed by order id (idempotent producer)."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.producer: Any = None
+        self.pending: list[Any] = []
+
+    async def start(self) -> None:
+        self.producer = kafka_producer(self.bootstrap_servers)  # made only when needed
+        await self.producer.start()
+
+    async def send(self, command: Command) -> None:
+        self.pending.append(
+            await self.producer.send(ORDER_COMMANDS, encode(command), key=command.order_id.encode())
+        )
+        if len(self.pending) >= 200:
+            await self.flush()
+
+    async def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending)
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+
+# --------------------------------------------------------------------------- output
+
+
+class Progress:
+    """A progress bar on a terminal; a line every 10 % otherwise."""
+
+    def __init__(self, total: int, out: TextIO, width: int = 30) -> None:
+        self.total, self.out, self.width = total, out, width
+        self.done = 0
+        self._last_tenth = -1
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        share = self.done / self.total if self.total else 1.0
+        if self.out.isatty():
+            filled = int(share * self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.out.write(f"\r[{bar}] {self.done}/{self.total}")
+            if self.done >= self.total:
+                self.out.write("\n")
+        elif int(share * 10) != self._last_tenth:
+            self._last_tenth = int(share * 10)
+            self.out.write(f"progress: {self.done}/{self.total} ({share:.0%})\n")
+        self.out.flush()
+
+
+def _time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+
+def _codes(reasons_json: str) -> str:
+    reasons = json.loads(reasons_json or "[]")
+    return ", ".join(f"{r['code']} [{r['check']}]" for r in reasons)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def parse_when(value: str, end: bool = False) -> datetime:
+    """A date (Oslo; as an end, the whole day is included) or an RFC 3339 time."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        start = datetime(day.year, day.month, day.day, tzinfo=OSLO)
+        return start + timedelta(days=1) if end else start
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not a date or time: {value!r} (use 2026-06-03 or RFC 3339)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
+
+
+def parse_status(value: str | None) -> Status | None:
+    if value is None:
+        return None
+    try:
+        return Status(value.upper())
+    except ValueError:
+        raise UsageError(
+            f"unknown status {value!r}; one of: {', '.join(s.value for s in Status)}"
+        ) from None
+
+
+def parse_code(value: str | None) -> ReasonCode | None:
+    if value is None:
+        return None
+    try:
+        return ReasonCode(value.upper())
+    except ValueError:
+        raise UsageError(f"unknown reason code {value!r} (see shared/reasons.py)") from None
+
+
+@dataclass
+class Cli:
+    store: Store
+    sink: CommandSink
+    out: TextIO
+    err: TextIO
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    async def _known(self, order_id: str) -> asyncpg.Record:
+        order = await self.store.order(order_id)
+        if order is None:
+            raise UsageError(f"unknown order {order_id!r}: support has no status for it")
+        return order
+
+    async def show(self, order_id: str) -> int:
+        order = await self._known(order_id)
+        self.say(
+            f"order {order['order_id']}  revision {order['revision']}  status {order['status']}"
+            f"  stage {order['stage']}  card {order['card_number'] or '-'}"
+            f"  updated {_time(order['updated_at'])}"
+        )
+        for r in json.loads(order["reasons"]):
+            self.say(f"  {r['code']} [{r['check']}]: {r['message_en']}")
+        self.say("\ntimeline:")
+        timeline: list[tuple[str, ...]] = [("time", "revision", "status", "stage", "reasons")]
+        for t in await self.store.timeline(order_id):
+            timeline.append(
+                (
+                    _time(t["occurred_at"]),
+                    str(t["revision"]),
+                    t["status"],
+                    t["stage"],
+                    _codes(t["reasons"]),
+                )
+            )
+        self.say(table(timeline))
+        evidence = await self.store.evidence(order_id, order["revision"])
+        if evidence:
+            self.say(f"\nchecks (revision {order['revision']}, latest result of each):")
+            rows: list[tuple[str, ...]] = [
+                ("check", "outcome", "register", "code", "checked", "detail", "evidence")
+            ]
+            for e in evidence:
+                rows.append(
+                    (
+                        e["check_name"],
+                        e["outcome"],
+                        e["register"] or "-",
+                        e["code"] or "-",
+                        _time(e["checked_at"]),
+                        e["detail"] or "-",
+                        json.dumps(json.loads(e["answer"]), separators=(",", ":")),
+                    )
+                )
+            self.say(table(rows))
+        overrides = await self.store.overrides(order_id)
+        if overrides:
+            self.say("\noverrides:")
+            for o in overrides:
+                self.say(
+                    f"  {_time(o['created_at'])}  {o['check_name']} (revision {o['revision']})"
+                    f" by {o['actor']}: {o['reason']}"
+                )
+        audit = await self.store.audit(order_id)
+        if audit:
+            self.say("\ncommands:")
+            for a in audit:
+                why = f": {a['reason']}" if a["reason"] else ""
+                self.say(
+                    f"  {_time(a['handled_at'])}  {a['command']} by {a['actor']}{why}"
+                    f" -> {a['service']}: {a['outcome']}"
+                )
+        return 0
+
+    async def list(
+        self,
+        status: Status | None,
+        reason: ReasonCode | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> int:
+        orders = await self.store.find(status, reason, since, until, limit)
+        if not orders:
+            self.say("no orders match")
+            return 0
+        rows = [("order", "revision", "status", "stage", "updated", "card", "reasons")]
+        for o in orders:
+            rows.append(
+                (
+                    o["order_id"],
+                    str(o["revision"]),
+                    o["status"],
+                    o["stage"],
+                    _time(o["updated_at"]),
+                    o["card_number"] or "",
+                    _codes(o["reasons"]),
+                )
+            )
+        self.say(table(rows))
+        self.say(f"\n{len(orders)} orders")
+        return 0
+
+    async def replay(
+        self,
+        orders: Sequence[asyncpg.Record],
+        unknown: Sequence[str],
+        actor: str,
+        reason: str | None,
+        dry_run: bool,
+        rate: float | None,
+    ) -> int:
+        chosen = [o for o in orders if o["status"] in {s.value for s in REPLAYABLE}]
+        skipped = Counter(o["status"] for o in orders if o not in chosen)
+        for order_id in unknown:
+            self.err.write(f"error: unknown order {order_id!r}\n")
+        by_status = Counter(o["status"] for o in chosen)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
+        if dry_run:
+            for o in chosen:
+                self.say(f"would replay {o['order_id']} ({o['status']} at {o['stage']})")
+            self.say(f"dry run: {len(chosen)} orders would be replayed ({summary})")
+        else:
+            progress = Progress(len(chosen), self.err)
+            for o in chosen:
+                stage = o["stage"] if o["stage"] in OWNING_STAGES else None
+                await self.sink.send(
+                    ReplayOrder(order_id=o["order_id"], actor=actor, reason=reason, stage=stage)
+                )
+                progress.step()
+                if rate:
+                    await asyncio.sleep(1 / rate)
+            await self.sink.flush()
+            self.say(f"replayed {len(chosen)} orders ({summary})")
+        if skipped:
+            nothing = ", ".join(f"{n} {s}" for s, n in sorted(skipped.items()))
+            self.say(f"skipped {sum(skipped.values())} with nothing to replay ({nothing})")
+        if unknown:
+            self.say(f"{len(unknown)} unknown orders")
+        return 1 if unknown else 0
+
+    async def override(self, order_id: str, check: str, reason: str, actor: str) -> int:
+        order = await self._known(order_id)
+        if not reason.strip():
+            raise UsageError("an override needs a reason (--reason TEXT): it is audited")
+        checks = await self.store.checks(order_id, order["revision"])
+        if check not in checks:
+            known = ", ".join(checks) or "none yet: the registers have not answered"
+            raise UsageError(
+                f"order {order_id} revision {order['revision']} has no check {check!r};"
+                f" its checks: {known}"
+            )
+        command = OverrideCheck(
+            order_id=order_id, revision=order["revision"], check=check, reason=reason, actor=actor
+        )
+        await self.sink.send(command)
+        await self.sink.flush()
+        self.say(f"override of {check} sent for {order_id} (command {command.event_id})")
+        return 0
+
+    async def cancel(self, order_id: str, reason: str, actor: str) -> int:
+        order = await self._known(order_id)
+        if not reason.strip():
+            raise UsageError("a cancellation needs a reason (--reason TEXT): it is audited")
+        command = CancelOrder(
+            order_id=order_id, revision=order["revision"], reason=reason, actor=actor
+        )
+        await self.sink.send(command)
+        await self.sink.flush()
+        self.say(f"cancel sent for {order_id} (command {command.event_id})")
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="kortflyt", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    groups = top.add_subparsers(dest="group", required=True)
+    orders = groups.add_parser("orders", help="find, show, replay, override or cancel orders")
+    sub = orders.add_subparsers(dest="action", required=True)
+    default_actor = os.environ.get("KORTFLYT_STAFF_ID") or getpass.getuser()
+
+    show = sub.add_parser("show", help="an order's timeline, checks, evidence and commands")
+    show.add_argument("order_id")
+
+    listing = sub.add_parser("list", help="orders by status, reason code and time")
+    listing.add_argument("--status")
+    listing.add_argument("--reason", help="a reason code, e.g. EMPLOYMENT_NOT_FOUND")
+    listing.add_argument("--since")
+    listing.add_argument("--until")
+    listing.add_argument("--limit", type=int, default=None)
+
+    replay = sub.add_parser("replay", help="re-run failed orders from the stage they failed at")
+    replay.add_argument("order_ids", nargs="*")
+    replay.add_argument("--status")
+    replay.add_argument("--reason", help="only orders whose status has this reason code")
+    replay.add_argument("--since")
+    replay.add_argument("--until")
+    replay.add_argument("--dry-run", action="store_true")
+    replay.add_argument("--rate", type=float, default=None, help="commands per second")
+    replay.add_argument("--by", default=default_actor, help="your staff id (audited)")
+    replay.add_argument("--note", default=None, help="why you replay (audited)")
+
+    override = sub.add_parser("override", help="mark one check of an order as passed")
+    override.add_argument("order_id")
+    override.add_argument("--check", required=True)
+    override.add_argument("--reason", required=True)
+    override.add_argument("--by", required=True)
+
+    cancel = sub.add_parser("cancel", help="cancel an order that has no card yet")
+    cancel.add_argument("order_id")
+    cancel.add_argument("--reason", required=True)
+    cancel.add_argument("--by", required=True)
+    return top
+
+
+async def dispatch(args: argparse.Namespace, cli: Cli) -> int:
+    if args.action == "show":
+        return await cli.show(args.order_id)
+    if args.action == "list":
+        return await cli.list(
+            parse_status(args.status),
+            parse_code(args.reason),
+            parse_when(args.since) if args.since else None,
+            parse_when(args.until, end=True) if args.until else None,
+            args.limit,
+        )
+    if args.action == "replay":
+        filters = (args.status, args.reason, args.since, args.until)
+        if args.order_ids and any(filters):
+            raise UsageError("give order ids or filters (--status, ...), not both")
+        if args.order_ids:
+            found = [(i, await cli.store.order(i)) for i in dict.fromkeys(args.order_ids)]
+            orders = [o for _, o in found if o is not None]
+            unknown = [i for i, o in found if o is None]
+        elif any(filters):
+            orders = await cli.store.find(
+                parse_status(args.status),
+                parse_code(args.reason),
+                parse_when(args.since) if args.since else None,
+                parse_when(args.until, end=True) if args.until else None,
+            )
+            unknown = []
+        else:
+            raise UsageError("say which orders: ORDER_ID... or --status/--reason/--since/--until")
+        if args.rate is not None and args.rate <= 0:
+            raise UsageError("--rate must be above 0")
+        return await cli.replay(orders, unknown, args.by, args.note, args.dry_run, args.rate)
+    if args.action == "override":
+        return await cli.override(args.order_id, args.check, args.reason, args.by)
+    return await cli.cancel(args.order_id, args.reason, args.by)
+
+
+async def amain(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    conn = await asyncpg.connect(settings.database_url)
+    sink = KafkaSink(settings.kafka_bootstrap_servers)
+    started = False
+    try:
+        needs_kafka = args.action in ("replay", "override", "cancel") and not getattr(
+            args, "dry_run", False
+        )
+        if needs_kafka:
+            await sink.start()
+            started = True
+        return await dispatch(args, Cli(Store(conn), sink, out, err))
+    except (UsageError, ValidationError) as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    finally:
+        if started:
+            await sink.stop()
+        await conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(amain(argv, sys.stdout, sys.stderr))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

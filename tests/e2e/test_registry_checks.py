@@ -1,0 +1,332 @@
+"""Register checks end to end: 1,000 orders, a sixth of them the known causes of wrongful
+rejection and a register outage; then the register is corrected and support bulk-replays.
+
+Every order must end PRODUCED (approved, one card) or with a correct rejection; none
+wrongly rejected, none lost, none approved or carded twice. The run uses the real
+services, Kafka, PostgreSQL, the fake register server and the `kortflyt` CLI's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.support.cli import Cli, KafkaSink, Store, dispatch, parser
+from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
+from shared.reasons import ReasonCode
+from shared.topics import CARD_PRODUCED, ORDER_APPROVED
+from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
+from tests.factories import national_id, org_number, submitted
+from tests.fakes import register_data as rd
+
+# How many orders of each kind; the hits (all but "normal") are a sixth of 1,000.
+HITS = {
+    "employment_on_sub_unit": 20,  # order names the main unit, Aa-registeret the sub-unit
+    "order_names_sub_unit": 15,  # and the employment is on the main unit
+    "owner": 20,  # sole proprietor: not in Aa-registeret, INNH role
+    "partner": 15,  # ANS partner: DTSO role
+    "new_hire": 25,  # employment not yet reported: waits, then the register is corrected
+    "below_vat_threshold": 20,
+    "register_outage": 25,  # Aa-registeret down for these workers: retries used up
+    "bankrupt": 9,  # correct rejections, which must stay rejected after a replay
+    "person_mismatch": 9,
+    "cleaning_company_construction_card": 9,
+}
+TOTAL = 1000
+REJECTED_AS = {
+    "bankrupt": ReasonCode.EMPLOYER_BANKRUPT,
+    "person_mismatch": ReasonCode.PERSON_MISMATCH,
+    "cleaning_company_construction_card": ReasonCode.CLEANING_COMPANY_NEEDS_CLEANING_CARD,
+}
+
+
+def first_outcome(kind: str) -> tuple[str, list[str] | None]:
+    """What an order of this kind shows before the register is corrected."""
+    if kind in REJECTED_AS:
+        return Status.REJECTED.value, [REJECTED_AS[kind].value]
+    if kind == "new_hire":  # waiting, re-checked on a schedule, never rejected
+        return Status.AWAITING_REGISTER.value, [ReasonCode.EMPLOYMENT_NOT_FOUND.value]
+    if kind == "register_outage":  # retries used up: a person's turn, never rejected
+        return Status.NEEDS_ATTENTION.value, [ReasonCode.REGISTER_UNAVAILABLE.value]
+    return Status.PRODUCED.value, None
+
+
+@dataclass
+class Case:
+    order_id: str
+    kind: str
+    nid: str
+    org: str
+    order: dict[str, Any]
+
+
+def build(run: str) -> tuple[list[Case], rd.DataSet]:
+    ds = rd.DataSet()
+    employers = []
+    for i in range(10):
+        main, site = org_number(), org_number()
+        ds.put("enheter", main, rd.enhet(main, f"BYGG {run} {i} AS"))
+        ds.put("underenheter", site, rd.underenhet(site, main, f"BYGG {run} {i} AS AVD"))
+        employers.append((main, site))
+    cleaner = org_number()
+    ds.put("enheter", cleaner, rd.enhet(cleaner, f"RENHOLD {run} AS", nace="81.210"))
+    ds.put("renhold", cleaner, rd.renhold(cleaner))
+    bankrupt = org_number()
+    ds.put("enheter", bankrupt, rd.enhet(bankrupt, f"KONKURS {run} AS", bankrupt=True))
+
+    kinds = [k for k, n in HITS.items() for _ in range(n)]
+    kinds += ["normal"] * (TOTAL - len(kinds))
+    cases = []
+    for i, kind in enumerate(kinds):
+        birth = date(1940 + i % 50, 1 + (i // 50) % 12, 1 + i // 600)
+        nid = national_id(birth, seed=hash((run, i)) & 0xFFFF)
+        given, family = "Ola", f"Tester{i}"
+        main, site = employers[i % len(employers)]
+        org, card_type, emp_type = main, "construction", "employee"
+        ds.put("personer", nid, rd.person(nid, given, family, birth))
+        if kind == "normal" and i % 10 == 0:
+            org, card_type = cleaner, "cleaning"
+            ds.employ(nid, cleaner, date(2021, 1, 1), legal_entity=cleaner)
+        elif kind in ("normal", "register_outage"):
+            ds.employ(nid, site if i % 2 else main, date(2020, 1, 1), legal_entity=main)
+        elif kind == "employment_on_sub_unit":
+            ds.employ(nid, site, date(2020, 1, 1))  # no legal entity: resolved via the sub-unit
+        elif kind == "order_names_sub_unit":
+            org = site
+            ds.employ(nid, main, date(2020, 1, 1), legal_entity=main)
+        elif kind in ("owner", "partner"):
+            org = org_number()
+            form, role = ("ENK", "INNH") if kind == "owner" else ("ANS", "DTSO")
+            ds.put("enheter", org, rd.enhet(org, f"{family} {form}", form=form, vat=False))
+            roles = [(role, given, family, birth)]
+            if kind == "partner":
+                roles.append(("DTSO", "Kari", "Partner", date(1970, 1, 1)))
+            ds.put("roller", org, rd.roller(org, roles))
+            emp_type = "owner"
+        elif kind == "below_vat_threshold":
+            org = org_number()
+            ds.put("enheter", org, rd.enhet(org, f"LITEN {i} AS", vat=False))
+            ds.employ(nid, org, date(2022, 3, 1), legal_entity=org)
+        elif kind == "bankrupt":
+            org = bankrupt
+            ds.employ(nid, org, date(2020, 1, 1), legal_entity=org)
+        elif kind == "person_mismatch":
+            ds.put("personer", nid, rd.person(nid, "Per", "Someoneelse", birth))
+            ds.employ(nid, main, date(2020, 1, 1), legal_entity=main)
+        elif kind == "cleaning_company_construction_card":
+            org = cleaner
+            ds.employ(nid, cleaner, date(2020, 1, 1), legal_entity=cleaner)
+        # new_hire: nothing in Aa-registeret yet
+        order_id = f"REG-{run}-{i:04d}"
+        order = submitted(order_id, card_type=card_type)
+        order["employer"] = {**order["employer"], "org_number": org}
+        order["worker"] = {
+            **order["worker"],
+            "given_name": given,
+            "family_name": family,
+            "birth_date": birth.isoformat(),
+            "national_id": nid,
+        }
+        order["employment"] = {**order["employment"], "type": emp_type}
+        cases.append(Case(order_id, kind, nid, org, order))
+    return cases, ds
+
+
+async def projection(
+    pipeline: Pipeline, ids: list[str], until: Any, timeout_s: float
+) -> dict[str, asyncpg.Record]:
+    """support's view of the orders, once `until(view)` holds (or at the timeout)."""
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = await conn.fetch(
+                "SELECT * FROM support.orders WHERE order_id = ANY($1::text[])", ids
+            )
+            view = {r["order_id"]: r for r in rows}
+            if until(view) or time.monotonic() > deadline:
+                return view
+            await asyncio.sleep(1)
+    finally:
+        await conn.close()
+
+
+async def kortflyt(pipeline: Pipeline, *argv: str) -> str:
+    """Run a `kortflyt` command in-process against the pipeline; its standard output."""
+    out, err = io.StringIO(), io.StringIO()
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    sink = KafkaSink(pipeline.settings.kafka_bootstrap_servers)
+    await sink.start()
+    try:
+        code = await dispatch(parser().parse_args(argv), Cli(Store(conn), sink, out, err))
+    finally:
+        await sink.stop()
+        await conn.close()
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+def statuses(view: dict[str, asyncpg.Record], cases: list[Case]) -> Counter[tuple[str, str]]:
+    return Counter((c.kind, view[c.order_id]["status"]) for c in cases if c.order_id in view)
+
+
+@pytest.mark.timeout(2400)  # 1,000 orders through every service on a shared machine
+async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_replay(
+    pipeline: Pipeline,
+) -> None:
+    run = run_id()
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    cases, ds = build(run)
+    ids = [c.order_id for c in cases]
+    registers = pipeline.registers
+    await registers.load(ds.to_json())
+    for c in cases:
+        if c.kind == "register_outage":
+            await registers.fault("aaregisteret", "outage", key=c.nid)
+    # A short blip of Folkeregisteret for a few workers: retried, no one notices.
+    await registers.fault("folkeregisteret", "error", status=503, fraction=0.03, times=15)
+
+    t0 = time.monotonic()
+    await publish(pipeline.settings, [(c.order_id, as_bytes(c.order)) for c in cases])
+
+    # 1. Everything settles: produced, rejected, waiting for the register, or for a person.
+    by_id = {c.order_id: c for c in cases}
+
+    def seen(row: asyncpg.Record) -> tuple[str, list[str] | None]:
+        expected = first_outcome(by_id[row["order_id"]].kind)
+        return row["status"], (list(row["reason_codes"]) if expected[1] is not None else None)
+
+    view = await projection(
+        pipeline,
+        ids,
+        lambda v: (
+            len(v) == TOTAL and all(seen(r) == first_outcome(by_id[k].kind) for k, r in v.items())
+        ),
+        timeout_s=600,
+    )
+    first_pass = statuses(view, cases)
+    print(f"\nfirst pass after {time.monotonic() - t0:.0f}s: {sorted(first_pass.items())}")  # noqa: T201
+    assert len(view) == TOTAL, f"{TOTAL - len(view)} orders lost"
+    unexpected = {
+        k: (by_id[k].kind, seen(r))
+        for k, r in view.items()
+        if seen(r) != first_outcome(by_id[k].kind)
+    }
+    assert unexpected == {}, f"{len(unexpected)} unexpected: {list(unexpected.items())[:5]}"
+
+    # 2. The registers are corrected: the new hires are reported, Aa-registeret is back.
+    today = date.today()
+    await registers.load(
+        {
+            "arbeidsforhold": {
+                c.nid: [rd.arbeidsforhold(c.org, today - timedelta(days=3), legal_entity=c.org)]
+                for c in cases
+                if c.kind == "new_hire"
+            }
+        }
+    )
+    await registers.clear_faults()
+
+    # 3. Support looks, then bulk-replays what failed (the CLI's own code).
+    since = started.isoformat()
+    listed = await kortflyt(
+        pipeline, "orders", "list", "--status", "NEEDS_ATTENTION", "--since", since
+    )
+    assert f"{HITS['register_outage']} orders" in listed
+    dry = await kortflyt(
+        pipeline, "orders", "replay", "--status", "NEEDS_ATTENTION", "--since", since, "--dry-run"
+    )
+    assert f"dry run: {HITS['register_outage']} orders would be replayed" in dry
+    for status in ("NEEDS_ATTENTION", "AWAITING_REGISTER", "REJECTED"):
+        summary = await kortflyt(
+            pipeline,
+            "orders",
+            "replay",
+            "--status",
+            status,
+            "--since",
+            since,
+            "--rate",
+            "500",
+            "--by",
+            "e2e-support",
+            "--note",
+            "register corrected",
+        )
+        print(summary.strip())  # noqa: T201
+    # Replaying orders that already have their card must make no new card.
+    produced = [c.order_id for c in cases if c.kind == "normal"][:20]
+    sink = KafkaSink(pipeline.settings.kafka_bootstrap_servers)
+    await sink.start()
+    try:
+        for order_id in produced:
+            await sink.send(ReplayOrder(order_id=order_id, actor="e2e-support"))
+        await sink.flush()
+    finally:
+        await sink.stop()
+
+    # 4. Every order ends produced or correctly rejected.
+    def final(v: dict[str, asyncpg.Record]) -> bool:
+        return all(
+            v[c.order_id]["status"] == ("REJECTED" if c.kind in REJECTED_AS else "PRODUCED")
+            for c in cases
+        )
+
+    view = await projection(pipeline, ids, final, timeout_s=300)
+    print(f"after replay, {time.monotonic() - t0:.0f}s: {sorted(statuses(view, cases).items())}")  # noqa: T201
+    wrong = {
+        c.order_id: (c.kind, view[c.order_id]["status"], list(view[c.order_id]["reason_codes"]))
+        for c in cases
+        if view[c.order_id]["status"] != ("REJECTED" if c.kind in REJECTED_AS else "PRODUCED")
+    }
+    assert wrong == {}, f"{len(wrong)} orders did not end right: {list(wrong.items())[:5]}"
+    rejected = [c for c in cases if c.kind in REJECTED_AS]
+    assert all(
+        list(view[c.order_id]["reason_codes"]) == [REJECTED_AS[c.kind].value] for c in rejected
+    )
+
+    # 5. None processed twice: one approval and one card per produced order.
+    carded = {c.order_id for c in cases if c.kind not in REJECTED_AS}
+    found = await collect(
+        pipeline.settings,
+        [ORDER_APPROVED, CARD_PRODUCED],
+        set(ids),
+        lambda f: all({r.key.decode() for r in f[t]} >= carded for t in f),
+        timeout_s=120,
+    )
+    approvals = Counter(
+        OrderApproved.model_validate_json(r.value).order_id
+        for r in {r.value: r for r in found[ORDER_APPROVED]}.values()
+    )
+    assert set(approvals) == carded and set(approvals.values()) == {1}
+    cards = {CardProduced.model_validate_json(r.value) for r in found[CARD_PRODUCED]}
+    per_order = Counter(
+        c.order_id for c in {(c.order_id, c.card_number): c for c in cards}.values()
+    )
+    assert set(per_order) == carded and set(per_order.values()) == {1}
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT order_id, count(*) AS n FROM production.cards"
+            " WHERE order_id = ANY($1::text[]) GROUP BY order_id",
+            ids,
+        )
+        audits = await conn.fetchval(
+            "SELECT count(*) FROM registry_check.command_audit WHERE order_id = ANY($1::text[])"
+            " AND actor = 'e2e-support' AND outcome LIKE 'replayed%'",
+            ids,
+        )
+    finally:
+        await conn.close()
+    assert {r["order_id"]: r["n"] for r in rows} == dict.fromkeys(carded, 1)
+    # Every replay that ran is in the audit trail (the new hires may have been approved by a
+    # scheduled re-check before their replay arrived: then the replay was "ignored").
+    assert audits >= HITS["register_outage"] + len(rejected)

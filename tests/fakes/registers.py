@@ -1,0 +1,330 @@
+"""One fake server for all five registers, with fault injection and an admin API.
+
+    python -m tests.fakes.registers [--host 127.0.0.1] [--port 8080] [--seed FILE]
+
+Serves a data set (`tests.fakes.register_data`; the default seed without `--seed`):
+
+    GET /enhetsregisteret/api/enheter/{orgnr}             200 | 404 | 410 Gone (deleted)
+    GET /enhetsregisteret/api/underenheter/{orgnr}        200 | 404
+    GET /enhetsregisteret/api/enheter/{orgnr}/roller      200 | 404
+    GET /renholdsregisteret/api/virksomheter/{orgnr}      200 | 404
+    GET /bemanningsforetaksregisteret/api/virksomheter/{orgnr}
+    GET /aaregisteret/api/arbeidsforhold                  header Nav-Personident; 200 list | 404
+    GET /folkeregisteret/api/personer                     header Nav-Personident; 200 | 404
+
+Admin API ("the register has been corrected", faults on demand):
+
+    PUT    /_admin/records/{collection}/{key}   body: the record      replace one record
+    DELETE /_admin/records/{collection}/{key}                         remove it
+    POST   /_admin/records   {"collection": {"key": record | null}}   many at once (null removes)
+    POST   /_admin/faults    {"register": "aaregisteret" | "*", "key": "...", "fraction": 0.1,
+                              "kind": "latency" | "timeout" | "error" | "outage" | "garbage",
+                              "latency_s": 2.0, "status": 503, "times": 3}
+    DELETE /_admin/faults                                             clear every fault
+    GET    /_admin/stats     requests served per register
+    GET    /_admin/health
+
+A fault applies to one record (`key`), to a deterministic share of records (`fraction`,
+by a hash of the key) or to the whole register, optionally only `times` times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import signal
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.register_data import COLLECTIONS, default_seed
+
+PERSON_HEADER = "Nav-Personident"
+REGISTERS = (
+    "enhetsregisteret",
+    "renholdsregisteret",
+    "bemanningsforetaksregisteret",
+    "aaregisteret",
+    "folkeregisteret",
+)
+FAULT_KINDS = ("latency", "timeout", "error", "outage", "garbage")
+
+
+@dataclass
+class Fault:
+    register: str
+    kind: str
+    key: str | None = None
+    fraction: float | None = None
+    latency_s: float = 2.0
+    status: int = 500
+    times: int | None = None
+
+    def matches(self, register: str, key: str) -> bool:
+        if self.register not in ("*", register):
+            return False
+        if self.key is not None:
+            return self.key == key
+        if self.fraction is not None:
+            bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            return bucket < self.fraction
+        return True
+
+
+def _fault_of(data: Any) -> Fault:
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="a fault is a JSON object")
+    register, kind = data.get("register"), data.get("kind")
+    if register not in (*REGISTERS, "*") or kind not in FAULT_KINDS:
+        raise web.HTTPBadRequest(text=f"register in {REGISTERS} or '*', kind in {FAULT_KINDS}")
+    return Fault(
+        register=register,
+        kind=kind,
+        key=data.get("key"),
+        fraction=data.get("fraction"),
+        latency_s=float(data.get("latency_s", 30.0 if kind == "timeout" else 2.0)),
+        status=int(data.get("status", 503 if kind == "outage" else 500)),
+        times=data.get("times"),
+    )
+
+
+class FakeRegisters:
+    def __init__(self, data: dict[str, dict[str, Any]]) -> None:
+        self.data = {c: dict(data.get(c, {})) for c in COLLECTIONS}
+        self.faults: list[Fault] = []
+        self.requests: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ faults
+
+    async def _inject(self, register: str, key: str) -> web.Response | None:
+        """Apply the first matching fault: a response to send instead, or None to go on."""
+        self.requests[register] += 1
+        for fault in self.faults:
+            if not fault.matches(register, key):
+                continue
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+            if fault.kind in ("latency", "timeout"):
+                await asyncio.sleep(fault.latency_s)
+                if fault.kind == "timeout":
+                    return web.Response(status=504, text="gateway timeout")
+                return None
+            if fault.kind == "garbage":
+                return web.Response(status=200, text="<html>maintenance</html>")
+            return web.json_response({"feilmelding": "fake fault"}, status=fault.status)
+        return None
+
+    def _route(
+        self, register: str, key_of: Callable[[web.Request], str]
+    ) -> Callable[
+        [Callable[[web.Request, str], Awaitable[web.StreamResponse]]],
+        Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ]:
+        def wrap(
+            handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+        ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+            async def serve(request: web.Request) -> web.StreamResponse:
+                key = key_of(request)
+                injected = await self._inject(register, key)
+                if injected is not None:
+                    return injected
+                return await handler(request, key)
+
+            return serve
+
+        return wrap
+
+    def _record(self, collection: str, key: str) -> web.Response:
+        record = self.data[collection].get(key)
+        if record is None:
+            return web.json_response({"feilmelding": "ikke funnet"}, status=404)
+        return web.json_response(record)
+
+    # ------------------------------------------------------------------ app
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        org = self._route("enhetsregisteret", lambda r: r.match_info["org"])
+
+        @org
+        async def enheter(_r: web.Request, key: str) -> web.StreamResponse:
+            if key in self.data["slettede"]:
+                return web.json_response(self.data["slettede"][key], status=410)
+            return self._record("enheter", key)
+
+        @org
+        async def underenheter(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("underenheter", key)
+
+        @org
+        async def roller(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("roller", key)
+
+        @self._route("renholdsregisteret", lambda r: r.match_info["org"])
+        async def renhold(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("renhold", key)
+
+        @self._route("bemanningsforetaksregisteret", lambda r: r.match_info["org"])
+        async def bemanning(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("bemanning", key)
+
+        def person_key(request: web.Request) -> str:
+            return request.headers.get(PERSON_HEADER, "")
+
+        @self._route("aaregisteret", person_key)
+        async def arbeidsforhold(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("arbeidsforhold", key)
+
+        @self._route("folkeregisteret", person_key)
+        async def personer(_r: web.Request, key: str) -> web.StreamResponse:
+            return self._record("personer", key)
+
+        app.router.add_get("/enhetsregisteret/api/enheter/{org}", enheter)
+        app.router.add_get("/enhetsregisteret/api/underenheter/{org}", underenheter)
+        app.router.add_get("/enhetsregisteret/api/enheter/{org}/roller", roller)
+        app.router.add_get("/renholdsregisteret/api/virksomheter/{org}", renhold)
+        app.router.add_get("/bemanningsforetaksregisteret/api/virksomheter/{org}", bemanning)
+        app.router.add_get("/aaregisteret/api/arbeidsforhold", arbeidsforhold)
+        app.router.add_get("/folkeregisteret/api/personer", personer)
+
+        app.router.add_put("/_admin/records/{collection}/{key}", self.put_record)
+        app.router.add_delete("/_admin/records/{collection}/{key}", self.delete_record)
+        app.router.add_post("/_admin/records", self.put_records)
+        app.router.add_post("/_admin/faults", self.add_fault)
+        app.router.add_delete("/_admin/faults", self.clear_faults)
+        app.router.add_get("/_admin/stats", self.stats)
+        app.router.add_get("/_admin/health", self.health)
+        return app
+
+    # ------------------------------------------------------------------ admin
+
+    def _collection(self, name: str) -> dict[str, Any]:
+        if name not in self.data:
+            raise web.HTTPNotFound(text=f"collections: {', '.join(COLLECTIONS)}")
+        return self.data[name]
+
+    async def put_record(self, request: web.Request) -> web.Response:
+        self._collection(request.match_info["collection"])[
+            request.match_info["key"]
+        ] = await request.json()
+        return web.json_response({"ok": True})
+
+    async def delete_record(self, request: web.Request) -> web.Response:
+        removed = self._collection(request.match_info["collection"]).pop(
+            request.match_info["key"], None
+        )
+        return web.json_response({"removed": removed is not None})
+
+    async def put_records(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="{collection: {key: record | null}}")
+        changed = 0
+        for name, records in body.items():
+            collection = self._collection(name)
+            for key, record in records.items():
+                if record is None:
+                    collection.pop(key, None)
+                else:
+                    collection[key] = record
+                changed += 1
+        return web.json_response({"changed": changed})
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        fault = _fault_of(await request.json())
+        self.faults.append(fault)
+        return web.json_response({"faults": len(self.faults)})
+
+    async def clear_faults(self, _request: web.Request) -> web.Response:
+        cleared = len(self.faults)
+        self.faults.clear()
+        return web.json_response({"cleared": cleared})
+
+    async def stats(self, _request: web.Request) -> web.Response:
+        return web.json_response({"requests": dict(self.requests), "faults": len(self.faults)})
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+
+class Admin:
+    """The admin API from a test: load records, correct them, inject and clear faults."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=60) as client:
+            response = await client.request(method, path, json=body)
+            response.raise_for_status()
+            return response.json()
+
+    async def load(self, data: dict[str, dict[str, Any]]) -> None:
+        await self._call("POST", "/_admin/records", data)
+
+    async def put(self, collection: str, key: str, record: Any) -> None:
+        await self._call("PUT", f"/_admin/records/{collection}/{key}", record)
+
+    async def delete(self, collection: str, key: str) -> None:
+        await self._call("DELETE", f"/_admin/records/{collection}/{key}")
+
+    async def fault(self, register: str, kind: str, **options: Any) -> None:
+        await self._call("POST", "/_admin/faults", {"register": register, "kind": kind, **options})
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "/_admin/faults")
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/_admin/stats")
+        return result
+
+
+def load_seed(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        return default_seed().to_json()
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: a seed is a JSON object of collections")
+    return data
+
+
+async def serve(host: str, port: int, seed: Path | None) -> None:
+    fake = FakeRegisters(load_seed(seed))
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    print(f"fake registers on http://{host}:{port}", flush=True)  # noqa: T201
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    with contextlib.suppress(Exception):
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container's fake
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--seed", type=Path, default=None)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.host, args.port, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,587 @@
+"""registry_check's stage on real PostgreSQL against the fake registers.
+
+Each test runs the stage through `Processor` (inbox, prepare, transaction, outbox,
+retry) in a schema of its own, and reads what it wrote: the outbox (what Kafka will
+get), `check_evidence`, `checked_orders`, `command_audit`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.registry_check.adapters import HttpRegisters, http_registers
+from services.registry_check.stage import RegistryCheck
+from shared.db import create_pool, migrate
+from shared.events import (
+    CancelOrder,
+    Event,
+    OrderAccepted,
+    OrderApproved,
+    OrderStatusChanged,
+    OverrideCheck,
+    ReplayOrder,
+    Status,
+    encode,
+)
+from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
+from shared.reasons import ReasonCode
+from shared.settings import Settings
+from shared.topics import (
+    ORDER_ACCEPTED,
+    ORDER_APPROVED,
+    ORDER_COMMANDS,
+    ORDER_STATUS,
+    dlt_topic,
+    retry_topic,
+)
+from tests.factories import national_id, org_number, submitted
+from tests.fakes import register_data as rd
+from tests.fakes.registers import Admin
+from tests.integration.registers import RunningFake, fake_registers
+
+RETRY = retry_topic("registry_check")
+BIRTH = date(1990, 5, 17)
+
+
+@dataclass
+class World:
+    """The registers' data for one test: employers and workers in known states."""
+
+    ds: rd.DataSet
+
+    def employer(self, seed: int, name: str = "BYGG AS", **kw: Any) -> str:
+        org = org_number(seed=seed)
+        self.ds.put("enheter", org, rd.enhet(org, name, **kw))
+        return org
+
+    def worker(self, seed: int, employer: str | None = None) -> str:
+        nid = national_id(BIRTH, seed=seed)
+        self.ds.put("personer", nid, rd.person(nid, "Kari", "Nordmann", BIRTH))
+        if employer is not None:
+            self.ds.employ(nid, employer, date(2020, 1, 1))
+        return nid
+
+
+def accepted(
+    order_id: str, org: str, nid: str, card_type: str = "construction", **employment: Any
+) -> OrderAccepted:
+    """An order.accepted for `nid` working for `org` (employment fields may be changed)."""
+    raw = submitted(order_id)
+    raw["employer"]["org_number"] = org
+    raw["worker"]["national_id"] = nid
+    raw["employment"].update(employment)
+    order = {k: raw[k] for k in ("employer", "worker", "employment")}
+    return OrderAccepted.model_validate_json(
+        json.dumps(
+            {
+                "order_id": order_id,
+                "revision": 1,
+                "order": {"card_type": card_type, **order},
+                "documents": raw["documents"],
+            }
+        )
+    )
+
+
+class Harness:
+    def __init__(
+        self, pool: asyncpg.Pool, stage: RegistryCheck, settings: Settings, fake: RunningFake
+    ) -> None:
+        self.pool = pool
+        self.stage = stage
+        self.processor = Processor(pool, stage, settings)
+        self.admin = Admin(fake.base_url)
+        self.fake = fake
+        self.offset = 0
+
+    async def deliver(
+        self, event: Event, topic: str = ORDER_ACCEPTED, headers: dict[str, bytes] | None = None
+    ) -> None:
+        self.offset += 1
+        await self.processor.process(
+            Delivery(topic, 0, self.offset, event.order_id.encode(), encode(event), headers or {})
+        )
+
+    async def deliver_raw(self, topic: str, value: bytes, headers: dict[str, bytes]) -> None:
+        self.offset += 1
+        await self.processor.process(Delivery(topic, 0, self.offset, b"k", value, headers))
+
+    async def take_outbox(self) -> list[asyncpg.Record]:
+        """What would be published, in order; the outbox is emptied like the relay does."""
+        rows = list(
+            await self.pool.fetch("SELECT topic, key, value, headers FROM outbox ORDER BY id")
+        )
+        await self.pool.execute("DELETE FROM outbox")
+        return rows
+
+    async def statuses(self) -> list[tuple[str, Status, list[ReasonCode]]]:
+        return [
+            (s.order_id, s.status, [r.code for r in s.reasons])
+            for s in (
+                OrderStatusChanged.model_validate_json(r["value"])
+                for r in await self.take_outbox()
+                if r["topic"] == ORDER_STATUS
+            )
+        ]
+
+    async def redeliver_retries(self, rows: list[asyncpg.Record]) -> None:
+        """Deliver the retry-topic messages among `rows` as the retry consumer would."""
+        for r in rows:
+            if r["topic"] == RETRY:
+                headers = {k: v.encode() for k, v in json.loads(r["headers"])}
+                await self.deliver_raw(RETRY, r["value"], headers)
+
+
+@pytest.fixture
+async def world() -> World:
+    return World(rd.DataSet())
+
+
+@pytest.fixture
+async def harness(settings: Settings, world: World) -> AsyncIterator[Harness]:
+    schema = f"it_rc_{uuid.uuid4().hex[:10]}"
+    await migrate(settings.database_url, schema, RegistryCheck.migrations)
+    pool = await create_pool(settings.database_url, schema, 5)
+    async with fake_registers(world.ds) as fake:
+        s = fake.settings(settings, register_timeout_s=0.5, employment_wait_days=1.0)
+        http: HttpRegisters = http_registers(s)
+        stage = RegistryCheck(s, http.registers)
+        try:
+            yield Harness(pool, stage, s, fake)
+        finally:
+            await http.aclose()
+            await pool.close()
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            finally:
+                await conn.close()
+
+
+async def evidence(h: Harness, order_id: str) -> dict[str, asyncpg.Record]:
+    rows = await h.pool.fetch(
+        "SELECT * FROM check_evidence WHERE order_id = $1 ORDER BY id", order_id
+    )
+    return {r["check_name"]: r for r in rows}
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+async def test_a_valid_order_is_approved_with_evidence_of_every_check(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(1)
+    site = org_number(seed=2)
+    world.ds.put("underenheter", site, rd.underenhet(site, org, "AVD BERGEN"))
+    nid = national_id(BIRTH, seed=3)
+    world.ds.put("personer", nid, rd.person(nid, "Kari", "Nordmann", BIRTH))
+    world.ds.employ(nid, site, date(2020, 1, 1))  # on the sub-unit, no legal entity given
+    await harness.admin.load(world.ds.to_json())
+
+    await harness.deliver(accepted("RC-1", org, nid))
+
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [ORDER_STATUS, ORDER_APPROVED, ORDER_STATUS]
+    approved = OrderApproved.model_validate_json(rows[1]["value"])
+    assert {c.check: c.outcome for c in approved.checks} == {
+        "employer": "passed",
+        "person": "passed",
+        "vat": "passed",
+        "card_type": "passed",
+        "staffing": "passed",
+        "employment": "passed",
+    }
+    assert [OrderStatusChanged.model_validate_json(r["value"]).status for r in rows[::2]] == [
+        Status.CHECKING,
+        Status.APPROVED,
+    ]
+    found = await evidence(harness, "RC-1")
+    assert found["employment"]["register"] == "aaregisteret"
+    answer = json.loads(found["employment"]["answer"])
+    assert answer["matched"]["org_number"] == site
+    assert answer["matched"]["legal_entity"] == org  # resolved through Enhetsregisteret
+    # Minimised: no national id, no name, no birth date in any evidence.
+    dump = json.dumps([dict(r) for r in found.values()], default=str)
+    assert nid not in dump and "Nordmann" not in dump and "1990-05-17" not in dump
+    assert await harness.pool.fetchval(
+        "SELECT status FROM checked_orders WHERE order_id = 'RC-1'"
+    ) == ("APPROVED")
+
+
+@pytest.mark.parametrize(
+    "case", ["owner_enk", "partner_ans", "order_names_sub_unit", "below_vat_threshold"]
+)
+async def test_WRONGFUL_rejection_causes_are_approved_against_the_registers(
+    harness: Harness, world: World, case: str
+) -> None:
+    nid = national_id(BIRTH, seed=10)
+    world.ds.put("personer", nid, rd.person(nid, "Kari", "Nordmann", BIRTH))
+    org = org_number(seed=11)
+    employment: dict[str, Any] = {}
+    if case in ("owner_enk", "partner_ans"):
+        form, role = ("ENK", "INNH") if case == "owner_enk" else ("ANS", "DTSO")
+        world.ds.put("enheter", org, rd.enhet(org, "KARI NORDMANN", form=form, vat=False))
+        world.ds.put("roller", org, rd.roller(org, [(role, "Kari", "Nordmann", BIRTH)]))
+        employment = {"type": "owner"}
+    elif case == "order_names_sub_unit":
+        main = world.employer(12)
+        world.ds.put("underenheter", org, rd.underenhet(org, main, "AVD"))
+        world.ds.employ(nid, main, date(2020, 1, 1))
+    else:
+        world.ds.put("enheter", org, rd.enhet(org, "LITEN AS", vat=False))
+        world.ds.employ(nid, org, date(2020, 1, 1))
+    await harness.admin.load(world.ds.to_json())
+
+    await harness.deliver(accepted("RC-W", org, nid, **employment))
+
+    assert [s for _, s, _ in await harness.statuses()] == [Status.CHECKING, Status.APPROVED]
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("bankrupt", ReasonCode.EMPLOYER_BANKRUPT),
+        ("deleted", ReasonCode.EMPLOYER_DELETED),
+        ("unknown_employer", ReasonCode.EMPLOYER_NOT_FOUND),
+        ("cleaning_company_construction_card", ReasonCode.CLEANING_COMPANY_NEEDS_CLEANING_CARD),
+        ("cleaning_card_not_approved", ReasonCode.CLEANING_NOT_APPROVED),
+        ("staffing_not_approved", ReasonCode.STAFFING_NOT_APPROVED),
+        ("person_not_found", ReasonCode.PERSON_NOT_FOUND),
+        ("person_mismatch", ReasonCode.PERSON_MISMATCH),
+    ],
+)
+async def test_a_correct_rejection_names_its_reason(
+    harness: Harness, world: World, case: str, code: ReasonCode
+) -> None:
+    org = org_number(seed=20)
+    nid = national_id(BIRTH, seed=21)
+    card: dict[str, Any] = {}
+    if case == "person_mismatch":
+        world.ds.put("personer", nid, rd.person(nid, "Per", "Hansen", BIRTH))
+    elif case != "person_not_found":
+        world.ds.put("personer", nid, rd.person(nid, "Kari", "Nordmann", BIRTH))
+    world.ds.employ(nid, org, date(2020, 1, 1))
+    if case == "bankrupt":
+        world.ds.put("enheter", org, rd.enhet(org, "KONK AS", bankrupt=True))
+    elif case == "deleted":
+        world.ds.put("slettede", org, rd.gone(org, date(2024, 1, 1)))
+    elif case == "staffing_not_approved":
+        world.ds.put("enheter", org, rd.enhet(org, "BEMANNING AS", nace="78.200"))
+    elif case == "cleaning_company_construction_card":
+        world.ds.put("enheter", org, rd.enhet(org, "RENT AS", nace="81.210"))
+        world.ds.put("renhold", org, rd.renhold(org))
+    elif case == "cleaning_card_not_approved":
+        world.ds.put("enheter", org, rd.enhet(org, "RENT AS", nace="81.210"))
+        card = {"card_type": "cleaning"}
+    elif case != "unknown_employer":
+        world.ds.put("enheter", org, rd.enhet(org, "BYGG AS"))
+    await harness.admin.load(world.ds.to_json())
+
+    await harness.deliver(accepted("RC-R", org, nid, **card))
+
+    assert (await harness.statuses())[-1] == ("RC-R", Status.REJECTED, [code])
+
+
+# --------------------------------------------------------------------------- waits and retries
+
+
+async def test_WRONGFUL_a_new_hire_waits_is_rechecked_and_approved_once_reported(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(30)
+    nid = world.worker(31)  # not (yet) in Aa-registeret
+    await harness.admin.load(world.ds.to_json())
+
+    await harness.deliver(accepted("RC-NEW", org, nid))
+    assert await harness.statuses() == [
+        ("RC-NEW", Status.CHECKING, []),
+        ("RC-NEW", Status.AWAITING_REGISTER, [ReasonCode.EMPLOYMENT_NOT_FOUND]),
+    ]
+    row = await harness.pool.fetchrow("SELECT * FROM checked_orders WHERE order_id = 'RC-NEW'")
+    assert row is not None and row["next_check_at"] > row["waiting_since"]
+
+    # Nothing is due yet; once due, the re-check goes to the retry topic, exactly once.
+    assert await harness.stage.recheck_due(harness.pool) == 0
+    await harness.pool.execute("UPDATE checked_orders SET next_check_at = now()")
+    assert await harness.stage.recheck_due(harness.pool) == 1
+    assert await harness.stage.recheck_due(harness.pool) == 0
+    recheck = await harness.take_outbox()
+    assert [r["topic"] for r in recheck] == [RETRY]
+
+    # Still not reported: still waiting, and no second AWAITING_REGISTER status.
+    await harness.redeliver_retries(recheck)
+    assert await harness.statuses() == []
+
+    await harness.admin.put(
+        "arbeidsforhold", nid, [rd.arbeidsforhold(org, date.today() + timedelta(days=10))]
+    )
+    await harness.pool.execute("UPDATE checked_orders SET next_check_at = now()")
+    await harness.stage.recheck_due(harness.pool)
+    await harness.redeliver_retries(await harness.take_outbox())
+    assert await harness.statuses() == [("RC-NEW", Status.APPROVED, [])]
+
+
+async def test_a_wait_past_the_configured_limit_needs_a_person(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(32)
+    nid = world.worker(33)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-OLD", org, nid))
+    await harness.take_outbox()
+
+    await harness.pool.execute(
+        "UPDATE checked_orders SET next_check_at = now(), waiting_since = now() - interval '2 days'"
+    )
+    await harness.stage.recheck_due(harness.pool)
+    await harness.redeliver_retries(await harness.take_outbox())
+    assert await harness.statuses() == [
+        ("RC-OLD", Status.NEEDS_ATTENTION, [ReasonCode.EMPLOYMENT_NOT_FOUND])
+    ]
+
+
+async def test_a_register_outage_retries_without_a_verdict_then_approves(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(40)
+    nid = world.worker(41, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.admin.fault("aaregisteret", "outage")
+
+    await harness.deliver(accepted("RC-OUT", org, nid))
+
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [RETRY, ORDER_STATUS]
+    status = OrderStatusChanged.model_validate_json(rows[1]["value"])
+    assert (status.status, [(r.code, r.check, r.retryable) for r in status.reasons]) == (
+        Status.AWAITING_REGISTER,
+        [(ReasonCode.REGISTER_UNAVAILABLE, "aaregisteret", True)],
+    )
+    headers = dict(json.loads(rows[0]["headers"]))
+    assert (headers[HEADER_ORIGIN], headers[HEADER_ATTEMPT]) == (ORDER_ACCEPTED, "1")
+    found = await evidence(harness, "RC-OUT")
+    assert (found["register"]["register"], found["register"]["outcome"]) == (
+        "aaregisteret",
+        "unavailable",
+    )
+
+    await harness.admin.clear_faults()
+    await harness.redeliver_retries(rows)
+    assert [s for _, s, _ in await harness.statuses()] == [Status.APPROVED]
+
+
+async def test_a_register_down_for_every_try_needs_a_person_never_a_rejection(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(42)
+    nid = world.worker(43, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.admin.fault("enhetsregisteret", "timeout", latency_s=2)
+
+    await harness.deliver(accepted("RC-DOWN", org, nid))
+    seen = []
+    for _ in range(harness.processor.settings.retry_max_attempts + 1):
+        rows = await harness.take_outbox()
+        seen += [
+            OrderStatusChanged.model_validate_json(r["value"]).status
+            for r in rows
+            if r["topic"] == ORDER_STATUS
+        ]
+        await harness.redeliver_retries(rows)
+    assert seen == [Status.AWAITING_REGISTER, Status.NEEDS_ATTENTION]
+    assert Status.REJECTED not in seen
+
+
+async def test_a_duplicate_delivery_asks_no_register_and_emits_nothing(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(44)
+    nid = world.worker(45, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    event = accepted("RC-DUP", org, nid)
+    await harness.deliver(event)
+    await harness.take_outbox()
+    before = (await harness.admin.stats())["requests"]
+
+    await harness.deliver(event)
+
+    assert await harness.take_outbox() == []
+    assert (await harness.admin.stats())["requests"] == before
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def audit(h: Harness, order_id: str) -> list[tuple[str, str, str]]:
+    rows = await h.pool.fetch(
+        "SELECT command, actor, outcome FROM command_audit WHERE order_id = $1 ORDER BY handled_at",
+        order_id,
+    )
+    return [(r["command"], r["actor"], r["outcome"]) for r in rows]
+
+
+async def test_an_override_approves_a_waiting_order_and_is_audited_once(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(50)
+    nid = world.worker(51)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-OV", org, nid))
+    await harness.take_outbox()
+
+    command = OverrideCheck(
+        order_id="RC-OV", revision=1, check="employment", reason="contract seen", actor="s-17"
+    )
+    await harness.deliver(command, ORDER_COMMANDS)
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [RETRY, ORDER_STATUS]
+    await harness.redeliver_retries(rows)
+    out = await harness.take_outbox()
+    approved = OrderApproved.model_validate_json(
+        next(r["value"] for r in out if r["topic"] == ORDER_APPROVED)
+    )
+    assert {c.check: c.outcome for c in approved.checks}["employment"] == "overridden"
+    # The same command again (a second delivery under a new offset): nothing happens.
+    await harness.deliver(command, ORDER_COMMANDS)
+    assert await harness.take_outbox() == []
+    assert await audit(harness, "RC-OV") == [
+        ("order.override_check", "s-17", "overridden employment (wait)")
+    ]
+    override = await harness.pool.fetchrow("SELECT * FROM check_overrides")
+    assert override is not None
+    assert (override["reason"], override["actor"]) == ("contract seen", "s-17")
+
+
+async def test_an_override_of_a_check_that_does_not_exist_is_refused_and_audited(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(52)
+    nid = world.worker(53)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-NX", org, nid))
+    await harness.take_outbox()
+
+    await harness.deliver(
+        OverrideCheck(order_id="RC-NX", revision=1, check="horoscope", reason="x", actor="s-1"),
+        ORDER_COMMANDS,
+    )
+    assert await harness.take_outbox() == []
+    assert await audit(harness, "RC-NX") == [
+        ("order.override_check", "s-1", "refused: no check 'horoscope'")
+    ]
+
+
+async def test_a_replay_after_the_register_is_corrected_approves_and_a_second_does_nothing(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(60, bankrupt=True)
+    nid = world.worker(61, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-RP", org, nid))
+    assert (await harness.statuses())[-1][1] is Status.REJECTED
+
+    await harness.admin.put("enheter", org, rd.enhet(org, "BYGG AS"))  # corrected
+    await harness.deliver(ReplayOrder(order_id="RC-RP", actor="s-2"), ORDER_COMMANDS)
+    rows = await harness.take_outbox()
+    await harness.redeliver_retries(rows)
+    out = await harness.take_outbox()
+    assert [r["topic"] for r in out] == [ORDER_APPROVED, ORDER_STATUS]
+
+    await harness.deliver(ReplayOrder(order_id="RC-RP", actor="s-2"), ORDER_COMMANDS)
+    assert await harness.take_outbox() == []  # approved: nothing to replay
+    assert [o for _, _, o in await audit(harness, "RC-RP")] == [
+        "replayed from REJECTED",
+        "ignored: APPROVED",
+    ]
+
+
+async def test_a_replay_for_an_order_registry_check_never_saw_is_left_to_intake(
+    harness: Harness,
+) -> None:
+    await harness.deliver(ReplayOrder(order_id="RC-NONE", actor="s-3"), ORDER_COMMANDS)
+    assert await harness.take_outbox() == []
+    assert await audit(harness, "RC-NONE") == []
+
+
+async def test_a_cancelled_order_is_never_approved_afterwards(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(70)
+    nid = world.worker(71, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(
+        CancelOrder(order_id="RC-CX", revision=1, reason="ordered twice", actor="s-4"),
+        ORDER_COMMANDS,
+    )
+    assert await harness.statuses() == [("RC-CX", Status.CANCELLED, [])]
+
+    await harness.deliver(accepted("RC-CX", org, nid))  # arrives late from intake
+
+    assert await harness.statuses() == [("RC-CX", Status.CANCELLED, [])]
+    assert await audit(harness, "RC-CX") == [("order.cancel", "s-4", "cancelled")]
+
+
+async def test_cancelling_an_approved_order_is_refused(harness: Harness, world: World) -> None:
+    org = world.employer(72)
+    nid = world.worker(73, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-LATE", org, nid))
+    await harness.take_outbox()
+    await harness.deliver(
+        CancelOrder(order_id="RC-LATE", revision=1, reason="too late", actor="s-5"),
+        ORDER_COMMANDS,
+    )
+    assert await harness.take_outbox() == []
+    assert [o for _, _, o in await audit(harness, "RC-LATE")] == [
+        "refused: already approved (the card is in production)"
+    ]
+
+
+async def test_a_broken_command_is_dead_lettered_without_touching_the_order(
+    harness: Harness,
+) -> None:
+    raw = json.dumps({"order_id": "RC-BAD", "event_type": "order.override_check"}).encode()
+    await harness.deliver_raw(ORDER_COMMANDS, raw, {})
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [dlt_topic("registry_check")]
+
+
+async def test_a_waiting_order_hit_by_an_outage_tells_its_real_reason_again_afterwards(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(80)
+    nid = world.worker(81)  # not yet reported
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-MIX", org, nid))
+    await harness.take_outbox()
+
+    await harness.admin.fault("folkeregisteret", "outage", times=1)
+    await harness.pool.execute("UPDATE checked_orders SET next_check_at = now()")
+    await harness.stage.recheck_due(harness.pool)
+    await harness.redeliver_retries(await harness.take_outbox())  # the outage
+    rows = await harness.take_outbox()
+    assert status_list(rows) == [(Status.AWAITING_REGISTER, [ReasonCode.REGISTER_UNAVAILABLE])]
+    await harness.redeliver_retries(rows)  # the retry: the register answers again
+    assert await harness.statuses() == [
+        ("RC-MIX", Status.AWAITING_REGISTER, [ReasonCode.EMPLOYMENT_NOT_FOUND])
+    ]
+
+
+def status_list(rows: list[asyncpg.Record]) -> list[tuple[Status, list[ReasonCode]]]:
+    return [
+        (s.status, [r.code for r in s.reasons])
+        for s in (
+            OrderStatusChanged.model_validate_json(r["value"])
+            for r in rows
+            if r["topic"] == ORDER_STATUS
+        )
+    ]

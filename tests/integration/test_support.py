@@ -1,0 +1,301 @@
+# ruff: noqa: S608 - the only names put into SQL are this test's own random schema names
+"""support's projection of order.status and the `kortflyt` CLI, on real PostgreSQL.
+
+The CLI reads schemas of this test's own (the projection, registry_check's evidence and
+audit) and its commands go to a list instead of Kafka; the Kafka path is the e2e test's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.registry_check.stage import RegistryCheck
+from services.support.cli import Cli, Store, UsageError, dispatch, parser
+from services.support.stage import Support
+from shared.db import create_pool, migrate
+from shared.events import (
+    Command,
+    OrderStatusChanged,
+    OverrideCheck,
+    Reason,
+    ReplayOrder,
+    Status,
+    encode,
+)
+from shared.messaging import Delivery, Processor
+from shared.reasons import ReasonCode
+from shared.settings import Settings
+from shared.topics import ORDER_STATUS
+
+
+@dataclass
+class Sent:
+    commands: list[Command] = field(default_factory=list)
+
+    async def send(self, command: Command) -> None:
+        self.commands.append(command)
+
+    async def flush(self) -> None:
+        return None
+
+
+@dataclass
+class World:
+    processor: Processor
+    conn: asyncpg.Connection[asyncpg.Record]
+    support: str
+    registry: str
+    sent: Sent
+    offset: int = 0
+
+    async def status(
+        self,
+        order_id: str,
+        status: Status,
+        revision: int = 1,
+        stage: str = "registry_check",
+        codes: tuple[ReasonCode, ...] = (),
+        at: datetime | None = None,
+    ) -> OrderStatusChanged:
+        event = OrderStatusChanged(
+            order_id=order_id,
+            revision=revision,
+            status=status,
+            stage=stage,
+            reasons=[Reason.of(c, "employment") for c in codes],
+            occurred_at=at or datetime.now(UTC),
+        )
+        self.offset += 1
+        await self.processor.process(
+            Delivery(ORDER_STATUS, 0, self.offset, order_id.encode(), encode(event))
+        )
+        return event
+
+    async def run(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        cli = Cli(Store(self.conn, self.support, self.registry, "no_intake"), self.sent, out, err)
+        try:
+            code = await dispatch(parser().parse_args(argv), cli)
+        except UsageError as exc:
+            return 2, out.getvalue(), str(exc)
+        return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+async def world(settings: Settings) -> AsyncIterator[World]:
+    suffix = uuid.uuid4().hex[:8]
+    support, registry = f"it_sup_{suffix}", f"it_reg_{suffix}"
+    await migrate(settings.database_url, support, Support.migrations)
+    await migrate(settings.database_url, registry, RegistryCheck.migrations)
+    pool = await create_pool(settings.database_url, support, 4)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        yield World(Processor(pool, Support(), settings), conn, support, registry, Sent())
+    finally:
+        await pool.close()
+        for schema in (support, registry):
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()
+
+
+async def test_the_projection_keeps_the_latest_status_and_every_status_once(world: World) -> None:
+    await world.status("S-1", Status.CHECKING)
+    event = await world.status("S-1", Status.REJECTED, codes=(ReasonCode.EMPLOYER_BANKRUPT,))
+    world.offset += 1  # the same event delivered again
+    await world.processor.process(Delivery(ORDER_STATUS, 0, world.offset, b"S-1", encode(event)))
+    await world.status("S-1", Status.REJECTED, revision=0, stage="intake")  # an older revision
+
+    row = await world.conn.fetchrow(f"SELECT * FROM {world.support}.orders")
+    assert row is not None
+    assert (row["status"], row["revision"], list(row["reason_codes"])) == (
+        "REJECTED",
+        1,
+        ["EMPLOYER_BANKRUPT"],
+    )
+    assert await world.conn.fetchval(f"SELECT count(*) FROM {world.support}.timeline") == 3
+
+
+async def test_show_tells_an_unknown_order_plainly(world: World) -> None:
+    code, _out, err = await world.run("orders", "show", "NOPE-1")
+    assert code == 2
+    assert "unknown order 'NOPE-1'" in err
+
+
+async def test_show_prints_the_timeline_checks_with_evidence_overrides_and_commands(
+    world: World,
+) -> None:
+    await world.status("S-2", Status.RECEIVED, stage="intake")
+    await world.status("S-2", Status.CHECKING)
+    await world.status("S-2", Status.AWAITING_REGISTER, codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,))
+    await world.conn.execute(
+        f"INSERT INTO {world.registry}.check_evidence (evaluation_id, order_id, revision,"
+        " check_name, register, outcome, code, detail, answer)"
+        " VALUES ($1, 'S-2', 1, 'employment', 'aaregisteret', 'wait', 'EMPLOYMENT_NOT_FOUND',"
+        " '', '{\"employments_on_record\": 0}')",
+        uuid.uuid4(),
+    )
+    await world.conn.execute(
+        f"INSERT INTO {world.registry}.command_audit (command_id, command, order_id, actor,"
+        " reason, issued_at, outcome) VALUES ($1, 'order.replay', 'S-2', 's-1', 'why not',"
+        " now(), 'replayed from NEEDS_ATTENTION')",
+        uuid.uuid4(),
+    )
+    code, out, _ = await world.run("orders", "show", "S-2")
+    assert code == 0
+    assert "status AWAITING_REGISTER" in out
+    assert "EMPLOYMENT_NOT_FOUND [employment]: The employment is not reported" in out
+    lines = out.splitlines()
+    timeline = lines[lines.index("timeline:") + 2 : lines.index("timeline:") + 5]
+    assert [line.split()[2] for line in timeline] == ["RECEIVED", "CHECKING", "AWAITING_REGISTER"]
+    assert any(
+        "employment" in line and "aaregisteret" in line and '{"employments_on_record":0}' in line
+        for line in lines
+    )
+    assert "order.replay by s-1: why not -> registry_check: replayed from NEEDS_ATTENTION" in out
+
+
+async def test_list_filters_by_status_reason_and_time(world: World) -> None:
+    old = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    await world.status("L-1", Status.NEEDS_ATTENTION, codes=(ReasonCode.REGISTER_UNAVAILABLE,))
+    await world.status("L-2", Status.NEEDS_ATTENTION, codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,))
+    await world.status(
+        "L-3", Status.NEEDS_ATTENTION, codes=(ReasonCode.REGISTER_UNAVAILABLE,), at=old
+    )
+    await world.status("L-4", Status.PRODUCED, stage="production")
+
+    _, out, _ = await world.run("orders", "list", "--status", "needs_attention")
+    assert {line.split()[0] for line in out.splitlines()[1:-2]} == {"L-1", "L-2", "L-3"}
+    _, out, _ = await world.run(
+        "orders", "list", "--status", "NEEDS_ATTENTION", "--reason", "REGISTER_UNAVAILABLE"
+    )
+    assert {line.split()[0] for line in out.splitlines()[1:-2]} == {"L-1", "L-3"}
+    _, out, _ = await world.run("orders", "list", "--until", "2026-01-05")
+    assert [line.split()[0] for line in out.splitlines()[1:-2]] == ["L-3"]
+    _, out, _ = await world.run("orders", "list", "--since", "2026-01-06", "--status", "PRODUCED")
+    assert [line.split()[0] for line in out.splitlines()[1:-2]] == ["L-4"]
+    code, _, err = await world.run("orders", "list", "--status", "LOST")
+    assert (code, "unknown status 'LOST'" in err) == (2, True)
+    code, _, err = await world.run("orders", "list", "--reason", "BAD_LUCK")
+    assert (code, "unknown reason code 'BAD_LUCK'" in err) == (2, True)
+
+
+async def test_bulk_replay_sends_one_command_per_failed_order_and_summarises(
+    world: World,
+) -> None:
+    for i in range(5):
+        await world.status(f"B-{i}", Status.REJECTED, codes=(ReasonCode.EMPLOYER_BANKRUPT,))
+    await world.status("B-intake", Status.DOCUMENTS_REJECTED, stage="intake")
+    await world.status("B-done", Status.PRODUCED, stage="production")
+
+    code, out, _ = await world.run(
+        "orders", "replay", "--status", "REJECTED", "--dry-run", "--by", "s-7"
+    )
+    assert code == 0 and world.sent.commands == []
+    assert "dry run: 5 orders would be replayed (5 REJECTED)" in out
+
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    code, out, err = await world.run(
+        "orders", "replay", "--since", since, "--rate", "1000", "--by", "s-7", "--note", "fixed"
+    )
+    assert code == 0
+    assert "replayed 6 orders (1 DOCUMENTS_REJECTED, 5 REJECTED)" in out
+    assert "skipped 1 with nothing to replay (1 PRODUCED)" in out
+    assert "progress: 6/6 (100%)" in err
+    sent = world.sent.commands
+    assert all(isinstance(c, ReplayOrder) and c.actor == "s-7" for c in sent)
+    assert {(c.order_id, getattr(c, "stage", None)) for c in sent} == {
+        *((f"B-{i}", "registry_check") for i in range(5)),
+        ("B-intake", "intake"),
+    }
+
+
+async def test_replay_by_id_reports_unknown_orders_and_refuses_ids_with_filters(
+    world: World,
+) -> None:
+    await world.status("R-1", Status.NEEDS_ATTENTION, codes=(ReasonCode.REGISTER_UNAVAILABLE,))
+    code, out, err = await world.run("orders", "replay", "R-1", "R-404", "--by", "s-1")
+    assert code == 1
+    assert "error: unknown order 'R-404'" in err and "replayed 1 orders" in out
+    code, _, err = await world.run("orders", "replay", "R-1", "--status", "REJECTED")
+    assert code == 2 and "not both" in err
+    code, _, err = await world.run("orders", "replay")
+    assert code == 2 and "say which orders" in err
+
+
+async def test_override_needs_a_known_order_an_existing_check_and_a_reason(world: World) -> None:
+    await world.status("O-1", Status.AWAITING_REGISTER, revision=2)
+    await world.conn.execute(
+        f"INSERT INTO {world.registry}.check_evidence (evaluation_id, order_id, revision,"
+        " check_name, register, outcome) VALUES ($1, 'O-1', 2, 'employment', 'aaregisteret',"
+        " 'wait'), ($1, 'O-1', 2, 'person', 'folkeregisteret', 'passed')",
+        uuid.uuid4(),
+    )
+    base = ("orders", "override")
+    code, _, err = await world.run(
+        *base, "O-404", "--check", "employment", "--reason", "x", "--by", "s"
+    )
+    assert code == 2 and "unknown order 'O-404'" in err
+    code, _, err = await world.run(*base, "O-1", "--check", "vibes", "--reason", "x", "--by", "s")
+    assert code == 2 and "has no check 'vibes'; its checks: employment, person" in err
+    code, _, err = await world.run(
+        *base, "O-1", "--check", "employment", "--reason", " ", "--by", "s"
+    )
+    assert code == 2 and "needs a reason" in err
+    assert world.sent.commands == []
+
+    code, out, _ = await world.run(
+        *base, "O-1", "--check", "employment", "--reason", "contract seen", "--by", "s-3"
+    )
+    assert code == 0 and "override of employment sent for O-1" in out
+    [command] = world.sent.commands
+    assert isinstance(command, OverrideCheck)
+    assert (command.revision, command.check, command.reason, command.actor) == (
+        2,
+        "employment",
+        "contract seen",
+        "s-3",
+    )
+
+
+def test_an_override_without_a_reason_is_refused_by_the_command_line_itself() -> None:
+    argv = ["orders", "override", "X-1", "--check", "employment", "--by", "s"]
+    result = subprocess.run(  # noqa: S603 - this interpreter and fixed arguments
+        [sys.executable, "-m", "services.support.cli", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "the following arguments are required: --reason" in result.stderr
+
+
+def test_commands_round_trip_through_their_json() -> None:
+    from shared.events import CancelOrder, parse_command
+
+    for command in (
+        OverrideCheck(order_id="A-1", revision=1, check="employment", reason="r", actor="s"),
+        ReplayOrder(order_id="A-1", actor="s", stage="intake"),
+        CancelOrder(order_id="A-1", revision=3, reason="r", actor="s"),
+    ):
+        assert parse_command(encode(command)) == command
+    assert json.loads(encode(ReplayOrder(order_id="A", actor="s")))["event_type"] == "order.replay"
+
+
+async def test_bulk_replay_filters_by_status_and_reason_code(world: World) -> None:
+    await world.status("C-1", Status.NEEDS_ATTENTION, codes=(ReasonCode.REGISTER_UNAVAILABLE,))
+    await world.status("C-2", Status.NEEDS_ATTENTION, codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,))
+    code, out, _ = await world.run(
+        "orders", "replay", "--status", "NEEDS_ATTENTION", "--reason", "REGISTER_UNAVAILABLE"
+    )
+    assert code == 0 and "replayed 1 orders (1 NEEDS_ATTENTION)" in out
+    assert [c.order_id for c in world.sent.commands] == ["C-1"]
