@@ -572,51 +572,46 @@ def service_env(p: Profile, name: str) -> dict[str, str]:
     }
 
 
-def mail_sink_up(p: Profile) -> None:
-    """The development mail sink (tests/fakes/mail_sink.py): every e-mail lands in a file."""
-    pidfile = p.state / "run" / "mail-sink.pid"
+def fake_up(p: Profile, name: str, port: int, module: str, *args: str) -> None:
+    """Start one of our development fakes (tests/fakes/) unless it runs: idempotent."""
+    pidfile = p.state / "run" / f"{name}.pid"
     if read_pid(pidfile) is not None:
-        log(f"mail sink already running on 127.0.0.1:{p.smtp_port}")
+        log(f"{name} already running on 127.0.0.1:{port}")
         return
-    if port_open(p.smtp_port):
-        raise DevError(f"port {p.smtp_port} (mail sink) is taken by another process")
-    logfile = p.state / "logs" / "mail-sink.log"
-    cmd = [sys.executable, "-m", "tests.fakes.mail_sink", "--port", str(p.smtp_port)]
-    pid = spawn([*cmd, "--dir", str(p.mail_dir)], logfile, pidfile)
-    wait_for("mail sink", lambda: port_open(p.smtp_port), 30, logfile)
-    log(f"mail sink started (pid {pid}, 127.0.0.1:{p.smtp_port}, e-mails in {p.mail_dir})")
+    if port_open(port):
+        raise DevError(f"port {port} ({name}) is taken by another process")
+    logfile = p.state / "logs" / f"{name}.log"
+    cmd = [sys.executable, "-m", module, "--port", str(port), *args]
+    pid = spawn(cmd, logfile, pidfile)
+    wait_for(name, lambda: port_open(port), 30, logfile)
+    log(f"{name} started (pid {pid}, 127.0.0.1:{port}, log {logfile})")
+
+
+def mail_sink_up(p: Profile) -> None:
+    """The development mail sink: every e-mail lands as a .eml file in p.mail_dir."""
+    fake_up(p, "mail-sink", p.smtp_port, "tests.fakes.mail_sink", "--dir", str(p.mail_dir))
 
 
 def docstore_up(p: Profile) -> None:
-    """The fake document store (tests/fakes/docstore.py): the portal's documents over HTTP."""
-    pidfile = p.state / "run" / "docstore.pid"
-    if read_pid(pidfile) is not None:
-        log(f"document store already running on {p.docstore_url}")
-        return
-    if port_open(p.docstore_port):
-        raise DevError(f"port {p.docstore_port} (document store) is taken by another process")
-    logfile = p.state / "logs" / "docstore.log"
-    cmd = [sys.executable, "-m", "tests.fakes.docstore", "--host", "127.0.0.1"]
-    pid = spawn(
-        [*cmd, "--port", str(p.docstore_port), "--dir", str(p.state / "docstore")], logfile, pidfile
+    """The fake document store: the portal's documents over HTTP, with fault injection."""
+    fake_up(
+        p,
+        "docstore",
+        p.docstore_port,
+        "tests.fakes.docstore",
+        "--host",
+        "127.0.0.1",
+        "--dir",
+        str(p.state / "docstore"),
     )
-    wait_for("document store", lambda: port_open(p.docstore_port), 30, logfile)
-    log(f"document store started (pid {pid}, {p.docstore_url})")
 
 
 def registers_up(p: Profile) -> None:
-    """The fake registers (tests/fakes/registers.py) with their default seed."""
-    pidfile = p.state / "run" / "fake-registers.pid"
-    if read_pid(pidfile) is not None:
-        log(f"fake registers already running on {p.registers_url}")
-        return
-    if port_open(p.registers_port):
-        raise DevError(f"port {p.registers_port} (fake registers) is taken by another process")
-    logfile = p.state / "logs" / "fake-registers.log"
-    cmd = [sys.executable, "-m", "tests.fakes.registers", "--host", "127.0.0.1"]
-    pid = spawn([*cmd, "--port", str(p.registers_port)], logfile, pidfile)
-    wait_for("fake registers", lambda: port_open(p.registers_port), 30, logfile)
-    log(f"fake registers started (pid {pid}, {p.registers_url})")
+    """The fake registers with their default seed."""
+    fake_up(p, "fake-registers", p.registers_port, "tests.fakes.registers", "--host", "127.0.0.1")
+
+
+FAKES = ("mail-sink", "fake-registers", "docstore")
 
 
 def services_up(p: Profile) -> None:
@@ -638,9 +633,8 @@ def services_up(p: Profile) -> None:
 def services_down(p: Profile) -> None:
     for name in SERVICES:
         stop_pid(name, p.state / "run" / f"{name}.pid")
-    stop_pid("mail sink", p.state / "run" / "mail-sink.pid")
-    stop_pid("fake registers", p.state / "run" / "fake-registers.pid")
-    stop_pid("document store", p.state / "run" / "docstore.pid")
+    for name in FAKES:
+        stop_pid(name, p.state / "run" / f"{name}.pid")
 
 
 def status(p: Profile) -> int:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic
 import asyncpg
 from pydantic import ValidationError
 
-from shared.events import E, Event, OrderStatusChanged, Reason, Status, encode, parse_event
+from shared.events import Command, E, Event, OrderStatusChanged, Reason, Status, encode, parse_event
+from shared.identifiers import new_event_id
 from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
@@ -173,6 +174,51 @@ class Tx:
             revision=revision,
             reasons=[r.code.value for r in reasons],
         )
+
+
+def retry_message(
+    stage: str,
+    origin_topic: str,
+    key: str,
+    value: bytes,
+    attempt: int,
+    due_ms: int,
+    error: str = "",
+) -> OutgoingMessage:
+    """A message for `stage`'s retry topic: handled as if from `origin_topic` once due."""
+    headers = [
+        (HEADER_ORIGIN, origin_topic),
+        (HEADER_ATTEMPT, str(attempt)),
+        (HEADER_DUE_AT, str(due_ms)),
+    ]
+    if error:
+        headers.append((HEADER_ERROR, error))
+    return OutgoingMessage(retry_topic(stage), key, value, tuple(headers))
+
+
+def rerun_message(stage: str, origin_topic: str, event: Event) -> OutgoingMessage:
+    """`event` again, as a new event (fresh id), through `stage`, due now: replays and
+    re-checks go this way, so the inbox never takes them for duplicates."""
+    fresh = event.model_copy(update={"event_id": new_event_id()})
+    return retry_message(
+        stage, origin_topic, event.order_id, encode(fresh), 0, int(time.time() * 1000)
+    )
+
+
+async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
+    """Record who asked what, when, why, and what came of it (the service's command_audit)."""
+    await tx.conn.execute(
+        "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
+        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        command.event_id,
+        command.event_type,
+        command.order_id,
+        command.actor,
+        command.reason,
+        command.occurred_at,
+        outcome,
+    )
+    log.info("command.handled", command=command.event_type, outcome=outcome)
 
 
 @dataclass(frozen=True)
@@ -413,16 +459,14 @@ class Processor:
                 delay = backoff_s(attempt, self.settings)
                 due_ms = int((time.time() + delay) * 1000)
                 tx.messages.append(
-                    OutgoingMessage(
-                        retry_topic(self.stage.name),
+                    retry_message(
+                        self.stage.name,
+                        d.origin_topic,
                         event.order_id,
                         d.value,
-                        (
-                            (HEADER_ORIGIN, d.origin_topic),
-                            (HEADER_ATTEMPT, str(attempt)),
-                            (HEADER_DUE_AT, str(due_ms)),
-                            (HEADER_ERROR, failure.reason.code.value),
-                        ),
+                        attempt,
+                        due_ms,
+                        failure.reason.code.value,
                     )
                 )
                 await self.stage.on_transient(tx, event, failure, d.attempt)

@@ -9,15 +9,12 @@ due now, and sets the order back to RECEIVED, so the normal handler runs it agai
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from shared.events import Command, OrderSubmitted, ReplayOrder, Status, encode
-from shared.identifiers import new_event_id
 from shared.logging import get_logger
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Tx
-from shared.outbox import OutgoingMessage
-from shared.topics import ORDER_SUBMITTED, retry_topic
+from shared.messaging import Tx, audit_command, rerun_message
+from shared.topics import ORDER_SUBMITTED
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -49,37 +46,13 @@ async def on_command(tx: Tx, command: Command) -> None:
     )
     if row is None or row["submitted"] is None or row["status"] not in REPLAYABLE:
         return  # not failed here (or never readable): another stage's, or nothing to do
-    fresh = OrderSubmitted.model_validate_json(row["submitted"]).model_copy(
-        update={"event_id": new_event_id()}
-    )
     await tx.conn.execute(
         "UPDATE orders SET status = $2, updated_at = now() WHERE order_id = $1",
         command.order_id,
         Status.RECEIVED.value,
     )
-    tx.messages.append(
-        OutgoingMessage(
-            retry_topic("intake"),
-            command.order_id,
-            encode(fresh),
-            (
-                (HEADER_ORIGIN, ORDER_SUBMITTED),
-                (HEADER_ATTEMPT, "0"),
-                (HEADER_DUE_AT, str(int(time.time() * 1000))),
-            ),
-        )
-    )
+    submitted = OrderSubmitted.model_validate_json(row["submitted"])
+    tx.messages.append(rerun_message("intake", ORDER_SUBMITTED, submitted))
     tx.status(command.order_id, row["revision"], Status.RECEIVED)
     outcome = f"replayed from {row['status']}"
-    await tx.conn.execute(
-        "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
-        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        command.event_id,
-        command.event_type,
-        command.order_id,
-        command.actor,
-        command.reason,
-        command.occurred_at,
-        outcome,
-    )
-    log.info("command.handled", command=command.event_type, outcome=outcome)
+    await audit_command(tx, command, outcome)

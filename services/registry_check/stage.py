@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -52,21 +51,19 @@ from shared.events import (
     encode,
     parse_command,
 )
-from shared.identifiers import new_event_id
 from shared.logging import get_logger
 from shared.messaging import (
-    HEADER_ATTEMPT,
-    HEADER_DUE_AT,
-    HEADER_ORIGIN,
     Route,
     Stage,
     TransientFailure,
     Tx,
+    audit_command,
+    rerun_message,
 )
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS, retry_topic
+from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -98,19 +95,7 @@ class Evaluation:
 
 def recheck_message(order_id: str, accepted_json: str) -> OutgoingMessage:
     """The stored order.accepted again, under a new event id, due now on our retry topic."""
-    fresh = OrderAccepted.model_validate_json(accepted_json).model_copy(
-        update={"event_id": new_event_id()}
-    )
-    return OutgoingMessage(
-        retry_topic(NAME),
-        order_id,
-        encode(fresh),
-        (
-            (HEADER_ORIGIN, ORDER_ACCEPTED),
-            (HEADER_ATTEMPT, "0"),
-            (HEADER_DUE_AT, str(int(time.time() * 1000))),
-        ),
-    )
+    return rerun_message(NAME, ORDER_ACCEPTED, OrderAccepted.model_validate_json(accepted_json))
 
 
 def reported(status: Status, reasons: Sequence[Reason]) -> str:
@@ -354,18 +339,7 @@ class RegistryCheck(Stage):
             outcome = await self._cancel(tx, command)
         if outcome is None:
             return  # not ours (an order that never reached registry_check)
-        await tx.conn.execute(
-            "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
-            " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            command.event_id,
-            command.event_type,
-            command.order_id,
-            command.actor,
-            command.reason,
-            command.occurred_at,
-            outcome,
-        )
-        log.info("command.handled", command=command.event_type, outcome=outcome)
+        await audit_command(tx, command, outcome)
 
     async def _recheck(self, tx: Tx, order_id: str, accepted: str) -> None:
         """Re-run the checks of the stored order now (through the retry topic)."""
