@@ -71,8 +71,14 @@ USER kortflyt:kortflyt
 CMD ["python", "-m", "services.intake"]
 
 # --------------------------------------------------------------------------- dev
-# Adds the test fakes (tests/fakes/...) for `docker compose --profile dev up`.
+# Adds the test fakes (tests/fakes/...) and the dev dependencies they run on (aiohttp,
+# aiosmtpd) for `docker compose --profile dev up`.
+FROM builder AS dev-builder
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen
+
 FROM base AS dev
+COPY --from=dev-builder /app/.venv /app/.venv
 COPY tests/ /app/tests/
 
 # --------------------------------------------------------------------------- runtime
