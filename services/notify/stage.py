@@ -14,6 +14,7 @@ notify never changes an order's status: its failures are dead-lettered or record
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
@@ -131,7 +132,7 @@ class Notify(Stage):
             Status.PRODUCED.value,
             contact["email"],
             msg_id,
-            self._compose(status, contact, card, msg_id),
+            await asyncio.to_thread(self._compose, status, contact, card, msg_id),
         )
         await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
         log.info("notification.recovered", status=Status.PRODUCED.value)
@@ -169,7 +170,8 @@ class Notify(Stage):
             await self._record(tx, event, reasons, "no_address")
             return
         msg_id = message_id(event.order_id, event.revision, event.status, self.domain)
-        message = self._compose(event, contact, card, msg_id)
+        # Rendering (the proof PDF) is CPU work: off the event loop.
+        message = await asyncio.to_thread(self._compose, event, contact, card, msg_id)
         await self._record(tx, event, reasons, "pending", contact["email"], msg_id, message)
         await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
 

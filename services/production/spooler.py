@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 BATCH = 100
+# Cards rendered and spooled at once: rendering is CPU, fsync is waiting; they overlap.
+PARALLEL = 4
 IDLE_POLL_S = 1.0
 EXPIRE_EVERY_S = 3600.0
 
@@ -94,32 +96,45 @@ class Spooler:
             " ORDER BY print_after, card_number LIMIT $1",
             BATCH,
         )
-        for row in rows:
-            step = asyncio.ensure_future(self.print_card(conn, row))
-            try:
-                await asyncio.shield(step)
-            except asyncio.CancelledError:
-                # Stopping: finish the card in hand, so its file and its row agree.
-                await step
-                raise
+        if not rows:
+            return 0
+        step = asyncio.ensure_future(self._print_batch(conn, rows))
+        try:
+            await asyncio.shield(step)
+        except asyncio.CancelledError:
+            # Stopping: finish the cards in hand, so their files and their rows agree.
+            await step
+            raise
         return len(rows)
 
-    async def print_card(self, conn: Connection, row: asyncpg.Record) -> bool:
-        """Spool one card and record it; False when this try failed (it comes back later)."""
-        number, attempt = row["card_number"], row["print_attempts"] + 1
-        bind_message(order_id=row["order_id"], card_number=number, attempt=attempt)
-        await conn.execute(
+    async def _print_batch(self, conn: Connection, rows: list[asyncpg.Record]) -> None:
+        """Count every card's try first (committed), then render and spool up to PARALLEL
+        cards at once (rendering and fsync overlap), recording each as soon as it is spooled."""
+        attempts = {row["card_number"]: row["print_attempts"] + 1 for row in rows}
+        await conn.executemany(
             "UPDATE cards SET print_attempts = $2,"
             " print_after = now() + make_interval(secs => $3) WHERE card_number = $1",
-            number,
-            attempt,
-            backoff_s(attempt, self.settings),
+            [(n, a, backoff_s(a, self.settings)) for n, a in attempts.items()],
         )
-        try:
-            entry = await self._hand_over(row, attempt)
-        except Exception as exc:  # any fault of this card: log it, leave it for its next try
-            log.error("print.failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
-            return False
+        slots, one_conn = asyncio.Semaphore(PARALLEL), asyncio.Lock()
+
+        async def print_one(row: asyncpg.Record) -> None:
+            number = row["card_number"]
+            async with slots:
+                bind_message(order_id=row["order_id"], card_number=number, attempt=attempts[number])
+                try:
+                    entry = await self._hand_over(row, attempts[number])
+                except Exception as exc:  # this card's fault: log it, it comes back later
+                    log.error("print.failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+                    return
+            async with one_conn:  # the leader's connection serves one transaction at a time
+                await self._record(conn, row, entry)
+
+        await asyncio.gather(*(print_one(row) for row in rows))
+
+    async def _record(self, conn: Connection, row: asyncpg.Record, entry: SpoolEntry) -> None:
+        """In one transaction: the card is printed, `card.produced` and PRODUCED are out."""
+        number = row["card_number"]
         async with conn.transaction():
             recorded = await conn.fetchval(
                 "UPDATE cards SET printed_at = now(), print_file = $2, print_sha256 = $3"
@@ -143,8 +158,7 @@ class Spooler:
                 )
                 tx.status(row["order_id"], row["revision"], Status.PRODUCED, card_number=number)
                 await enqueue(conn, self.schema, tx.messages)
-        log.info("card.printed", file=entry.file)
-        return True
+        log.info("card.printed", file=entry.file, card_number=number, order_id=row["order_id"])
 
     async def _hand_over(self, row: asyncpg.Record, attempt: int) -> SpoolEntry:
         number, order_id, card_type = row["card_number"], row["order_id"], row["card_type"]
