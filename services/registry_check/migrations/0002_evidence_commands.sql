@@ -37,16 +37,4 @@ CREATE TABLE check_overrides (
     PRIMARY KEY (order_id, revision, check_name)
 );
 
--- Audit trail of support commands this service acted on (who, when, why, what it did);
--- the command id makes a command idempotent.
-CREATE TABLE command_audit (
-    command_id  uuid PRIMARY KEY,
-    command     text NOT NULL,
-    order_id    text NOT NULL,
-    actor       text NOT NULL,
-    reason      text,
-    issued_at   timestamptz NOT NULL,
-    handled_at  timestamptz NOT NULL DEFAULT now(),
-    outcome     text NOT NULL
-);
-CREATE INDEX command_audit_order ON command_audit (order_id, handled_at);
+-- Commands are audited in command_audit (shared/migrations/0002_command_audit.sql).
