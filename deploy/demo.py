@@ -120,6 +120,7 @@ async def follow_statuses(
     await consumer.start()
     latest: dict[str, OrderStatusChanged] = {}
     dead: set[str] = set()
+    seen: set[uuid.UUID] = set()
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -130,7 +131,11 @@ async def follow_statuses(
                     if key not in order_ids:
                         continue
                     if record.topic == ORDER_STATUS:
-                        latest[key] = OrderStatusChanged.model_validate_json(record.value or b"")
+                        status = OrderStatusChanged.model_validate_json(record.value or b"")
+                        # A re-published copy (after a crash) is not a newer status.
+                        if status.event_id not in seen:
+                            seen.add(status.event_id)
+                            latest[key] = status
                     else:
                         dead.add(key)
             final = {k for k, s in latest.items() if s.status in FINAL_STATUSES}

@@ -137,10 +137,23 @@ def as_bytes(order: dict[str, Any]) -> bytes:
     return json.dumps(order).encode()
 
 
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        event_id = json.loads(value or b"").get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return event_id if isinstance(event_id, str) else None
+
+
 async def collect(
     settings: Settings, topics: list[str], keys: set[str], done: Any, timeout_s: float
 ) -> dict[str, list[Any]]:
-    """Records of `topics` whose key is in `keys`, from the beginning, until done(records)."""
+    """Records of `topics` whose key is in `keys`, from the beginning, until done(records).
+
+    Each event once, the first time it appears, as every kortflyt consumer sees the stream
+    through its inbox: after a crash, a relay re-publishes what it had sent but not yet
+    deleted, so a copy of an older status can follow a newer one in the topic.
+    """
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -149,13 +162,20 @@ async def collect(
     )
     await consumer.start()
     found: dict[str, list[Any]] = {t: [] for t in topics}
+    seen: set[tuple[str, str]] = set()
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for batch in (await consumer.getmany(timeout_ms=500, max_records=2000)).values():
                 for r in batch:
-                    if r.key is not None and r.key.decode() in keys:
-                        found[r.topic].append(r)
+                    if r.key is None or r.key.decode() not in keys:
+                        continue
+                    event_id = _event_id(r.value)
+                    if event_id is not None:
+                        if (r.topic, event_id) in seen:
+                            continue
+                        seen.add((r.topic, event_id))
+                    found[r.topic].append(r)
             if done(found):
                 break
     finally:
