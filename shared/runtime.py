@@ -58,15 +58,19 @@ async def _heartbeat(path: Path, relay: OutboxRelay) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
+async def prune_inbox(pool: asyncpg.Pool, retention_days: int) -> int:
+    """Forget handled message ids older than any message Kafka can still redeliver;
+    returns how many were forgotten."""
+    result = await pool.execute(
+        "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", retention_days
+    )
+    return int(result.split()[-1])
+
+
 async def _prune_inbox(pool: asyncpg.Pool, retention_days: int) -> None:
-    """Forget handled message ids older than any message Kafka can still redeliver."""
     while True:
         try:
-            deleted = await pool.execute(
-                "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)",
-                retention_days,
-            )
-            log.info("inbox.pruned", result=deleted)
+            log.info("inbox.pruned", deleted=await prune_inbox(pool, retention_days))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("inbox.prune_failed", error=repr(exc))
         await asyncio.sleep(3600)

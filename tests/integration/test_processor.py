@@ -244,3 +244,20 @@ async def test_retries_back_off_and_end_in_needs_attention(
         (ReasonCode.REGISTER_UNAVAILABLE, False)
     ]
     assert stage.calls == 3
+
+
+async def test_the_inbox_forgets_only_ids_older_than_the_retention(
+    pool: asyncpg.Pool, schema: str, settings: Settings
+) -> None:
+    from shared.runtime import prune_inbox
+
+    processor = Processor(pool, Probe(schema, approve), settings)
+    await processor.process(delivery(event_bytes(), offset=1))
+    await processor.process(delivery(event_bytes(), offset=2))
+    await pool.execute(
+        "UPDATE inbox SET handled_at = now() - interval '15 days'"
+        " WHERE message_id = (SELECT min(message_id) FROM inbox)"
+    )
+    assert await prune_inbox(pool, 14) == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+    assert await prune_inbox(pool, 14) == 0
