@@ -26,29 +26,24 @@ import io
 import os
 import sys
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
 from pathlib import Path
 
-import reportlab
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from reportlab.lib.colors import HexColor, black
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL, day
 from shared.events import Status
+from shared.pdffonts import BOLD, REGULAR, printable, register_fonts
 
 MARKER = b"%KORTFLYT-PROOF-SIGNATURE"
 CONTEXT = b"kortflyt-proof-v1\n"
-REGULAR, BOLD = "ProofVera", "ProofVera-Bold"
 
 
 # --------------------------------------------------------------------------- keys
@@ -167,30 +162,9 @@ class ProofContent:
     issued_at: datetime
 
 
-@cache
-def _fonts() -> set[int]:
-    folder = Path(reportlab.__file__).parent / "fonts"
-    pdfmetrics.registerFont(TTFont(BOLD, str(folder / "VeraBd.ttf")))
-    font = TTFont(REGULAR, str(folder / "Vera.ttf"))
-    pdfmetrics.registerFont(font)
-    return set(font.face.charToGlyph)
-
-
-def _printable(text: str) -> str:
-    covered = _fonts()
-    out = []
-    for ch in text:
-        if ord(ch) in covered:
-            out.append(ch)
-            continue
-        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(base if base and all(ord(c) in covered for c in base) else "?")
-    return "".join(out)
-
-
 def render_proof(content: ProofContent, signing_key_id: str) -> bytes:
     """The one-page proof (A4), unsigned; `sign` it before it leaves notify."""
-    _fonts()
+    register_fonts()
     buffer = io.BytesIO()
     c = Canvas(buffer, pagesize=A4, pageCompression=1, invariant=1)
     c.setTitle(f"Bestillingsbevis / Proof of order {content.order_id}")
@@ -228,10 +202,10 @@ def render_proof(content: ProofContent, signing_key_id: str) -> bytes:
     for label, value in rows:
         c.setFont(REGULAR, 9)
         c.setFillColor(HexColor("#555555"))
-        c.drawString(x, y, _printable(label))
+        c.drawString(x, y, printable(label))
         c.setFont(BOLD, 13)
         c.setFillColor(black)
-        c.drawString(x, y - 6 * mm, _printable(value))
+        c.drawString(x, y - 6 * mm, printable(value))
         y -= 16 * mm
     text = [
         "Dette beviset dokumenterer at HMS-kort er bestilt for arbeidstakeren hos arbeidsgiveren",

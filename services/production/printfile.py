@@ -12,11 +12,7 @@ printer gets the same glyphs; a letter Vera lacks is printed without its accent 
 from __future__ import annotations
 
 import io
-import unicodedata
-from functools import cache
-from pathlib import Path
 
-import reportlab
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -24,7 +20,6 @@ from reportlab.lib.colors import Color, HexColor, black, white
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from services.production.domain import (
@@ -34,41 +29,16 @@ from services.production.domain import (
     CardType,
     card_date,
 )
+from shared.pdffonts import BOLD, REGULAR, printable, register_fonts
 
 PAGE_WIDTH = 85.60 * mm
 PAGE_HEIGHT = 53.98 * mm
-REGULAR, BOLD = "KortflytVera", "KortflytVera-Bold"
 BAND: dict[CardType, tuple[Color, Color]] = {  # background, text
     "construction": (HexColor("#F2A900"), black),
     "cleaning": (HexColor("#1B6E3A"), white),
 }
 GREY = HexColor("#555555")
 NO_PHOTO = "INGEN BILDE / NO PHOTO"
-
-
-@cache
-def _fonts() -> dict[str, set[int]]:
-    """Register the embedded fonts once; each font's set of code points."""
-    folder = Path(reportlab.__file__).parent / "fonts"
-    covered: dict[str, set[int]] = {}
-    for name, file in ((REGULAR, "Vera.ttf"), (BOLD, "VeraBd.ttf")):
-        font = TTFont(name, str(folder / file))
-        pdfmetrics.registerFont(font)
-        covered[name] = set(font.face.charToGlyph)
-    return covered
-
-
-def printable(text: str, font: str = REGULAR) -> str:
-    """`text` with every character the font lacks replaced by its unaccented letter."""
-    covered = _fonts()[font]
-    out = []
-    for ch in text:
-        if ord(ch) in covered:
-            out.append(ch)
-            continue
-        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(base if base and all(ord(c) in covered for c in base) else "?")
-    return "".join(out)
 
 
 def _fit(c: Canvas, text: str, font: str, size: float, width: float) -> None:
@@ -186,7 +156,7 @@ def _back(c: Canvas, face: CardFace) -> None:
 
 def render_card(face: CardFace, photo: bytes | None) -> bytes:
     """The card's print file: page 1 the front, page 2 the back."""
-    _fonts()
+    register_fonts()
     buffer = io.BytesIO()
     c = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), pageCompression=1, invariant=1)
     c.setTitle(f"HMS-kort {face.card_number}")
