@@ -12,6 +12,7 @@ redelivery of anything that did finish a no-op.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,12 +74,25 @@ class KeyedDispatcher:
         max_in_flight: int,
         name: str,
         retry_pause_s: float = 1.0,
+        wait: Callable[[Delivery], Awaitable[bool]] | None = None,
+        max_waiting: int | None = None,
     ) -> None:
+        """`wait(d)` (a retry's due time) runs before `d` takes one of the `max_in_flight`
+        slots: a message waiting for its time holds no slot, so however many wait, the
+        others (other orders, earlier due times) run on time. At most `max_waiting`
+        (default 8 x max_in_flight) wait at once, and nothing more than
+        `max_in_flight` is held without `wait`; False from `wait` abandons `d`."""
         self._handle = handle
+        self._wait = wait
         self._retry_pause_s = retry_pause_s
         self._slots = asyncio.Semaphore(max_in_flight)
+        if max_waiting is None:
+            max_waiting = 8 * max_in_flight if wait is not None else 0
+        self._held = asyncio.Semaphore(max_in_flight + max_waiting)
         self._tails: dict[bytes | None, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._progress_at = time.monotonic()
         self.offsets = OffsetTracker()
         self.name = name
 
@@ -86,9 +100,14 @@ class KeyedDispatcher:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def stalled_for(self) -> float:
+        """Seconds since a message last finished while messages are being handled (0 when
+        idle or only waiting for due times): how long this consumer's work has been stuck."""
+        return time.monotonic() - self._progress_at if self._running else 0.0
+
     async def submit(self, d: Delivery) -> None:
-        """Start handling `d`; returns once a slot is free, not when `d` is done."""
-        await self._slots.acquire()
+        """Start handling `d`; returns once there is room, not when `d` is done."""
+        await self._held.acquire()
         tp = (d.topic, d.partition)
         self.offsets.started(tp, d.offset)
         previous = self._tails.get(d.key)
@@ -106,20 +125,34 @@ class KeyedDispatcher:
         try:
             if previous is not None:
                 await asyncio.wait([previous])  # same order: strictly after the one before
-            while True:
+            if self._wait is not None and not await self._wait(d):
+                return  # abandoned (stopping): not finished, so not committed
+            async with self._slots:
+                if not self._running:
+                    self._progress_at = time.monotonic()
+                self._running += 1
                 try:
-                    await self._handle(d)
-                    break
-                except AbandonedError:
-                    return  # not finished, so not committed
-                except Exception as exc:
-                    # Pause, so that even a handler failing before its first await cannot
-                    # starve the event loop; then try again.
-                    log.warning("consumer.handler_failed", consumer=self.name, error=repr(exc))
-                    await asyncio.sleep(self._retry_pause_s)
+                    if not await self._handle_until_done(d):
+                        return
+                finally:
+                    self._running -= 1
+                    self._progress_at = time.monotonic()
             self.offsets.finished(tp, d.offset)
         finally:
-            self._slots.release()
+            self._held.release()
+
+    async def _handle_until_done(self, d: Delivery) -> bool:
+        while True:
+            try:
+                await self._handle(d)
+                return True
+            except AbandonedError:
+                return False  # not finished, so not committed
+            except Exception as exc:
+                # Pause, so that even a handler failing before its first await cannot
+                # starve the event loop; then try again.
+                log.warning("consumer.handler_failed", consumer=self.name, error=repr(exc))
+                await asyncio.sleep(self._retry_pause_s)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait for the messages in flight; False if some were still running at the timeout."""

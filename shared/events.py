@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -77,8 +78,33 @@ def _national_id(value: str) -> str:
     return value
 
 
+# Dates and times kortflyt can compute with (add two years, convert to UTC, store in
+# PostgreSQL) without overflowing: anything outside is refused when the message is read.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
+
+
+def _in_range(value: date) -> date:
+    if not EARLIEST <= value <= LATEST:
+        raise PydanticCustomError(
+            "date_out_of_range", "date must be between 1900-01-01 and 2999-12-31"
+        )
+    return value
+
+
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 has no UTC time
+        utc = datetime.max.replace(tzinfo=UTC)
+    _in_range(utc.date())
+    return utc
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("nul_character", "text must not contain NUL characters")
+    return value
 
 
 OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -90,12 +116,19 @@ Text = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Date = Annotated[date, AfterValidator(_in_range)]
+# Revisions count corrections of one order; anything larger is not a revision.
+MAX_REVISION = 1_000_000
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class Model(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    # PostgreSQL text cannot hold NUL: a message carrying one is refused when read, with
+    # the field named, never by a failing INSERT later.
+    reject_nul = field_validator("*", mode="after")(_no_nul)
 
 
 class Reason(Model):
@@ -129,13 +162,13 @@ class ForeignId(Model):
     document_type: Literal["passport", "national_id_card", "residence_permit"]
     number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{3,30}$")]
     issuing_country: CountryCode
-    expires_on: date
+    expires_on: Date
 
 
 class Worker(Model):
     given_name: Text
     family_name: Text
-    birth_date: date
+    birth_date: Date
     national_id: NationalId | None = None
     foreign_id: ForeignId | None = None
     nationality: CountryCode
@@ -151,8 +184,8 @@ class Worker(Model):
 
 class Employment(Model):
     type: Literal["employee", "hired_from_agency", "owner", "posted"]
-    start_date: date
-    end_date: date | None = None
+    start_date: Date
+    end_date: Date | None = None
     agency_org_number: OrgNumber | None = None
 
     @model_validator(mode="after")
@@ -200,7 +233,7 @@ class OrderSubmitted(Event):
     event_id: UUID
     occurred_at: UtcDatetime
     event_type: Literal["order.submitted"] = "order.submitted"
-    revision: int = Field(ge=1, le=1_000_000)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     card_type: Literal["construction", "cleaning"]
     employer: Employer
     worker: Worker
@@ -218,7 +251,7 @@ class OrderSubmitted(Event):
 
 class OrderAccepted(Event):
     event_type: Literal["order.accepted"] = "order.accepted"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     order: OrderDetails
     documents: Documents
     # Blob store key of the checked, re-encoded photo (set by intake's document checks).
@@ -233,7 +266,7 @@ class CheckResult(Model):
 
 class OrderApproved(Event):
     event_type: Literal["order.approved"] = "order.approved"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     order: OrderDetails
     checks: list[CheckResult]
     photo_key: str | None = None
@@ -244,18 +277,19 @@ class OrderApproved(Event):
 
 class CardProduced(Event):
     event_type: Literal["card.produced"] = "card.produced"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     card_number: str
     card_type: Literal["construction", "cleaning"]
-    issued_on: date
-    valid_until: date
+    issued_on: Date
+    valid_until: Date
 
 
 class OrderStatusChanged(Event):
     """`order.status`: every status change of an order, from the stage that made it."""
 
     event_type: Literal["order.status"] = "order.status"
-    revision: int = Field(ge=0)  # 0 only when an unreadable submission had no revision
+    # 0 only when an unreadable submission had no revision
+    revision: int = Field(ge=0, le=MAX_REVISION)
     status: Status
     stage: str
     reasons: list[Reason] = Field(default_factory=list)
@@ -280,7 +314,7 @@ class OverrideCheck(Command):
     """Mark one check of one revision as passed by a person, then re-evaluate the order."""
 
     event_type: Literal["order.override_check"] = "order.override_check"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     check: CheckName
     reason: Text
 
@@ -296,7 +330,7 @@ class CancelOrder(Command):
     """Stop the order: CANCELLED, unless a card is already on its way."""
 
     event_type: Literal["order.cancel"] = "order.cancel"
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, le=MAX_REVISION)
     reason: Text
 
 

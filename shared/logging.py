@@ -3,7 +3,8 @@
 JSON lines when stdout is not a terminal (or KORTFLYT_LOG_FORMAT=json), pretty on a
 terminal. Context (order id, event id) is bound per message with `bind_message()`.
 Personal data never reaches a log line: `redact` masks national ids and names, by key
-anywhere in the event dict and by pattern (11-digit numbers) inside any string.
+anywhere in the event dict, and by pattern inside any string: an 11-digit number standing
+alone (not digits inside a longer token such as a UUID or a digest).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ SENSITIVE_KEYS = frozenset(
         "id_copy",
     }
 )
-_ELEVEN_DIGITS = re.compile(r"(?<!\d)\d{11}(?!\d)")
+# A whole token of 11 digits: not digits inside a longer word, hex string or UUID.
+_ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
 
 

@@ -19,7 +19,9 @@ The Kafka offset is committed by the caller only after `process()` returned.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
 import re
 import time
 from abc import ABC
@@ -39,7 +41,7 @@ from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_STATUS, dlt_topic, retry_topic
+from shared.topics import ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -52,6 +54,18 @@ HEADER_ORIGIN = "kortflyt-origin-topic"
 HEADER_ERROR = "kortflyt-error"
 
 _ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_COUNT = re.compile(rb"^[0-9]{1,6}$")
+# Bytes a parser may fail on outside pydantic's own errors: nesting deeper than the
+# recursion limit, an integer beyond Python's digit limit, bytes that are not UTF-8.
+UNPARSEABLE: tuple[type[BaseException], ...] = (
+    ValueError,
+    RecursionError,
+    OverflowError,
+    UnicodeError,
+)
+# What of an error a DLT record keeps: enough to act on, never so much it cannot be sent.
+_MAX_ERROR_CHARS = 4000
+_MAX_VALIDATION_ERRORS = 50
 # Errors of the infrastructure itself: the message is fine, so it is never dead-lettered
 # for them; it is redelivered until the database answers again.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
@@ -76,25 +90,47 @@ class Delivery:
     headers: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
+    def is_retry(self) -> bool:
+        """Only a retry topic's records carry kortflyt's retry headers: on any other topic
+        they are a sender's and are ignored (they must not pick the route or the attempt)."""
+        return is_retry_topic(self.topic)
+
+    def _header(self, name: str) -> bytes | None:
+        return self.headers.get(name) if self.is_retry else None
+
+    @property
     def attempt(self) -> int:
         try:
-            return max(0, int(self.headers.get(HEADER_ATTEMPT, b"0")))
+            return max(0, int(self._header(HEADER_ATTEMPT) or b"0"))
         except ValueError:
             return 0
 
     @property
     def origin_topic(self) -> str:
-        origin = self.headers.get(HEADER_ORIGIN)
+        origin = self._header(HEADER_ORIGIN)
         return origin.decode(errors="replace") if origin else self.topic
 
     @property
     def due_at(self) -> float | None:
-        """Epoch seconds when a retry is due, if this is a retry."""
+        """Epoch seconds when a retry is due, if this is a retry (inf when absurdly far)."""
         try:
-            raw = self.headers.get(HEADER_DUE_AT)
+            raw = self._header(HEADER_DUE_AT)
             return int(raw) / 1000 if raw else None
-        except (ValueError, OverflowError):
+        except OverflowError:
+            return math.inf
+        except ValueError:
             return None
+
+    def unreadable_retry_headers(self) -> str | None:
+        """Why this retry's headers cannot be trusted (it is dead-lettered), or None."""
+        if not self.is_retry:
+            return None
+        attempt, due = self._header(HEADER_ATTEMPT), self._header(HEADER_DUE_AT)
+        if attempt is None or not _COUNT.fullmatch(attempt):
+            return "kortflyt-attempt is missing or not a small whole number"
+        if due is None or self.due_at is None:
+            return "kortflyt-due-at is missing or not a whole number of milliseconds"
+        return None
 
     @property
     def coordinates(self) -> str:
@@ -103,10 +139,24 @@ class Delivery:
 
 @dataclass(frozen=True)
 class OrderRef:
-    """Enough of a broken message to tell the order's owner: its id and revision."""
+    """Enough of a broken message to tell the order's owner: its id and revision, read
+    from the body, or else from the Kafka key (`from_key`; the revision is then 0)."""
 
     order_id: str
     revision: int
+    from_key: bool = False
+
+    @classmethod
+    def of(cls, d: Delivery) -> OrderRef | None:
+        return cls.from_raw(d.value) or cls.from_kafka_key(d.key)
+
+    @classmethod
+    def from_kafka_key(cls, key: bytes | None) -> OrderRef | None:
+        try:
+            order_id = key.decode() if key else ""
+        except UnicodeDecodeError:
+            return None
+        return cls(order_id, 0, from_key=True) if _ORDER_ID.fullmatch(order_id) else None
 
     @classmethod
     def from_raw(cls, raw: bytes) -> OrderRef | None:
@@ -126,6 +176,16 @@ class OrderRef:
         ):
             revision = 0
         return cls(order_id, revision)
+
+
+class EventIdConflict(Exception):
+    """A message id handled before with other content: not a duplicate, a conflict."""
+
+
+def content_digest(event: Event) -> str:
+    """The digest of what an event says (its canonical JSON): a redelivery of the same
+    bytes has the same digest; another order under a reused event_id has another."""
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
 
 
 class TransientFailure(Exception):
@@ -305,9 +365,14 @@ def reasons_from_validation(exc: ValidationError) -> list[Reason]:
 def _validation_summary(exc: ValidationError) -> list[dict[str, str]]:
     # Locations and error types only: never the input, which holds personal data.
     return [
-        {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
+        {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"][:200]}
+        for e in exc.errors(include_url=False, include_input=False)[:_MAX_VALIDATION_ERRORS]
     ]
+
+
+def _bounded(error: Mapping[str, Any]) -> dict[str, Any]:
+    text = json.dumps(dict(error), default=str)
+    return dict(error) if len(text) <= _MAX_ERROR_CHARS else {"truncated": text[:_MAX_ERROR_CHARS]}
 
 
 class Processor:
@@ -318,25 +383,26 @@ class Processor:
         self.stopping = False
         self._failures: dict[str, int] = {}
 
-    async def _handled_before(self, message_id: str) -> bool:
-        return bool(
-            await self.pool.fetchval("SELECT true FROM inbox WHERE message_id = $1", message_id)
-        )
+    async def _handled_before(self, message_id: str, digest: str | None) -> bool:
+        """Whether `message_id` was handled; raises EventIdConflict if with other content."""
+        async with self.pool.acquire() as conn:
+            return await _seen(conn, message_id, digest)
 
     @asynccontextmanager
     async def _transaction(
-        self, message_id: str, topic: str, prepared: object = None
+        self, message_id: str, topic: str, prepared: object = None, digest: str | None = None
     ) -> AsyncIterator[Tx | None]:
-        """A transaction that owns `message_id`, or None when it was handled before."""
+        """A transaction that owns `message_id`, or None when it was handled before (with
+        the same `digest`; with another, EventIdConflict)."""
         async with self.pool.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval(
-                "INSERT INTO inbox (message_id, topic) VALUES ($1, $2)"
+                "INSERT INTO inbox (message_id, topic, digest) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING RETURNING true",
                 message_id,
                 topic,
+                digest,
             )
-            if not claimed:
-                log.info("message.duplicate", message_id=message_id)
+            if not claimed and await _seen(conn, message_id, digest):
                 yield None
                 return
             tx = Tx(conn, self.stage.name, prepared)
@@ -345,12 +411,17 @@ class Processor:
 
     async def process(self, d: Delivery) -> None:
         bind_message(topic=d.topic, partition=d.partition, offset=d.offset, attempt=d.attempt)
+        if (problem := d.unreadable_retry_headers()) is not None:
+            await self.dead_letter(
+                d, [Reason.of(ReasonCode.SCHEMA_INVALID, "headers")], {"error": problem}
+            )
+            return
         route = self.stage.routes.get(d.origin_topic)
         if route is None:
             await self.dead_letter(
                 d,
                 [Reason.of(ReasonCode.SCHEMA_INVALID, "topic")],
-                {"error": f"no route for topic {d.origin_topic}"},
+                {"error": f"no route for topic {d.origin_topic[:200]}"},
             )
             return
         try:
@@ -358,6 +429,13 @@ class Processor:
         except ValidationError as exc:
             await self.dead_letter(
                 d, reasons_from_validation(exc), {"validation": _validation_summary(exc)}
+            )
+            return
+        except UNPARSEABLE as exc:
+            await self.dead_letter(
+                d,
+                [Reason.of(ReasonCode.SCHEMA_INVALID, "message")],
+                {"error": f"{type(exc).__name__}: {str(exc)[:200]}"},
             )
             return
         bind_message(
@@ -369,18 +447,26 @@ class Processor:
             event_id=str(event.event_id),
         )
         message_id = f"{event.event_id}:{d.attempt}"
+        digest = content_digest(event)
         try:
-            prepared = None
-            if route.prepare is not None:
-                if await self._handled_before(message_id):
-                    log.info("message.duplicate", message_id=message_id)
-                    return
-                prepared = await route.prepare(event)
-            async with self._transaction(message_id, d.topic, prepared) as tx:
-                if tx is not None:
-                    await route.handle(tx, event)
-        except TransientFailure as failure:
-            await self._retry_later(d, event, failure)
+            try:
+                prepared = None
+                if route.prepare is not None:
+                    if await self._handled_before(message_id, digest):
+                        return
+                    prepared = await route.prepare(event)
+                async with self._transaction(message_id, d.topic, prepared, digest) as tx:
+                    if tx is not None:
+                        await route.handle(tx, event)
+            except TransientFailure as failure:
+                await self._retry_later(d, event, failure, digest)
+        except EventIdConflict:
+            await self.dead_letter(
+                d,
+                [Reason.of(ReasonCode.EVENT_ID_CONFLICT, "event_id")],
+                {"error": "event_id already handled with other content", "event_id": message_id},
+                ref=OrderRef(event.order_id, getattr(event, "revision", 0)),
+            )
 
     async def process_guarded(self, d: Delivery) -> None:
         """`process`, with a bound on how often a message that keeps failing is redelivered.
@@ -402,7 +488,6 @@ class Processor:
                     d,
                     [Reason.of(ReasonCode.PROCESSING_FAILED, self.stage.name)],
                     {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"},
-                    ref=OrderRef.from_raw(d.value),
                 )
             else:
                 await asyncio.sleep(min(2.0 ** max(failures, 1), 30.0))
@@ -416,43 +501,76 @@ class Processor:
         error: Mapping[str, Any],
         ref: OrderRef | None = None,
     ) -> None:
-        """Send the raw message to the service's DLT with its origin and error."""
-        ref = ref if ref is not None else OrderRef.from_raw(d.value)
+        """Send the message to the service's DLT with its origin and error.
+
+        The raw bytes stay in PostgreSQL (`dead_letters`): the DLT record carries their
+        sha256, size and row id, so it always fits in Kafka and holds no personal data.
+        """
+        ref = ref if ref is not None else OrderRef.of(d)
         if ref is not None:
             bind_message(
                 topic=d.topic, partition=d.partition, offset=d.offset, order_id=ref.order_id
             )
-        record = {
-            "service": self.stage.name,
-            "failed_at": datetime.now(UTC).isoformat(),
-            "origin": {
-                "topic": d.origin_topic,
-                "delivered_on": d.topic,
-                "partition": d.partition,
-                "offset": d.offset,
-                "key": d.key.decode(errors="replace") if d.key else None,
-                "attempt": d.attempt,
-            },
-            "error": dict(error),
-            "reasons": [r.code.value for r in reasons],
-            "order_id": ref.order_id if ref else None,
-            "payload_base64": _b64(d.value),
-        }
-        key = ref.order_id if ref else (d.key.decode(errors="replace") if d.key else d.coordinates)
+        key = _short(d.key.decode(errors="replace")) if d.key else None
+        sha256 = hashlib.sha256(d.value).hexdigest()
         async with self._transaction(d.coordinates, d.topic) as tx:
             if tx is None:
                 return
+            row_id = await tx.conn.fetchval(
+                "INSERT INTO dead_letters (origin_topic, delivered_on, kafka_partition,"
+                " kafka_offset, sha256, size, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " RETURNING id",
+                _short(d.origin_topic),
+                d.topic,
+                d.partition,
+                d.offset,
+                sha256,
+                len(d.value),
+                d.value,
+            )
+            record = {
+                "service": self.stage.name,
+                "failed_at": datetime.now(UTC).isoformat(),
+                "origin": {
+                    "topic": _short(d.origin_topic),
+                    "delivered_on": d.topic,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "key": key,
+                    "attempt": d.attempt,
+                },
+                "error": _bounded(error),
+                "reasons": [r.code.value for r in reasons],
+                "order_id": ref.order_id if ref else None,
+                "order_id_from": ("key" if ref.from_key else "body") if ref else None,
+                "payload": {
+                    "sha256": sha256,
+                    "size": len(d.value),
+                    "ref": f"{self.stage.name}.dead_letters/{row_id}",
+                },
+            }
             tx.messages.append(
-                OutgoingMessage(dlt_topic(self.stage.name), key, json.dumps(record).encode())
+                OutgoingMessage(
+                    dlt_topic(self.stage.name),
+                    ref.order_id if ref else key or d.coordinates,
+                    json.dumps(record).encode(),
+                )
             )
             route = self.stage.routes.get(d.origin_topic)
             if route is None or route.report_invalid:
                 await self.stage.on_invalid(tx, ref, reasons)
-        log.warning("message.dead_lettered", reasons=record["reasons"])
+        log.warning(
+            "message.dead_lettered",
+            reasons=record["reasons"],
+            order_id_from=record["order_id_from"],
+            dead_letter=row_id,
+        )
 
-    async def _retry_later(self, d: Delivery, event: Any, failure: TransientFailure) -> None:
+    async def _retry_later(
+        self, d: Delivery, event: Any, failure: TransientFailure, digest: str
+    ) -> None:
         attempt = d.attempt + 1
-        async with self._transaction(f"{event.event_id}:{d.attempt}", d.topic) as tx:
+        async with self._transaction(f"{event.event_id}:{d.attempt}", d.topic, digest=digest) as tx:
             if tx is None:
                 return
             if attempt <= self.settings.retry_max_attempts:
@@ -481,8 +599,12 @@ class Processor:
                 log.warning("message.retries_exhausted", reason=failure.reason.code.value)
 
     async def wait_until_due(self, d: Delivery) -> bool:
-        """Sleep until a retry is due; False when the service is stopping first."""
+        """Sleep until a retry is due, but never longer than the longest back-off
+        (`retry_max_delay_s`): a due time further ahead (a clock far off, a hostile header)
+        is clamped. False when the service is stopping first."""
         due = d.due_at
+        if due is not None:
+            due = min(due, time.time() + self.settings.retry_max_delay_s)
         while due is not None and not self.stopping:
             remaining = due - time.time()
             if remaining <= 0:
@@ -491,7 +613,18 @@ class Processor:
         return not self.stopping
 
 
-def _b64(raw: bytes) -> str:
-    import base64
+async def _seen(conn: Connection, message_id: str, digest: str | None) -> bool:
+    """Whether the inbox has `message_id`: a duplicate when its digest is `digest` (or
+    unknown); EventIdConflict when it was handled with other content."""
+    row = await conn.fetchrow("SELECT digest FROM inbox WHERE message_id = $1", message_id)
+    if row is None:
+        return False
+    if digest is not None and row["digest"] is not None and row["digest"] != digest:
+        log.warning("message.event_id_conflict", message_id=message_id)
+        raise EventIdConflict(message_id)
+    log.info("message.duplicate", message_id=message_id)
+    return True
 
-    return base64.b64encode(raw).decode()
+
+def _short(text: str, limit: int = 256) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

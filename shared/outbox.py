@@ -2,10 +2,13 @@
 
 `enqueue()` runs inside the caller's transaction, so an event exists exactly when the
 state change that caused it committed. `OutboxRelay` publishes rows in id order with
-an idempotent producer and deletes them once Kafka has acknowledged every one. A crash
+an idempotent producer and deletes them once Kafka has acknowledged them. A crash
 between the two re-publishes a batch; consumers drop the duplicates by event id.
-One relay per schema is active at a time (a PostgreSQL advisory lock elects it), so
-several instances of a service never reorder each other's events.
+A row Kafka refuses for good (too large, invalid) is moved to `outbox_failed` with the
+error, so it never blocks the rows behind it; a transient failure keeps every row from
+the failed one on, to be retried in order.
+One relay per schema is active at a time (shared.leader elects it, and deposes a leader
+that stalls), so several instances of a service never reorder each other's events.
 """
 
 from __future__ import annotations
@@ -15,11 +18,21 @@ import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 
+from shared.leader import LEASE_S, Leader
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -74,7 +87,25 @@ async def start_with_retry(producer: AIOKafkaProducer, attempts: int = 60) -> No
             await asyncio.sleep(1)
 
 
+# Errors Kafka gives for one record that no retry can change: the record is set aside
+# (outbox_failed) so that the rows behind it go on. Anything else (a broker down, a
+# leader election, a timeout) is transient: the rows stay and are retried in order.
+UNPUBLISHABLE: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+    PolicyViolationError,
+    TypeError,  # a key, value or header Kafka's client cannot serialise
+    ValueError,  # a headers column that is not [name, value] pairs
+)
+
+
 class OutboxRelay:
+    """Publishes the schema's outbox while this instance leads `kortflyt.relay.<schema>`."""
+
     def __init__(
         self,
         dsn: str,
@@ -83,89 +114,118 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        lease_s: float = LEASE_S,
     ) -> None:
-        self._dsn = dsn
         self._schema = schema
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._leader = Leader(
+            dsn, schema, "relay", lease_s=lease_s, standby_poll_s=min(poll_interval_s, 1.0)
+        )
         self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._stop = asyncio.Event()
         self.published = 0
-        self.healthy = False
+        self.set_aside = 0  # rows Kafka refused for good (outbox_failed)
+        self._publishing = True  # the last publish round reached Kafka
+
+    @property
+    def healthy(self) -> bool:
+        """Standing by, or leading and reaching Kafka; not while the database is away."""
+        role = self._leader.role
+        return role == "standby" or (role == "leading" and self._publishing)
 
     async def run(self) -> None:
         """Publish until stop(); reconnects after database or Kafka faults."""
-        while not self._stopping:
-            try:
-                await self._run_as_leader()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.healthy = False
-                log.warning("outbox.relay_reconnecting", error=repr(exc))
-                await asyncio.sleep(self._poll_interval_s)
+        await self._leader.run(self._lead, self._stop)
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stop.set()
         self._wakeup.set()
 
-    async def _run_as_leader(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings={"search_path": self._schema})
-        try:
-            while not await conn.fetchval(
-                "SELECT pg_try_advisory_lock(hashtext('kortflyt.relay.' || $1))", self._schema
-            ):
-                self.healthy = True  # a standby is healthy: another instance publishes
-                if self._stopping:
-                    return
-                await asyncio.sleep(self._poll_interval_s * 5)
-            await conn.add_listener(notify_channel(self._schema), self._on_notify)
-            self.healthy = True
-            log.info("outbox.relay_leading", schema=self._schema)
-            while True:
-                published = await self._publish_batch(conn)
-                if published >= self._batch_size:
-                    continue
-                if self._stopping:
-                    return  # the outbox is drained: everything committed has been published
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-                self._wakeup.clear()
-        finally:
-            await conn.close()
+    async def _lead(self, conn: Connection) -> None:
+        await conn.add_listener(notify_channel(self._schema), self._on_notify)
+        log.info("outbox.relay_leading", schema=self._schema)
+        while True:
+            published = await self._publish_batch(conn)
+            if published >= self._batch_size:
+                continue
+            if self._stop.is_set():
+                return  # the outbox is drained: everything committed has been published
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+            self._wakeup.clear()
 
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
     async def _publish_batch(self, conn: Connection) -> int:
+        """Publish the oldest rows; returns how many left the outbox (published or set aside)."""
         rows: Sequence[asyncpg.Record] = await conn.fetch(
             "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
             self._batch_size,
         )
         if not rows:
+            self._publishing = True
             return 0
         while True:
-            try:
-                futures = [
-                    await self._producer.send(
-                        r["topic"],
-                        r["value"],
-                        key=r["key"],
-                        headers=[(k, v.encode()) for k, v in json.loads(r["headers"])],
-                    )
-                    for r in rows
-                ]
-                await asyncio.gather(*futures)
+            done, refused, transient = await self._send(rows)
+            if done or refused:
                 break
+            # Kafka unreachable or busy: keep the rows, try again; never skip one.
+            self._publishing = False
+            log.warning("outbox.publish_failed", error=repr(transient), pending=len(rows))
+            if self._stop.is_set():
+                return 0  # the rows stay in the outbox; the next start publishes them
+            await asyncio.sleep(self._poll_interval_s)
+        self._publishing = transient is None
+        async with conn.transaction():
+            for row_id, error in refused.items():
+                await conn.execute(
+                    "INSERT INTO outbox_failed (id, topic, key, value, headers, created_at, error)"
+                    " SELECT id, topic, key, value, headers, created_at, $2 FROM outbox"
+                    " WHERE id = $1",
+                    row_id,
+                    error,
+                )
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [*done, *refused])
+        for row_id, error in refused.items():
+            log.error("outbox.record_set_aside", outbox_id=row_id, error=error)
+        self.published += len(done)
+        self.set_aside += len(refused)
+        return len(done) + len(refused)
+
+    async def _send(
+        self, rows: Sequence[asyncpg.Record]
+    ) -> tuple[list[int], dict[int, str], BaseException | None]:
+        """Send every row; returns the ids Kafka acknowledged and those it refused for good,
+        both only up to the first transient failure (so what stays is retried in order),
+        and that failure."""
+        futures: list[tuple[int, asyncio.Future[Any] | BaseException]] = []
+        for r in rows:
+            try:
+                headers = [(k, v.encode()) for k, v in json.loads(r["headers"])]
+                sent = await self._producer.send(
+                    r["topic"], r["value"], key=r["key"], headers=headers
+                )
+                futures.append((r["id"], sent))
+            except UNPUBLISHABLE as exc:
+                futures.append((r["id"], exc))
             except Exception as exc:
-                # Kafka unreachable or refusing: keep the rows, try again; never skip one.
-                self.healthy = False
-                log.warning("outbox.publish_failed", error=repr(exc), pending=len(rows))
-                if self._stopping:
-                    return 0  # the rows stay in the outbox; the next start publishes them
-                await asyncio.sleep(self._poll_interval_s)
-        self.healthy = True
-        await conn.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+                futures.append((r["id"], exc))
+                break  # transient: nothing after it is sent before it
+        results = await asyncio.gather(
+            *(f for _id, f in futures if not isinstance(f, BaseException)), return_exceptions=True
         )
-        self.published += len(rows)
-        return len(rows)
+        outcomes = iter(results)
+        done: list[int] = []
+        refused: dict[int, str] = {}
+        for row_id, sent in futures:
+            outcome = sent if isinstance(sent, BaseException) else next(outcomes)
+            if isinstance(outcome, UNPUBLISHABLE):
+                refused[row_id] = f"{type(outcome).__name__}: {str(outcome)[:500]}"
+            elif isinstance(outcome, BaseException):
+                return done, refused, outcome
+            else:
+                done.append(row_id)
+        return done, refused, None

@@ -46,6 +46,8 @@ class ReasonCode(StrEnum):
     REGISTER_UNAVAILABLE = "REGISTER_UNAVAILABLE"
     # any stage: a message kortflyt itself could not handle (a bug, not the employer's doing)
     PROCESSING_FAILED = "PROCESSING_FAILED"
+    # any stage: an event_id seen before with other content (a reused id, not a duplicate)
+    EVENT_ID_CONFLICT = "EVENT_ID_CONFLICT"
 
 
 @dataclass(frozen=True)
@@ -223,5 +225,12 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "følger den opp; du trenger ikke gjøre noe.",
         "The order could not be processed because of a fault on our side. Support has been "
         "notified and will follow it up; you need not do anything.",
+    ),
+    ReasonCode.EVENT_ID_CONFLICT: ReasonText(
+        "Meldingen har en event_id som allerede er brukt for en annen melding med annet "
+        "innhold, så den ble ikke behandlet. Send den rettede bestillingen på nytt med en ny "
+        "event_id.",
+        "The message has an event_id already used by another message with other content, so "
+        "it was not processed. Send the corrected order again with a new event_id.",
     ),
 }

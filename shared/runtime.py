@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 
 from shared.consumer import (
-    AbandonedError,
     KeyedDispatcher,
     Partition,
     as_kafka_offsets,
@@ -38,6 +39,28 @@ from shared.topics import retry_topic
 
 log = get_logger(__name__)
 HEARTBEAT_S = 5.0
+# A consumer with messages in hand that finished none for this long is stuck (a handler
+# waits on something that never answers, or the database is away): unhealthy.
+STALL_S = 60.0
+
+
+async def raw_parser(
+    record: ConsumerRecord[Any, Any],
+    original: Callable[[ConsumerRecord[Any, Any]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """FastStream's message, built without reading the record's headers: FastStream
+    would decode them as UTF-8 and let `content-type` pick a body decoder, and a record
+    that fails there never reaches kortflyt (it would be skipped, its offset committed
+    past it). kortflyt reads the raw record itself (`delivery_of`)."""
+    message = await original(dataclasses.replace(record, headers=()))
+    message.raw_message = record
+    return message
+
+
+async def raw_decoder(message: StreamMessage[Any]) -> bytes:
+    """The body as bytes, whatever it holds: parsing is the Processor's job, where a
+    failure is dead-lettered."""
+    return bytes(message.body or b"")
 
 
 def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
@@ -51,10 +74,25 @@ def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
     )
 
 
-async def _heartbeat(path: Path, relay: OutboxRelay) -> None:
+def stuck_work(
+    relay: OutboxRelay, dispatchers: Sequence[KeyedDispatcher], stall_s: float = STALL_S
+) -> list[str]:
+    """What keeps the service from doing its work: the relay cannot publish (or has no
+    database), or a consumer has had messages in hand without finishing one for `stall_s`."""
+    stuck = [] if relay.healthy else ["outbox-relay"]
+    return stuck + [d.name for d in dispatchers if d.stalled_for() > stall_s]
+
+
+async def _heartbeat(path: Path, relay: OutboxRelay, dispatchers: list[KeyedDispatcher]) -> None:
+    """Touch the health file only while no work is stuck (shared.health reads it)."""
+    reported: list[str] = []
     while True:
-        if relay.healthy:
+        stuck = stuck_work(relay, dispatchers)
+        if not stuck:
             path.touch()  # noqa: ASYNC240 - one metadata write every few seconds
+        if stuck != reported:
+            log.warning("service.stuck", work=stuck) if stuck else log.info("service.unstuck")
+            reported = stuck
         await asyncio.sleep(HEARTBEAT_S)
 
 
@@ -90,9 +128,13 @@ class Subscription:
     """One consumer group: its dispatcher, and the Kafka consumer it commits through."""
 
     def __init__(
-        self, name: str, handle: Callable[[Delivery], Awaitable[None]], max_in_flight: int
+        self,
+        name: str,
+        handle: Callable[[Delivery], Awaitable[None]],
+        max_in_flight: int,
+        wait: Callable[[Delivery], Awaitable[bool]] | None = None,
     ) -> None:
-        self.dispatcher = KeyedDispatcher(handle, max_in_flight, name)
+        self.dispatcher = KeyedDispatcher(handle, max_in_flight, name, wait=wait)
         self.consumer: Any = None
         self.accepting = True
 
@@ -135,10 +177,12 @@ class Service:
         name = self.stage.name
         self.main = Subscription(name, self._handle, settings.consumer_max_in_flight)
         self.retry = Subscription(
-            f"{name}-retry", self._handle_retry, settings.consumer_max_in_flight
+            f"{name}-retry", self._handle, settings.consumer_max_in_flight, self._wait_until_due
         )
         common: dict[str, Any] = {
             "ack_policy": AckPolicy.MANUAL,
+            "parser": raw_parser,
+            "decoder": raw_decoder,
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }
@@ -158,10 +202,9 @@ class Service:
     async def _handle(self, d: Delivery) -> None:
         await self._processor().process_guarded(d)
 
-    async def _handle_retry(self, d: Delivery) -> None:
-        if not await self._processor().wait_until_due(d):
-            raise AbandonedError  # stopping before it was due: redelivered after the restart
-        await self._processor().process_guarded(d)
+    async def _wait_until_due(self, d: Delivery) -> bool:
+        # False: stopping before it was due, so it is redelivered after the restart.
+        return await self._processor().wait_until_due(d)
 
     async def _on_shutdown(self) -> None:
         """Before the broker stops: finish what is in flight and commit it."""
@@ -189,9 +232,13 @@ class Service:
             producer,
             batch_size=s.relay_batch_size,
             poll_interval_s=s.relay_poll_interval_s,
+            lease_s=s.leader_lease_s,
         )
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        heartbeat = asyncio.create_task(_heartbeat(Path(s.health_file), relay), name="heartbeat")
+        heartbeat = asyncio.create_task(
+            _heartbeat(Path(s.health_file), relay, [self.main.dispatcher, self.retry.dispatcher]),
+            name="heartbeat",
+        )
         pruning = asyncio.create_task(_prune_inbox(pool, s.inbox_retention_days), name="prune")
         self.processor = Processor(pool, self.stage, s)
         committers = [

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1)
     # Without a NOTIFY the relay still looks at the outbox this often.
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
+    # A leader (relay, spooler, sender) that has not renewed its lease for this long is
+    # deposed by a standby (shared/leader.py).
+    leader_lease_s: float = Field(default=5.0, gt=0)
 
     # Handled message ids are remembered this long: longer than any input topic keeps a
     # message (7 days), so a redelivery always finds its id.

@@ -35,6 +35,10 @@ def dlt_topic(service: str) -> str:
     return f"hmskort.{service}.dlt.v1"
 
 
+def is_retry_topic(topic: str) -> bool:
+    return topic.startswith("hmskort.") and topic.endswith(".retry.v1")
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -43,7 +47,6 @@ class TopicSpec:
 
 
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
-_FOREVER = "-1"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_SUBMITTED, config={"retention.ms": _WEEK_MS}),
@@ -56,8 +59,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(ORDER_COMMANDS, config={"retention.ms": _WEEK_MS}),
     *(TopicSpec(retry_topic(s), config={"retention.ms": _WEEK_MS}) for s in SERVICES),
-    # Dead letters wait for a person: never deleted by age.
-    *(TopicSpec(dlt_topic(s), config={"retention.ms": _FOREVER}) for s in SERVICES),
+    # Dead letters are a notice for support: their raw bytes stay in the service's
+    # dead_letters table, so the record itself is kept only as long as an input.
+    *(TopicSpec(dlt_topic(s), config={"retention.ms": _WEEK_MS}) for s in SERVICES),
 )
 
 

@@ -183,18 +183,38 @@ def test_redact_masks_every_sensitive_key_of_the_list() -> None:
 
 
 def test_redact_masks_eleven_digit_numbers_inside_any_string() -> None:
-    """An 11-digit run is masked in free text, in tuples and in nested values."""
+    """An 11-digit token is masked in free text, in tuples and in nested values."""
     event: dict[str, Any] = {
         "event": f"fnr:{NATIONAL_ID}.",
         "text": f"({NATIONAL_ID}) and {D_NUMBER}",
-        "pair": ("a", f"x{NATIONAL_ID}y"),
+        "pair": ("a", f"x_{NATIONAL_ID}-y"),
         "nested": {"deeper": [f"{NATIONAL_ID}"]},
     }
     assert redact(None, "info", event) == {
         "event": f"fnr:{REDACTED}.",
         "text": f"({REDACTED}) and {REDACTED}",
-        "pair": ["a", f"x{REDACTED}y"],
+        "pair": ["a", f"x_{REDACTED}-y"],
         "nested": {"deeper": [REDACTED]},
+    }
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "6f1c2a9e-2f0e-4a51-9a43-a12345678901",  # a UUID whose last group ends in 11 digits
+        "6f1c2a9e-2f0e-4a51-9a43-12345678901f",
+        "e3b0c44298fc1c149afbf4c8996f12345678901bfb92427ae41e4649b934ca495991b7852b855",
+        "x17059023101y",  # digits inside a longer word are not a national id on their own
+    ],
+)
+def test_redact_leaves_digits_inside_longer_tokens_alone(token: str) -> None:
+    """Only a whole token of 11 digits is a national id: event ids, digests and other
+    longer ids keep their digits (issue 8, 10c: 238 log lines had event ids rewritten)."""
+    event: dict[str, Any] = {"event": "x", "event_id": token, "text": f"id={token};"}
+    assert redact(None, "info", event) == {
+        "event": "x",
+        "event_id": token,
+        "text": f"id={token};",
     }
 
 
