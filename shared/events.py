@@ -295,6 +295,8 @@ class ReplayOrder(Command):
 
     event_type: Literal["order.replay"] = "order.replay"
     stage: Literal["intake", "registry_check"] | None = None
+    # A supervisor's decision to replay past the replay limit (shared/replays.py).
+    lift_replay_limit: bool = False
 
 
 class CancelOrder(Command):

@@ -112,9 +112,11 @@ class Intake(Stage):
         fetcher: Fetcher,
         blobs: BlobStore,
         decode_concurrency: int = 2,
+        replay_limit: int = 5,
     ) -> None:
         self.fetcher = fetcher
         self.blobs = blobs
+        self.replay_limit = replay_limit
         # Memory stays bounded whatever is sent: the fetcher holds at most a fixed number
         # of documents (each at most LIMITS.max_bytes), and at most this many are
         # decoded at once (each at most max_pixels).
@@ -123,7 +125,7 @@ class Intake(Stage):
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_COMMANDS: Route(
-                Command, commands.on_command, parse=parse_command, report_invalid=False
+                Command, self.on_command, parse=parse_command, report_invalid=False
             ),
         }
 
@@ -232,6 +234,9 @@ class Intake(Stage):
                 await self.blobs.delete(key)
         log.info("documents.discarded", count=len(set(keys) - used))
 
+    async def on_command(self, tx: Tx, command: Command) -> None:
+        await commands.on_command(tx, command, self.replay_limit)
+
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
         """A closed order no longer needs its ID copy: delete it (personal data)."""
         if event.status not in CLOSED_STATUSES:
@@ -284,5 +289,8 @@ def build(settings: Settings) -> Stage:
         settings.document_fetch_concurrency,
     )
     return Intake(
-        fetcher, DirectoryBlobStore(Path(settings.blob_dir)), settings.document_decode_concurrency
+        fetcher,
+        DirectoryBlobStore(Path(settings.blob_dir)),
+        settings.document_decode_concurrency,
+        settings.replay_limit,
     )
