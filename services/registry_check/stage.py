@@ -415,6 +415,11 @@ class RegistryCheck(Stage):
             return "refused: already approved (the card is in production)"
         if row["revision"] > cmd.revision:
             return f"refused: revision {row['revision']} is newer"
+        accepted = OrderAccepted.model_validate_json(row["accepted"]) if row["accepted"] else None
+        if accepted is not None and accepted.occurred_at > cmd.occurred_at:
+            # Support cannot have seen it: the cancel was meant for no order (or one intake
+            # still held, which intake answered). It never cancels an order in advance.
+            return "refused: the order was accepted after this cancel was issued"
         await tx.conn.execute(
             "UPDATE checked_orders SET status = $2, next_check_at = NULL, updated_at = now()"
             " WHERE order_id = $1",

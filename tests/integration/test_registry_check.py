@@ -537,18 +537,42 @@ async def test_a_cancel_of_an_order_never_seen_cancels_nothing_when_it_arrives(
     assert [s for _, s, _ in await harness.statuses()] == [Status.CHECKING, Status.APPROVED]
 
 
+async def test_a_cancel_issued_before_its_order_existed_never_cancels_it(
+    harness: Harness, world: World
+) -> None:
+    """Defect 10e within the retries: the order is submitted while the cancel is still
+    being looked at again; it was issued before the order was accepted, so it is refused."""
+    org = world.employer(76)
+    nid = world.worker(77)  # waits for Aa-registeret, so a cancel could still apply
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(
+        CancelOrder(order_id="RC-CZ", revision=1, reason="ordered twice", actor="s-4"),
+        ORDER_COMMANDS,
+    )
+    retry = await harness.take_outbox()
+    await harness.deliver(accepted("RC-CZ", org, nid))  # accepted after the cancel's time
+    await harness.take_outbox()
+    await harness.redeliver_retries(retry)
+
+    assert await harness.take_outbox() == []
+    assert await audit(harness, "RC-CZ") == [
+        ("order.cancel", "s-4", "refused: the order was accepted after this cancel was issued")
+    ]
+
+
 async def test_a_cancel_that_overtakes_its_accepted_order_cancels_it_once_it_arrives(
     harness: Harness, world: World
 ) -> None:
     org = world.employer(74)
     nid = world.worker(75)  # a new hire: waits for Aa-registeret
     await harness.admin.load(world.ds.to_json())
+    order = accepted("RC-CY", org, nid)  # intake accepts it, support sees it, cancels it
     await harness.deliver(
         CancelOrder(order_id="RC-CY", revision=1, reason="ordered twice", actor="s-4"),
         ORDER_COMMANDS,
     )
     retry = await harness.take_outbox()
-    await harness.deliver(accepted("RC-CY", org, nid))  # intake had accepted it already
+    await harness.deliver(order)  # ... but the cancel got here first
     await harness.take_outbox()
     await harness.redeliver_retries(retry)  # the cancel, looked at again
 
