@@ -112,6 +112,7 @@ OrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{
 OrgNumber = Annotated[str, AfterValidator(_org_number)]
 NationalId = Annotated[str, AfterValidator(_national_id)]
 # Printable text without control characters (names end up on a card and in e-mails).
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
 Text = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
@@ -200,9 +201,13 @@ class Employment(Model):
 
 
 class DocumentRef(Model):
-    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    # No control characters (a NUL cannot even be stored): what a link may hold beyond
+    # that is the fetcher's to judge, with a message that says why.
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=_NO_CONTROLS)]
     sha256: Sha256
-    content_type: Annotated[str, StringConstraints(max_length=100)] | None = None
+    content_type: Annotated[str, StringConstraints(max_length=100, pattern=_NO_CONTROLS)] | None = (
+        None
+    )
 
 
 class Documents(Model):
@@ -324,6 +329,8 @@ class ReplayOrder(Command):
 
     event_type: Literal["order.replay"] = "order.replay"
     stage: Literal["intake", "registry_check"] | None = None
+    # A supervisor's decision to replay past the replay limit (shared/replays.py).
+    lift_replay_limit: bool = False
 
 
 class CancelOrder(Command):

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(default=2.0, gt=0)
     retry_max_delay_s: float = Field(default=120.0, gt=0)
 
+    # Replays of one order (one revision) a stage runs before it refuses more, unless a
+    # supervisor lifts the limit (shared/replays.py).
+    replay_limit: int = Field(default=5, ge=0)
+
     # The outbox relay publishes at most this many events per round trip.
     relay_batch_size: int = Field(default=500, ge=1)
     # Without a NOTIFY the relay still looks at the outbox this often.

@@ -9,12 +9,18 @@ the order accepted or rejected with every problem at once.
   comes back from intake's retry topic; after the last try it needs attention.
 - Only the newest revision of an order counts: an older revision arriving late and a
   second event for the same revision change nothing.
+- `check_documents` stores what passed under a key of its own attempt (the event id and
+  the digest of the stored bytes), never where a committed order's documents live; the
+  order refers to it only once the transaction that wins commits (`documents`), and
+  whatever an event that lost stored (a stale or second event) is deleted.
 - The ID copy is deleted when the order reaches a closed status (`on_status`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -88,6 +94,14 @@ async def set_status(conn: Connection, order_id: str, revision: int, status: Sta
     )
 
 
+def blob_key(kind: Kind, event: OrderSubmitted, inspected: Inspected) -> str:
+    """Where one event's checked document is stored: its own key (event id and digest of
+    the stored bytes), so a second event for the same revision never overwrites it."""
+    digest = hashlib.sha256(inspected.stored).hexdigest()[:16]
+    name = f"{event.revision}-{event.event_id}-{digest}.{inspected.extension}"
+    return f"{BLOB_FOLDERS[kind]}/{event.order_id}/{name}"
+
+
 class Intake(Stage):
     name = "intake"
     migrations = Path(__file__).parent / "migrations"
@@ -98,9 +112,11 @@ class Intake(Stage):
         fetcher: Fetcher,
         blobs: BlobStore,
         decode_concurrency: int = 2,
+        replay_limit: int = 5,
     ) -> None:
         self.fetcher = fetcher
         self.blobs = blobs
+        self.replay_limit = replay_limit
         # Memory stays bounded whatever is sent: the fetcher holds at most a fixed number
         # of documents (each at most LIMITS.max_bytes), and at most this many are
         # decoded at once (each at most max_pixels).
@@ -109,7 +125,7 @@ class Intake(Stage):
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_COMMANDS: Route(
-                Command, commands.on_command, parse=parse_command, report_invalid=False
+                Command, self.on_command, parse=parse_command, report_invalid=False
             ),
         }
 
@@ -133,7 +149,7 @@ class Intake(Stage):
         stored: dict[Kind, str] = {}
         for kind, outcome in zip(docs, outcomes, strict=True):
             assert isinstance(outcome, Inspected)
-            key = f"{BLOB_FOLDERS[kind]}/{event.order_id}/{event.revision}.{outcome.extension}"
+            key = blob_key(kind, event, outcome)
             await self.blobs.put(key, outcome.stored)
             stored[kind] = key
         return Checked(stored=stored)
@@ -165,11 +181,9 @@ class Intake(Stage):
     async def on_submitted(self, tx: Tx, event: OrderSubmitted) -> None:
         checked = tx.prepared
         assert isinstance(checked, Checked)
-        progress, known = await begin(tx.conn, event.order_id, event.revision)
-        if progress == "stale":
-            if known > event.revision:  # a late old revision: forget what it stored
-                for key in checked.stored.values():
-                    await self.blobs.delete(key)
+        progress, _known = await begin(tx.conn, event.order_id, event.revision)
+        if progress == "stale":  # a late old revision or a second event: forget what it stored
+            await self._discard(tx.conn, checked.stored.values())
             return
         if progress == "new":
             tx.status(event.order_id, event.revision, Status.RECEIVED)
@@ -178,11 +192,18 @@ class Intake(Stage):
             await set_status(tx.conn, event.order_id, event.revision, Status.DOCUMENTS_REJECTED)
             tx.status(event.order_id, event.revision, Status.DOCUMENTS_REJECTED, checked.reasons)
             return
+        # The order's reference switches here, in the transaction that wins; documents an
+        # earlier run of this revision left behind (none, normally) are replaced.
+        replaced = await tx.conn.fetch(
+            "DELETE FROM documents WHERE order_id = $1 AND revision = $2 RETURNING blob_key",
+            event.order_id,
+            event.revision,
+        )
         await tx.conn.executemany(
-            "INSERT INTO documents (order_id, revision, kind, blob_key) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING",
+            "INSERT INTO documents (order_id, revision, kind, blob_key) VALUES ($1, $2, $3, $4)",
             [(event.order_id, event.revision, kind, key) for kind, key in checked.stored.items()],
         )
+        await self._discard(tx.conn, (r["blob_key"] for r in replaced))
         await set_status(tx.conn, event.order_id, event.revision, Status.ACCEPTED)
         tx.emit(
             ORDER_ACCEPTED,
@@ -195,6 +216,26 @@ class Intake(Stage):
             ),
         )
         tx.status(event.order_id, event.revision, Status.ACCEPTED)
+
+    async def _discard(self, conn: Connection, keys: Iterable[str]) -> None:
+        """Delete blobs an event stored but lost with, unless an order refers to them (a
+        re-delivered copy of the winning event stored the very same key)."""
+        keys = list(keys)
+        if not keys:
+            return
+        used = {
+            r["blob_key"]
+            for r in await conn.fetch(
+                "SELECT blob_key FROM documents WHERE blob_key = ANY($1::text[])", keys
+            )
+        }
+        for key in keys:
+            if key not in used:
+                await self.blobs.delete(key)
+        log.info("documents.discarded", count=len(set(keys) - used))
+
+    async def on_command(self, tx: Tx, command: Command) -> None:
+        await commands.on_command(tx, command, self.replay_limit)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
         """A closed order no longer needs its ID copy: delete it (personal data)."""
@@ -248,5 +289,8 @@ def build(settings: Settings) -> Stage:
         settings.document_fetch_concurrency,
     )
     return Intake(
-        fetcher, DirectoryBlobStore(Path(settings.blob_dir)), settings.document_decode_concurrency
+        fetcher,
+        DirectoryBlobStore(Path(settings.blob_dir)),
+        settings.document_decode_concurrency,
+        settings.replay_limit,
     )

@@ -3,10 +3,17 @@
 An outbox for e-mail. The handler writes the whole message (with its deterministic
 Message-ID) into `notifications` in the message's transaction, at most one row per
 order, revision and status. This loop, in one notify instance at a time (shared.leader),
-sends each pending row over SMTP and then marks it `sent`. SMTP lies outside the
-database transaction, so the honest guarantee is: every e-mail is sent, and a crash
-between the server's "250 accepted" and the commit of `sent` sends that one e-mail a
-second time, with the same Message-ID.
+sends each pending row over SMTP and then marks it `sent`.
+
+SMTP lies outside the database transaction, so before each e-mail goes to the server
+the row is marked `sending` (committed, with the time). A crash (or a lost database)
+between that mark and the outcome's commit leaves the row `sending`: the server may or
+may not have said "250 accepted". The sender that starts next (after a restart, or as
+the new leader) never sends such a row again by itself: it marks it `unconfirmed`
+(logged as `mail.unconfirmed`, with its Message-ID) for a person to check against the
+mail server's log and, if it is missing there, send again. So a crash never sends an
+e-mail twice (it used to send it again after every restart that found it unsent); the
+price is that an e-mail cut off before the server accepted it waits for a person.
 
 A server that is down or answers 4xx defers the row with a growing back-off
 (`retry_base_delay_s` .. `retry_max_delay_s`) and, when the connection itself failed,
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 BATCH = 200
 IDLE_POLL_S = 1.0
+UNCONFIRMED = (
+    "the sender stopped while sending: whether the server accepted it is unknown;"
+    " check the mail server's log before sending it again"
+)
 
 
 def wake_channel(schema: str) -> str:
@@ -50,6 +61,7 @@ class Sender:
     async def run(self, conn: Connection) -> None:
         await conn.add_listener(wake_channel(self.schema), self._on_notify)
         try:
+            await self.recover(conn)
             while True:
                 looked, reached = await self.send_pending(conn)
                 if not reached:
@@ -65,6 +77,19 @@ class Sender:
                     self._wakeup.clear()
         finally:
             await self.transport.close()
+
+    async def recover(self, conn: Connection) -> int:
+        """Hand every e-mail a previous sender left `sending` to a person: whether the
+        server accepted it is unknown, so it is never sent again by itself."""
+        rows = await conn.fetch(
+            "UPDATE notifications SET mail_state = 'unconfirmed', last_error = $1"
+            " WHERE mail_state = 'sending' RETURNING order_id, revision, status, message_id",
+            UNCONFIRMED,
+        )
+        for row in rows:
+            bind_message(order_id=row["order_id"], revision=row["revision"], status=row["status"])
+            log.error("mail.unconfirmed", message_id=row["message_id"])
+        return len(rows)
 
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
@@ -93,6 +118,15 @@ class Sender:
         key = (row["order_id"], row["revision"], row["status"])
         bind_message(order_id=key[0], revision=key[1], status=key[2])
         attempt = row["attempts"] + 1
+        marked = await conn.fetchval(
+            "UPDATE notifications SET mail_state = 'sending', sending_at = now(), attempts = $4"
+            " WHERE order_id = $1 AND revision = $2 AND status = $3 AND mail_state = 'pending'"
+            " RETURNING true",
+            *key,
+            attempt,
+        )
+        if not marked:  # taken by another sender meanwhile
+            return True
         try:
             await self._deliver(row)
         except MailRefused as exc:
@@ -108,7 +142,7 @@ class Sender:
         except MailDeferred as exc:
             delay = backoff_s(attempt, self.settings)
             await conn.execute(
-                "UPDATE notifications SET attempts = $4, last_error = $5,"
+                "UPDATE notifications SET mail_state = 'pending', attempts = $4, last_error = $5,"
                 " next_attempt_at = now() + make_interval(secs => $6)"
                 " WHERE order_id = $1 AND revision = $2 AND status = $3",
                 *key,

@@ -62,6 +62,7 @@ from shared.messaging import (
 )
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
+from shared.replays import admit
 from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
@@ -83,6 +84,9 @@ REPLAYABLE = frozenset(
     }
 )
 RECHECK_BATCH = 200
+# A re-run (replay, override) not back after this long was lost (dead-lettered): the
+# order may be replayed again rather than count as "already being re-run".
+RERUN_LOST_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -168,8 +172,8 @@ class RegistryCheck(Stage):
 
     async def _current(self, conn: Connection, order_id: str) -> asyncpg.Record | None:
         return await conn.fetchrow(
-            "SELECT revision, status, waiting_since, checks, accepted, reported FROM checked_orders"
-            " WHERE order_id = $1 FOR UPDATE",
+            "SELECT revision, status, waiting_since, checks, accepted, reported, updated_at"
+            " FROM checked_orders WHERE order_id = $1 FOR UPDATE",
             order_id,
         )
 
@@ -359,9 +363,19 @@ class RegistryCheck(Stage):
             return None
         if row["status"] not in REPLAYABLE:
             return f"ignored: {row['status']}"
+        # CHECKING: a re-run (replay, override) is on its way; one that has not come back
+        # for RERUN_LOST_AFTER (dead-lettered) may be replayed again.
+        running = row["status"] == Status.CHECKING.value and bool(
+            await tx.conn.fetchval(
+                "SELECT $1::timestamptz > now() - $2::interval", row["updated_at"], RERUN_LOST_AFTER
+            )
+        )
+        admission = await admit(tx.conn, cmd, row["revision"], running, self.settings.replay_limit)
+        if admission.refused is not None:
+            return admission.refused
         await self._recheck(tx, cmd.order_id, row["accepted"])
         tx.status(cmd.order_id, row["revision"], Status.CHECKING)
-        return f"replayed from {row['status']}"
+        return admission.outcome(row["status"])
 
     async def _override(self, tx: Tx, cmd: OverrideCheck) -> str:
         row = await self._current(tx.conn, cmd.order_id)
@@ -389,16 +403,27 @@ class RegistryCheck(Stage):
 
     async def _cancel(self, tx: Tx, cmd: CancelOrder) -> str:
         row = await self._current(tx.conn, cmd.order_id)
-        if row is not None and row["status"] == Status.APPROVED.value:
+        if row is None or row["revision"] < cmd.revision:
+            # Not here (yet): intake answers for an order it never saw ("refused: unknown
+            # order") or still holds; an order it has just accepted arrives shortly, so
+            # look again later (the retry topic), never cancel an order in advance.
+            raise TransientFailure(
+                Reason.of(ReasonCode.PROCESSING_FAILED, "order", "order not checked here yet"),
+                Status.CANCELLED,
+            )
+        if row["status"] == Status.APPROVED.value:
             return "refused: already approved (the card is in production)"
-        if row is not None and row["revision"] > cmd.revision:
+        if row["revision"] > cmd.revision:
             return f"refused: revision {row['revision']} is newer"
+        accepted = OrderAccepted.model_validate_json(row["accepted"]) if row["accepted"] else None
+        if accepted is not None and accepted.occurred_at > cmd.occurred_at:
+            # Support cannot have seen it: the cancel was meant for no order (or one intake
+            # still held, which intake answered). It never cancels an order in advance.
+            return "refused: the order was accepted after this cancel was issued"
         await tx.conn.execute(
-            "INSERT INTO checked_orders (order_id, revision, status) VALUES ($1, $2, $3)"
-            " ON CONFLICT (order_id) DO UPDATE SET revision = EXCLUDED.revision,"
-            " status = EXCLUDED.status, next_check_at = NULL, updated_at = now()",
+            "UPDATE checked_orders SET status = $2, next_check_at = NULL, updated_at = now()"
+            " WHERE order_id = $1",
             cmd.order_id,
-            cmd.revision,
             Status.CANCELLED.value,
         )
         tx.status(cmd.order_id, cmd.revision, Status.CANCELLED)

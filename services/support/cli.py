@@ -2,9 +2,10 @@
 
     kortflyt orders show ORDER_ID
     kortflyt orders list [--status S] [--reason CODE] [--since DATE] [--until DATE] [--limit N]
-    kortflyt orders replay ORDER_ID... [--by STAFF] [--note TEXT]
+    kortflyt orders replay ORDER_ID... [--by STAFF] [--note TEXT] [--lift-replay-limit]
     kortflyt orders replay --status S [--reason CODE] [--since DATE] [--until DATE]
                            [--dry-run] [--rate N] [--by STAFF] [--note TEXT]
+                           [--lift-replay-limit]
     kortflyt orders override ORDER_ID --check CHECK --reason TEXT --by STAFF
     kortflyt orders cancel ORDER_ID --reason TEXT --by STAFF
 
@@ -18,7 +19,10 @@ audits and makes idempotent by command id. Settings come from KORTFLYT_* variabl
 (`--reason`; `--note` is the staff's own words, kept in the audit trail) and when it got
 it (`--since`/`--until`: a date, Oslo time, or an RFC 3339 time; --until DATE includes
 that day). Only orders that failed can be replayed: REJECTED, DOCUMENTS_REJECTED,
-NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped.
+NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped. The owning service
+coalesces a replay of an order already being re-run and refuses one past the replay
+limit (KORTFLYT_REPLAY_LIMIT, default 5 per order): both are audited (`orders show`).
+`--lift-replay-limit` (supervisors) lets these replays run past the limit.
 """
 
 from __future__ import annotations
@@ -395,6 +399,7 @@ class Cli:
         reason: str | None,
         dry_run: bool,
         rate: float | None,
+        lift_replay_limit: bool = False,
     ) -> int:
         chosen = [o for o in orders if o["status"] in {s.value for s in REPLAYABLE}]
         skipped = Counter(o["status"] for o in orders if o not in chosen)
@@ -411,7 +416,13 @@ class Cli:
             for o in chosen:
                 stage = o["stage"] if o["stage"] in OWNING_STAGES else None
                 await self.sink.send(
-                    ReplayOrder(order_id=o["order_id"], actor=actor, reason=reason, stage=stage)
+                    ReplayOrder(
+                        order_id=o["order_id"],
+                        actor=actor,
+                        reason=reason,
+                        stage=stage,
+                        lift_replay_limit=lift_replay_limit,
+                    )
                 )
                 progress.step()
                 if rate:
@@ -486,6 +497,11 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--rate", type=float, default=None, help="commands per second")
     replay.add_argument("--by", default=default_actor, help="your staff id (audited)")
     replay.add_argument("--note", default=None, help="why you replay (audited)")
+    replay.add_argument(
+        "--lift-replay-limit",
+        action="store_true",
+        help="supervisors: replay even past the replay limit per order (audited)",
+    )
 
     override = sub.add_parser("override", help="mark one check of an order as passed")
     override.add_argument("order_id")
@@ -531,7 +547,9 @@ async def dispatch(args: argparse.Namespace, cli: Cli) -> int:
             raise UsageError("say which orders: ORDER_ID... or --status/--reason/--since/--until")
         if args.rate is not None and args.rate <= 0:
             raise UsageError("--rate must be above 0")
-        return await cli.replay(orders, unknown, args.by, args.note, args.dry_run, args.rate)
+        return await cli.replay(
+            orders, unknown, args.by, args.note, args.dry_run, args.rate, args.lift_replay_limit
+        )
     if args.action == "override":
         return await cli.override(args.order_id, args.check, args.reason, args.by)
     return await cli.cancel(args.order_id, args.reason, args.by)

@@ -2,9 +2,10 @@
 production and notify are each kill -9-ed once mid-run.
 
 Then: exactly one print file and one card per approved order (every PDF opened and
-checked), exactly one e-mail per order and status (by Message-ID in the mail sink; the
-one copy a kill -9 may cause between the server's accept and notify's commit is allowed
-and reported), proofs of order that verify, and a tampered proof that does not.
+checked), at most one e-mail per order and status (by Message-ID in the mail sink), each
+expected one sent or, for the one a kill -9 may cut off while it is being sent, handed
+to a person (`unconfirmed`), proofs of order that verify, and a tampered proof that does
+not.
 """
 
 from __future__ import annotations
@@ -68,15 +69,29 @@ async def wait_for_mail(pipeline: Pipeline, ids: set[str], expected: set[str]) -
         while time.monotonic() < deadline:
             pending = await conn.fetchval(
                 "SELECT count(*) FROM notify.notifications"
-                " WHERE order_id = ANY($1::text[]) AND mail_state = 'pending'",
+                " WHERE order_id = ANY($1::text[]) AND mail_state IN ('pending', 'sending')",
                 list(ids),
             )
             have = {m["Message-ID"] for m in mails_of(pipeline.profile.mail_dir, ids)}
+            have |= await unconfirmed_mail(pipeline, list(ids))  # handed to a person
             if pending == 0 and have >= expected:
                 return
             await asyncio.sleep(1)
     finally:
         await conn.close()
+
+
+async def unconfirmed_mail(pipeline: Pipeline, ids: list[str]) -> set[str]:
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT message_id FROM notify.notifications"
+            " WHERE order_id = ANY($1::text[]) AND mail_state = 'unconfirmed'",
+            ids,
+        )
+    finally:
+        await conn.close()
+    return {r["message_id"] for r in rows}
 
 
 async def test_500_orders_with_production_and_notify_killed_give_one_card_file_and_mail_each(
@@ -168,12 +183,14 @@ async def test_500_orders_with_production_and_notify_killed_give_one_card_file_a
     await wait_for_mail(pipeline, set(ids), expected)
     mails = mails_of(pipeline.profile.mail_dir, set(ids))
     copies = Counter(m["Message-ID"] for m in mails)
-    assert set(copies) == expected
-    # kill -9 of notify may land between the server's 250 and the commit of `sent`: that
-    # one e-mail (the sender handles one at a time) goes out twice, with the same id.
-    resent = {mid: n for mid, n in copies.items() if n > 1}
-    assert sum(n - 1 for n in resent.values()) <= 1, resent
-    print(f"\n{len(mails)} e-mails, {len(copies)} distinct, resent after kill -9: {resent}")  # noqa: T201 - shown with -s
+    # kill -9 of notify may land while one e-mail (the sender handles one at a time) is
+    # marked `sending`: the restarted sender hands it to a person (`unconfirmed`) and never
+    # sends it again, so no e-mail goes out twice; one the server never got is missing.
+    unconfirmed = await unconfirmed_mail(pipeline, ids)
+    assert len(unconfirmed) <= 1, unconfirmed
+    assert expected - unconfirmed <= set(copies) <= expected
+    assert max(copies.values()) == 1, copies
+    print(f"\n{len(mails)} e-mails, {len(copies)} distinct, unconfirmed: {unconfirmed}")  # noqa: T201 - shown with -s
 
     by_id: dict[str, EmailMessage] = {m["Message-ID"]: m for m in mails}
     for o in approved:

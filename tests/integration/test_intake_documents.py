@@ -7,10 +7,14 @@ stored re-encoded without metadata; the ID copy is deleted once the order is clo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -185,7 +189,7 @@ async def test_the_stored_photo_is_re_encoded_without_metadata(harness: Harness)
     order = harness.order(photo=("p.jpg", original))
     await harness.send(order)
     photo_key = (await harness.outbox(order["order_id"]))[1][1]
-    assert photo_key == f"photos/{order['order_id']}/1.jpg"
+    assert photo_key.startswith(f"photos/{order['order_id']}/1-{order['event_id']}-")
     stored = Image.open(io.BytesIO((harness.blobs / photo_key).read_bytes()))
     assert stored.format == "JPEG"
     assert not stored.getexif()
@@ -266,7 +270,9 @@ async def test_retries_used_up_need_attention(harness: Harness) -> None:
 async def test_the_id_copy_is_deleted_when_the_order_is_closed(harness: Harness) -> None:
     order = harness.order()
     await harness.send(order)
-    id_key = f"id-copies/{order['order_id']}/1.pdf"
+    rows = await harness.pool.fetch("SELECT kind, blob_key FROM documents")
+    keys: dict[str, str] = {r["kind"]: r["blob_key"] for r in rows}
+    id_key = keys["id_copy"]
     assert (harness.blobs / id_key).exists()
     for status in (Status.APPROVED, Status.PRODUCED):
         harness.offset += 1
@@ -278,7 +284,7 @@ async def test_the_id_copy_is_deleted_when_the_order_is_closed(harness: Harness)
         )
         # Not yet closed at APPROVED (a person may still need it); gone at PRODUCED.
         assert (harness.blobs / id_key).exists() is (status is Status.APPROVED)
-    assert (harness.blobs / f"photos/{order['order_id']}/1.jpg").exists()  # the card needs it
+    assert (harness.blobs / keys["photo"]).exists()  # the card needs it
 
 
 async def test_a_late_older_revision_leaves_no_documents_behind(harness: Harness) -> None:
@@ -288,7 +294,7 @@ async def test_a_late_older_revision_leaves_no_documents_behind(harness: Harness
     older = {**newer, "revision": 1, "event_id": str(uuid.uuid4())}
     await harness.send(older)
     order_dir = harness.blobs / "id-copies" / newer["order_id"]
-    assert sorted(p.name for p in order_dir.iterdir()) == ["2.pdf"]
+    assert [p.name.split("-", 1)[0] for p in order_dir.iterdir()] == ["2"]
 
 
 MEMORY_PROBE = """
@@ -315,3 +321,164 @@ def test_no_document_makes_intake_use_unbounded_memory() -> None:
     )
     peak_mb = int(result.stdout.strip().splitlines()[-1])
     assert peak_mb < 400, f"peak RSS inspecting the corpus: {peak_mb} MB"
+
+
+# ---------------------------------------------------------------- hostile links and files
+
+
+async def last_status(harness: Harness, order_id: str) -> OrderStatusChanged:
+    rows = await harness.pool.fetch(
+        "SELECT value FROM outbox WHERE key = $1 AND topic = $2 ORDER BY id",
+        order_id.encode(),
+        ORDER_STATUS,
+    )
+    return OrderStatusChanged.model_validate_json(rows[-1]["value"])
+
+
+async def test_a_second_event_for_the_same_revision_never_changes_the_stored_documents(
+    harness: Harness,
+) -> None:
+    """Defect 3: the second event (new event id, another valid photo) is ignored, and
+    neither overwrites the first's photo nor leaves its own documents behind."""
+    first = harness.order()
+    order_id = first["order_id"]
+    await harness.send(first)
+    photo_key = (await harness.outbox(order_id))[1][1]
+    accepted_photo = (harness.blobs / photo_key).read_bytes()
+
+    other = corpus.valid_png()
+    second = json.loads(json.dumps(first))
+    second["event_id"] = str(uuid.uuid4())
+    second["documents"]["photo"] = {
+        "url": harness.store.put(f"{order_id}-other.png", other),
+        "sha256": corpus.sha256(other),
+    }
+    await harness.send(second)
+
+    assert (await harness.outbox(order_id))[3:] == []  # ignored: nothing more emitted
+    assert (harness.blobs / photo_key).read_bytes() == accepted_photo
+    # What the blob store holds is exactly what the order refers to: the second event's
+    # photo and ID copy are gone.
+    assert {p.relative_to(harness.blobs).as_posix() for p in harness.blobs.rglob("*.*")} == {
+        r["blob_key"] for r in await harness.pool.fetch("SELECT blob_key FROM documents")
+    }
+
+
+def fifo(upload_dir: Path, name: str) -> Path:
+    folder = upload_dir / f"special-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    path = folder / name
+    os.mkfifo(path)
+    return path
+
+
+async def test_fifos_and_links_in_the_upload_directory_are_refused_at_once(
+    harness: Harness, settings: Settings
+) -> None:
+    """Defect 6: a FIFO blocks whoever opens it; six of them stopped intake. Each is now
+    refused from its file type, quickly, with a message that says why."""
+    upload_dir = Path(settings.upload_dir)
+    fifos = [fifo(upload_dir, f"f{i}.jpg") for i in range(6)]
+    link = fifos[0].parent / "link.jpg"
+    link.symlink_to(Path(submitted("x")["documents"]["photo"]["url"].removeprefix("file://")))
+    try:
+        started = time.monotonic()
+        orders = []
+        for photo, id_copy in [(fifos[0], fifos[1]), (fifos[2], link), (fifos[3], fifos[4])]:
+            order = harness.order(
+                overrides={
+                    "photo": {"url": photo.as_uri()},
+                    "id_copy": {"url": id_copy.as_uri()},
+                }
+            )
+            orders.append(order)
+            await asyncio.wait_for(harness.send(order), 10)
+        assert time.monotonic() - started < 5
+        for order in orders:
+            status = await last_status(harness, order["order_id"])
+            assert status.status is Status.DOCUMENTS_REJECTED
+            assert {r.code for r in status.reasons} == {R.PHOTO_MISSING, R.ID_COPY_MISSING}
+        mixed = await last_status(harness, orders[1]["order_id"])
+        messages = [r.message_en for r in mixed.reasons]
+        assert any("FIFO" in m for m in messages), messages
+        assert any("symbolic link" in m for m in messages), messages
+    finally:
+        for path in fifos:  # release a reader the old code left blocked in open()
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://{host}:99999/docs/p.jpg", "port"),
+        ("http://{host}:18390x/docs/p.jpg", "port"),
+        ("http://[::1/docs/p.jpg", "not a valid URL"),
+        ("http://[::1]:1/docs/p.jpg", "not our document store"),
+        ("http://user:secret@{hostport}/docs/p.jpg", "credentials"),
+        ("http://{hostport}@evil.example/docs/p.jpg", "not our document store"),
+        ("http://xn--a.example/p.jpg", "not our document store"),
+        ("http://a\uff03b@{hostport}/docs/p.jpg", "not a valid URL"),
+        ("http://{hostport}/docs/p p.jpg", "404"),
+        ("file://{upload}/%00/p.jpg", "NUL"),
+        ("file://{upload}/a%00.jpg", "NUL"),
+        ("file://{upload}/" + "a" * 300 + ".jpg", "too long"),
+        ("file://{upload}/" + "a/" * 900 + "p.jpg", "not found"),
+        ("file://{upload}/bilde-\u00e6\u00f8\u00e5-\U0001f600.jpg", "not found"),
+        ("file://{upload}/%ff%fe.jpg", "not found"),
+        ("file://{upload}/", "not a regular file"),
+        ("file://{upload}/%2e%2e/%2e%2e/etc/passwd", "upload directory"),
+        ("file://remote.example{upload}/p.jpg", "upload directory"),
+        ("file:relative/p.jpg", "upload directory"),
+    ],
+)
+async def test_a_malformed_link_is_refused_on_the_first_try_with_why(
+    harness: Harness, settings: Settings, url: str, why: str
+) -> None:
+    """Defect 8: links that used to raise (port 99999, a NUL in the path, ...) fail six
+    times and end as PROCESSING_FAILED; each is now PHOTO_MISSING with a reason, at once."""
+    hostport = urlsplit(harness.store.base_url).netloc
+    link = url.format(
+        host=hostport.split(":")[0], hostport=hostport, upload=Path(settings.upload_dir)
+    )
+    order = harness.order(overrides={"photo": {"url": link}})
+    await harness.send(order)
+    status = await last_status(harness, order["order_id"])
+    assert status.status is Status.DOCUMENTS_REJECTED, status
+    (reason,) = status.reasons
+    assert reason.code in (R.PHOTO_MISSING, R.PHOTO_CHECKSUM_MISMATCH), reason
+    assert why in reason.message_en
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("content_type", "image/jpeg\u0000"),
+        ("content_type", "image/jpeg\r\nX-Injected: 1"),
+        ("url", "file:///photo\u0000.jpg"),
+    ],
+)
+async def test_control_characters_in_a_document_field_are_schema_invalid_with_the_field(
+    harness: Harness, field: str, value: str
+) -> None:
+    """Defect 8: a NUL in content_type could not be stored (jsonb), failed six times."""
+    order = harness.order(overrides={"photo": {field: value}})
+    await harness.send(order)
+    status = await last_status(harness, order["order_id"])
+    assert status.status is Status.DOCUMENTS_REJECTED
+    assert [(r.code, r.check) for r in status.reasons] == [
+        (R.SCHEMA_INVALID, f"documents.photo.{field}")
+    ]
+
+
+async def test_https_to_a_plain_http_store_is_a_permanent_refusal(harness: Harness) -> None:
+    """Defect 10b: a TLS handshake that fails is not retried for minutes: *_MISSING."""
+    order = harness.order()
+    order["documents"]["id_copy"]["url"] = order["documents"]["id_copy"]["url"].replace(
+        "http://", "https://"
+    )
+    await harness.send(order)
+    status = await last_status(harness, order["order_id"])
+    assert status.status is Status.DOCUMENTS_REJECTED
+    assert [r.code for r in status.reasons] == [R.ID_COPY_MISSING]
+    assert "TLS" in status.reasons[0].message_en

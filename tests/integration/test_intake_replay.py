@@ -13,7 +13,7 @@ import pytest
 
 from services.intake.stage import build
 from shared.db import create_pool, migrate
-from shared.events import OrderStatusChanged, ReplayOrder, Status, encode
+from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status, encode
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
@@ -90,3 +90,84 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
     assert [tuple(r) for r in audit] == [
         ("s-9", "photo re-uploaded", "replayed from DOCUMENTS_REJECTED")
     ]
+
+
+async def rejected_at_intake(processor: Processor, pool: asyncpg.Pool, settings: Settings) -> str:
+    order_id = f"IR-{uuid.uuid4().hex[:6]}"
+    order = submitted(order_id)
+    missing = Path(settings.upload_dir) / order_id / "photo.jpg"
+    order["documents"]["photo"]["url"] = missing.resolve().as_uri()
+    await processor.process(
+        Delivery(ORDER_SUBMITTED, 0, 1, order_id.encode(), json.dumps(order).encode())
+    )
+    assert statuses(await take(pool))[-1][0] is Status.DOCUMENTS_REJECTED
+    return order_id
+
+
+async def test_a_replay_storm_at_intake_is_coalesced_and_bounded(
+    intake: tuple[Processor, asyncpg.Pool], settings: Settings
+) -> None:
+    """Defect 9 at intake: the same shared policy as registry_check's."""
+    processor, pool = intake
+    order_id = await rejected_at_intake(processor, pool, settings)
+    limit, offset, reruns = settings.replay_limit, 10, 0
+    for _ in range(limit + 2):
+        retries = []
+        for _ in range(10):
+            offset += 1
+            replay = ReplayOrder(order_id=order_id, actor="s-9")
+            await processor.process(
+                Delivery(ORDER_COMMANDS, 0, offset, order_id.encode(), encode(replay))
+            )
+            retries += [r for r in await take(pool) if r["topic"] == retry_topic("intake")]
+        for retry in retries:  # the re-run: rejected again (still no photo)
+            reruns += 1
+            offset += 1
+            headers = {k: v.encode() for k, v in json.loads(retry["headers"])}
+            await processor.process(
+                Delivery(retry_topic("intake"), 0, offset, b"k", retry["value"], headers)
+            )
+        await take(pool)
+    assert reruns == limit
+    outcomes = [r["outcome"] for r in await pool.fetch("SELECT outcome FROM command_audit")]
+    assert sorted(set(outcomes)) == [
+        "refused: replay limit reached (5); a supervisor may lift it",
+        "replayed from DOCUMENTS_REJECTED",
+        "skipped: already being re-run",
+    ]
+    assert outcomes.count("replayed from DOCUMENTS_REJECTED") == limit
+    assert len(outcomes) == 10 * (limit + 2)
+
+
+async def test_a_cancel_of_an_order_intake_never_saw_is_refused_and_changes_nothing(
+    intake: tuple[Processor, asyncpg.Pool],
+) -> None:
+    """Defect 10e: refused ("unknown order"), audited, and the order submitted later runs."""
+    processor, pool = intake
+    order_id = f"IR-{uuid.uuid4().hex[:6]}"
+    cancel = CancelOrder(order_id=order_id, revision=1, reason="duplicate", actor="s-3")
+    await processor.process(Delivery(ORDER_COMMANDS, 0, 1, order_id.encode(), encode(cancel)))
+    assert await take(pool) == []
+    audit = await pool.fetch("SELECT actor, outcome FROM command_audit")
+    assert [tuple(r) for r in audit] == [("s-3", "refused: unknown order")]
+
+    order = submitted(order_id)
+    await processor.process(
+        Delivery(ORDER_SUBMITTED, 0, 2, order_id.encode(), json.dumps(order).encode())
+    )
+    assert statuses(await take(pool))[-1] == (Status.ACCEPTED, [])
+
+
+async def test_an_order_intake_still_holds_is_cancelled_by_intake(
+    intake: tuple[Processor, asyncpg.Pool], settings: Settings
+) -> None:
+    processor, pool = intake
+    order_id = await rejected_at_intake(processor, pool, settings)
+    cancel = CancelOrder(order_id=order_id, revision=1, reason="not needed", actor="s-3")
+    await processor.process(Delivery(ORDER_COMMANDS, 0, 5, order_id.encode(), encode(cancel)))
+    assert statuses(await take(pool)) == [(Status.CANCELLED, [])]
+    replay = ReplayOrder(order_id=order_id, actor="s-3")
+    await processor.process(Delivery(ORDER_COMMANDS, 0, 6, order_id.encode(), encode(replay)))
+    assert await take(pool) == []  # cancelled: nothing to replay
+    audit = await pool.fetch("SELECT outcome FROM command_audit")
+    assert [r["outcome"] for r in audit] == ["cancelled"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -512,22 +513,71 @@ async def test_a_replay_for_an_order_registry_check_never_saw_is_left_to_intake(
     assert await audit(harness, "RC-NONE") == []
 
 
-async def test_a_cancelled_order_is_never_approved_afterwards(
+async def test_a_cancel_of_an_order_never_seen_cancels_nothing_when_it_arrives(
     harness: Harness, world: World
 ) -> None:
+    """Defect 10e: such a cancel used to be audited `cancelled` and cancel the order when it
+    was submitted later. registry_check looks for the order again later (intake answers
+    "refused: unknown order"); when its tries are used up, the order is not cancelled."""
     org = world.employer(70)
     nid = world.worker(71, employer=org)
     await harness.admin.load(world.ds.to_json())
+    cancel = CancelOrder(order_id="RC-CX", revision=1, reason="ordered twice", actor="s-4")
+    await harness.deliver(cancel, ORDER_COMMANDS)
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [RETRY]  # no status, no audit: not here yet
+    for _ in range(harness.processor.settings.retry_max_attempts):
+        await harness.redeliver_retries(rows)
+        rows = await harness.take_outbox()
+    assert rows == []  # tries used up: nothing said, nothing remembered
+    assert await audit(harness, "RC-CX") == []
+
+    await harness.deliver(accepted("RC-CX", org, nid))  # submitted after all
+
+    assert [s for _, s, _ in await harness.statuses()] == [Status.CHECKING, Status.APPROVED]
+
+
+async def test_a_cancel_issued_before_its_order_existed_never_cancels_it(
+    harness: Harness, world: World
+) -> None:
+    """Defect 10e within the retries: the order is submitted while the cancel is still
+    being looked at again; it was issued before the order was accepted, so it is refused."""
+    org = world.employer(76)
+    nid = world.worker(77)  # waits for Aa-registeret, so a cancel could still apply
+    await harness.admin.load(world.ds.to_json())
     await harness.deliver(
-        CancelOrder(order_id="RC-CX", revision=1, reason="ordered twice", actor="s-4"),
+        CancelOrder(order_id="RC-CZ", revision=1, reason="ordered twice", actor="s-4"),
         ORDER_COMMANDS,
     )
-    assert await harness.statuses() == [("RC-CX", Status.CANCELLED, [])]
+    retry = await harness.take_outbox()
+    await harness.deliver(accepted("RC-CZ", org, nid))  # accepted after the cancel's time
+    await harness.take_outbox()
+    await harness.redeliver_retries(retry)
 
-    await harness.deliver(accepted("RC-CX", org, nid))  # arrives late from intake
+    assert await harness.take_outbox() == []
+    assert await audit(harness, "RC-CZ") == [
+        ("order.cancel", "s-4", "refused: the order was accepted after this cancel was issued")
+    ]
 
-    assert await harness.statuses() == [("RC-CX", Status.CANCELLED, [])]
-    assert await audit(harness, "RC-CX") == [("order.cancel", "s-4", "cancelled")]
+
+async def test_a_cancel_that_overtakes_its_accepted_order_cancels_it_once_it_arrives(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(74)
+    nid = world.worker(75)  # a new hire: waits for Aa-registeret
+    await harness.admin.load(world.ds.to_json())
+    order = accepted("RC-CY", org, nid)  # intake accepts it, support sees it, cancels it
+    await harness.deliver(
+        CancelOrder(order_id="RC-CY", revision=1, reason="ordered twice", actor="s-4"),
+        ORDER_COMMANDS,
+    )
+    retry = await harness.take_outbox()
+    await harness.deliver(order)  # ... but the cancel got here first
+    await harness.take_outbox()
+    await harness.redeliver_retries(retry)  # the cancel, looked at again
+
+    assert await harness.statuses() == [("RC-CY", Status.CANCELLED, [])]
+    assert await audit(harness, "RC-CY") == [("order.cancel", "s-4", "cancelled")]
 
 
 async def test_cancelling_an_approved_order_is_refused(harness: Harness, world: World) -> None:
@@ -585,3 +635,50 @@ def status_list(rows: list[asyncpg.Record]) -> list[tuple[Status, list[ReasonCod
             if r["topic"] == ORDER_STATUS
         )
     ]
+
+
+async def rejected_order(harness: Harness, world: World, order_id: str, seed: int) -> None:
+    org = world.employer(seed, bankrupt=True)
+    nid = world.worker(seed + 1, employer=org)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted(order_id, org, nid))
+    assert (await harness.statuses())[-1][1] is Status.REJECTED
+
+
+async def evaluations(harness: Harness, order_id: str) -> int:
+    count: int = await harness.pool.fetchval(
+        "SELECT count(DISTINCT evaluation_id) FROM check_evidence WHERE order_id = $1", order_id
+    )
+    return count
+
+
+async def test_a_replay_storm_runs_the_order_once_at_a_time_and_at_most_the_limit(
+    harness: Harness, world: World
+) -> None:
+    """Defect 9: 1,000 replays of one rejected order were 1,001 evaluations. Replays of an
+    order already being re-run are coalesced, and past the limit (5) refused, audited."""
+    await rejected_order(harness, world, "RC-STORM", 80)
+    limit = harness.processor.settings.replay_limit
+    for wave in range(limit + 2):
+        for _ in range(20):  # a burst while the re-run is on its way
+            await harness.deliver(ReplayOrder(order_id="RC-STORM", actor="s-6"), ORDER_COMMANDS)
+        await harness.redeliver_retries(await harness.take_outbox())  # the re-run, if any
+        await harness.take_outbox()
+        assert await evaluations(harness, "RC-STORM") == 1 + min(wave + 1, limit)
+
+    outcomes = Counter(o for _, _, o in await audit(harness, "RC-STORM"))
+    assert outcomes == {
+        "replayed from REJECTED": limit,
+        "skipped: already being re-run": 19 * limit,
+        f"refused: replay limit reached ({limit}); a supervisor may lift it": 40,
+    }
+
+    lifted = ReplayOrder(order_id="RC-STORM", actor="boss", lift_replay_limit=True)
+    await harness.deliver(lifted, ORDER_COMMANDS)
+    await harness.redeliver_retries(await harness.take_outbox())
+    assert await evaluations(harness, "RC-STORM") == 2 + limit
+    assert (await audit(harness, "RC-STORM"))[-1] == (
+        "order.replay",
+        "boss",
+        "replayed from REJECTED (replay limit lifted)",
+    )

@@ -232,6 +232,19 @@ async def test_replay_by_id_reports_unknown_orders_and_refuses_ids_with_filters(
     assert code == 2 and "say which orders" in err
 
 
+async def test_a_supervisor_lifts_the_replay_limit_only_when_asked(world: World) -> None:
+    await world.status("L-1", Status.REJECTED)
+    code, _, _ = await world.run("orders", "replay", "L-1", "--by", "s-1")
+    code2, _, _ = await world.run(
+        "orders", "replay", "L-1", "--by", "boss", "--lift-replay-limit", "--note", "fixed"
+    )
+    assert (code, code2) == (0, 0)
+    assert [(c.actor, getattr(c, "lift_replay_limit", None)) for c in world.sent.commands] == [
+        ("s-1", False),
+        ("boss", True),
+    ]
+
+
 async def test_override_needs_a_known_order_an_existing_check_and_a_reason(world: World) -> None:
     await world.status("O-1", Status.AWAITING_REGISTER, revision=2)
     await world.conn.execute(

@@ -1,0 +1,288 @@
+"""Hostile inputs of issue #8 against the running pipeline: real Kafka, PostgreSQL, every
+service as its own process.
+
+Each input is published as a sender (or a broken support tool) would publish it, and must
+end with its exact outcome: intake's status with the exact reason codes, a dead letter in
+each consuming service's DLT, or an audited refusal. None may stall a service, fail into
+PROCESSING_FAILED or vanish. Afterwards a fresh valid order still goes all the way to
+PRODUCED: every service is still consuming.
+
+The cases are data (`CASES`); add more beside them. This module covers intake's fetch path
+(links, special files, TLS), fields that cannot be stored, and order.commands;
+tests/unit/test_hostile_input.py fuzzes the event model and
+tests/integration/test_intake_documents.py the documents' bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shared.events import CancelOrder, OrderStatusChanged, Status, encode
+from shared.outbox import kafka_producer
+from shared.reasons import ReasonCode
+from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
+from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
+from tests.factories import submitted
+
+R = ReasonCode
+REJECTED = Status.DOCUMENTS_REJECTED
+COMMAND_READERS = ("intake", "registry_check")  # the stages that read order.commands
+
+
+@dataclass
+class Context:
+    """What a case may need: where uploads live, the document store, special files."""
+
+    upload_dir: Path
+    store: str  # the fake document store's base URL, http://host:port
+    run: str
+    special: list[Path] = field(default_factory=list)
+
+    def _path(self, name: str) -> Path:
+        path = self.upload_dir / f"hostile-{self.run}" / f"{len(self.special)}-{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.special.append(path)
+        return path
+
+    def fifo(self) -> str:
+        path = self._path("fifo.jpg")
+        os.mkfifo(path)
+        return path.as_uri()
+
+    def symlink(self) -> str:
+        path = self._path("link.jpg")
+        sample = submitted("x")["documents"]["photo"]["url"].removeprefix("file://")
+        path.symlink_to(sample)  # a valid photo inside the upload directory
+        return path.as_uri()
+
+    def release(self) -> None:
+        """Open every FIFO for writing once: a reader blocked on it (a bug) is let go."""
+        for path in self.special:
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+Value = str | Callable[[Context], str]
+Build = Callable[[str, Context], bytes]
+
+
+def order_with(**docs: dict[str, Value]) -> Build:
+    """An otherwise valid submission whose documents have these fields changed."""
+
+    def build(order_id: str, ctx: Context) -> bytes:
+        order = submitted(order_id)
+        for kind, fields in docs.items():
+            for key, value in fields.items():
+                order["documents"][kind][key] = value(ctx) if callable(value) else value
+        return as_bytes(order)
+
+    return build
+
+
+def store(path: str, scheme: str = "http", port: str = "", userinfo: str = "") -> Value:
+    def url(ctx: Context) -> str:
+        host, _, real_port = ctx.store.removeprefix("http://").partition(":")
+        return f"{scheme}://{userinfo}{host}:{port or real_port}{path}"
+
+    return url
+
+
+def upload(path: str) -> Value:
+    return lambda ctx: f"file://{ctx.upload_dir}/{path}"
+
+
+def command_json(**fields: Any) -> Build:
+    def build(order_id: str, _ctx: Context) -> bytes:
+        body = {
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": "2026-06-03T08:15:00Z",
+            "order_id": order_id,
+            "actor": "s-1",
+            **fields,
+        }
+        return json.dumps(body).encode()
+
+    return build
+
+
+def cancel_unknown(order_id: str, _ctx: Context) -> bytes:
+    return encode(CancelOrder(order_id=order_id, revision=1, reason="dup", actor="s-1"))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile input and the outcome it must end with."""
+
+    name: str
+    topic: str
+    value: Build
+    codes: frozenset[ReasonCode] = frozenset()  # intake's DOCUMENTS_REJECTED reasons
+    dead_letters: tuple[str, ...] = ()  # services whose DLT must hold it (by key)
+    audit: tuple[str, str] | None = None  # (service, outcome) in its command_audit
+
+
+def rejected(name: str, build: Build, *codes: ReasonCode, dlt: bool = False) -> Case:
+    return Case(name, ORDER_SUBMITTED, build, frozenset(codes), ("intake",) if dlt else ())
+
+
+def broken_command(name: str, build: Build) -> Case:
+    return Case(name, ORDER_COMMANDS, build, dead_letters=COMMAND_READERS)
+
+
+PM, IM, SI = R.PHOTO_MISSING, R.ID_COPY_MISSING, R.SCHEMA_INVALID
+CASES = [
+    # Links intake refuses with why on the first try (defect 8).
+    rejected("port-99999", order_with(photo={"url": store("/docs/p.jpg", port="99999")}), PM),
+    rejected("port-18390x", order_with(photo={"url": store("/docs/p.jpg", port="18390x")}), PM),
+    rejected("nul-in-file-name", order_with(photo={"url": upload("a%00.jpg")}), PM),
+    rejected("nul-as-folder", order_with(photo={"url": upload("%00/p.jpg")}), PM),
+    rejected("name-too-long", order_with(photo={"url": upload("a" * 300 + ".jpg")}), PM),
+    rejected("unicode-name", order_with(photo={"url": upload("\u00e6\u00f8-\U0001f600.jpg")}), PM),
+    rejected("invalid-utf8-name", order_with(photo={"url": upload("%ff%fe.jpg")}), PM),
+    rejected("upload-dir-itself", order_with(photo={"url": upload("")}), PM),
+    rejected("dot-dot", order_with(photo={"url": upload("%2e%2e/%2e%2e/etc/passwd")}), PM),
+    rejected("remote-file-host", order_with(photo={"url": "file://remote.example/etc/hosts"}), PM),
+    rejected("relative-file", order_with(photo={"url": "file:relative/p.jpg"}), PM),
+    rejected("ipv6-unclosed", order_with(photo={"url": "http://[::1/p.jpg"}), PM),
+    rejected("ipv6-literal", order_with(photo={"url": "http://[::1]:1/p.jpg"}), PM),
+    rejected("userinfo", order_with(photo={"url": store("/docs/p.jpg", userinfo="u:pw@")}), PM),
+    rejected("idna-host", order_with(photo={"url": "http://xn--80ak6aa92e.example/p.jpg"}), PM),
+    rejected("nfkc-host", order_with(photo={"url": "http://a\uff03b@127.0.0.1/p.jpg"}), PM),
+    rejected("scheme-ftp", order_with(id_copy={"url": "ftp://127.0.0.1/id.pdf"}), IM),
+    rejected("scheme-data", order_with(id_copy={"url": "data:application/pdf,%25PDF"}), IM),
+    # TLS to a plain-HTTP store: permanent, not minutes of retries (defect 10b).
+    rejected("https-to-http", order_with(id_copy={"url": store("/docs/x", scheme="https")}), IM),
+    # Special files in the upload directory (defect 6).
+    rejected("fifo", order_with(photo={"url": Context.fifo}), PM),
+    rejected(
+        "fifo-both", order_with(photo={"url": Context.fifo}, id_copy={"url": Context.fifo}), PM, IM
+    ),
+    rejected("symlink", order_with(photo={"url": Context.symlink}), PM),
+    # Fields that could not even be stored (a NUL in jsonb), and oversize ones (defect 8).
+    rejected("nul-content-type", order_with(photo={"content_type": "a\u0000"}), SI, dlt=True),
+    rejected("crlf-content-type", order_with(id_copy={"content_type": "a\r\nb"}), SI, dlt=True),
+    rejected("nul-in-url", order_with(photo={"url": "file:///p\u0000.jpg"}), SI, dlt=True),
+    rejected("url-too-long", order_with(photo={"url": "http://x/" + "a" * 3000}), SI, dlt=True),
+    # Commands: refused and audited, or dead-lettered, never applied (defects 9, 10e).
+    Case(
+        "cancel-unknown-order",
+        ORDER_COMMANDS,
+        cancel_unknown,
+        audit=("intake", "refused: unknown order"),
+    ),
+    broken_command("bad-actor", command_json(event_type="order.replay", actor="not staff")),
+    broken_command("unknown-type", command_json(event_type="order.explode")),
+    broken_command("override-no-reason", command_json(event_type="order.override_check")),
+    broken_command("cancel-rev-0", command_json(event_type="order.cancel", revision=0, reason="x")),
+    broken_command("nul-reason", command_json(event_type="order.replay", reason="a\u0000b")),
+    broken_command("not-json", lambda _o, _c: b"\xff{not json"),
+]
+
+
+def intake_final(found: dict[str, list[Any]], order_id: str) -> OrderStatusChanged | None:
+    for record in reversed(found[ORDER_STATUS]):
+        if record.key.decode() == order_id:
+            status = OrderStatusChanged.model_validate_json(record.value)
+            if status.stage == "intake" and status.status is not Status.RECEIVED:
+                return status
+    return None
+
+
+def dead_lettered(found: dict[str, list[Any]], service: str, order_id: str) -> list[str]:
+    """The reasons of `service`'s dead letters for the message keyed `order_id`."""
+    reasons: list[str] = []
+    for record in found[dlt_topic(service)]:
+        letter = json.loads(record.value)
+        if letter.get("origin", {}).get("key") == order_id or letter.get("order_id") == order_id:
+            reasons += letter.get("reasons", [])
+    return reasons
+
+
+async def audited(pipeline: Pipeline, service: str, order_id: str) -> list[str]:
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT outcome FROM {service}.command_audit WHERE order_id = $1",  # noqa: S608 - our own schema names
+            order_id,
+        )
+    finally:
+        await conn.close()
+    return [r["outcome"] for r in rows]
+
+
+async def test_every_hostile_input_ends_with_its_exact_outcome_and_the_pipeline_goes_on(
+    pipeline: Pipeline,
+) -> None:
+    run = run_id()
+    ctx = Context(Path(pipeline.settings.upload_dir), pipeline.profile.docstore_url, run)
+    ids = {case.name: f"H-{run}-{case.name}" for case in CASES}
+    producer = kafka_producer(pipeline.settings.kafka_bootstrap_servers)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for case in CASES:
+            value = case.value(ids[case.name], ctx)
+            await producer.send(case.topic, value, key=ids[case.name].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    expect_status = {ids[c.name] for c in CASES if c.codes}
+    expect_dlt = {(s, ids[c.name]) for c in CASES for s in c.dead_letters}
+    topics = [ORDER_STATUS, *(dlt_topic(s) for s in COMMAND_READERS)]
+
+    def done(found: dict[str, list[Any]]) -> bool:
+        return all(intake_final(found, o) for o in expect_status) and all(
+            dead_lettered(found, s, o) for s, o in expect_dlt
+        )
+
+    try:
+        found = await collect(pipeline.settings, topics, set(ids.values()), done, timeout_s=90)
+    finally:
+        ctx.release()
+    elapsed = time.monotonic() - started
+
+    problems: list[tuple[str, str, object]] = []
+    for case in CASES:
+        order_id = ids[case.name]
+        if case.codes:
+            final = intake_final(found, order_id)
+            got = (final.status, frozenset(r.code for r in final.reasons)) if final else None
+            if got != (REJECTED, case.codes):
+                problems.append((case.name, "status", got))
+        for service in case.dead_letters:
+            reasons = dead_lettered(found, service, order_id)
+            if not reasons or "PROCESSING_FAILED" in reasons:
+                problems.append((case.name, f"{service} dead letter", reasons))
+        if case.audit is not None:
+            service, outcome = case.audit
+            if await audited(pipeline, service, order_id) != [outcome]:
+                problems.append((case.name, "audit", await audited(pipeline, service, order_id)))
+    assert problems == [], problems
+    # First try, no retries: the whole suite is answered well inside one back-off.
+    assert elapsed < 60, elapsed
+
+    # Every service is still consuming: a fresh valid order goes all the way.
+    fresh = submitted(f"H-{run}-fresh")
+    await publish(pipeline.settings, [(fresh["order_id"], as_bytes(fresh))])
+
+    def produced(found: dict[str, list[Any]]) -> bool:
+        return any(
+            OrderStatusChanged.model_validate_json(r.value).status is Status.PRODUCED
+            for r in found[ORDER_STATUS]
+        )
+
+    after = await collect(
+        pipeline.settings, [ORDER_STATUS], {fresh["order_id"]}, produced, timeout_s=90
+    )
+    assert produced(after), [r.value for r in after[ORDER_STATUS]]
