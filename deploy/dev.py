@@ -2,6 +2,7 @@
 
     python deploy/dev.py infra up|down|status     Kafka (KRaft) + PostgreSQL + topics
     python deploy/dev.py services up|down|status  every service as its own process
+                                                  (`services up --instances N`: N of each)
     python deploy/dev.py up|down|status           both
     python deploy/dev.py reset                    down, then delete all state
 
@@ -159,6 +160,8 @@ def read_pid(pidfile: Path) -> int | None:
     try:
         pid = int(pidfile.read_text().strip())
     except (FileNotFoundError, ValueError):
+        return None
+    if pid <= 0:  # 0 and -1 would name our own process group, or every process
         return None
     try:
         os.kill(pid, 0)
@@ -340,7 +343,7 @@ def kafka_config(p: Profile) -> Path:
     return cfg
 
 
-def kafka_up(p: Profile) -> None:
+def kafka_up(p: Profile, ready_timeout_s: float = 90) -> None:
     pidfile = p.state / "run" / "kafka.pid"
     if read_pid(pidfile) is not None:
         log(f"kafka already running on {p.bootstrap}")
@@ -391,7 +394,12 @@ def kafka_up(p: Profile) -> None:
     ]
     pid = spawn(cmd, logfile, pidfile)
     log(f"kafka starting (pid {pid}, log {logfile})")
-    wait_for("kafka", lambda: port_open(p.kafka_port) or read_pid(pidfile) is None, 90, logfile)
+    wait_for(
+        "kafka",
+        lambda: port_open(p.kafka_port) or read_pid(pidfile) is None,
+        ready_timeout_s,
+        logfile,
+    )
     if read_pid(pidfile) is None:
         raise DevError(f"kafka exited at start; see {logfile}")
 
@@ -529,15 +537,16 @@ def pg_up(p: Profile) -> None:
     log(f"postgres running on 127.0.0.1:{p.pg_port}")
 
 
-def pg_down(p: Profile) -> None:
+def pg_down(p: Profile, mode: str = "fast") -> None:
+    """Stop PostgreSQL; mode `immediate` is a crash (no checkpoint, clients cut off)."""
     data = p.state / "postgres"
     if not (data / "postmaster.pid").exists():
         return
     as_user = pg_user()
     prefix = as_user[0] if as_user else []
-    log("stopping postgres")
+    log(f"stopping postgres ({mode})")
     subprocess.run(  # noqa: S603 - fixed argv
-        [*prefix, str(pg_bin("pg_ctl")), "-D", str(data), "-m", "fast", "-w", "stop"],
+        [*prefix, str(pg_bin("pg_ctl")), "-D", str(data), "-m", mode, "-w", "stop"],
         check=False,
         capture_output=True,
     )
@@ -563,13 +572,79 @@ def infra_down(p: Profile) -> None:
     pg_down(p)
 
 
-def service_env(p: Profile, name: str) -> dict[str, str]:
-    return {
+# PostgreSQL connections a service's pools share (KORTFLYT_DB_POOL_MAX's default for one
+# instance): N instances get 1/N each, so scaling out never exceeds max_connections.
+DB_POOL_PER_SERVICE = 20
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of a service (numbered from 1, like Compose's replicas): its own pid
+    file, log and heartbeat, so instances of one service never read each other's."""
+
+    profile: Profile
+    service: str
+    number: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.number}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.profile.state / "run" / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.profile.state / "logs" / f"{self.name}.log"
+
+    @property
+    def health_file(self) -> Path:
+        return self.profile.state / "run" / f"{self.name}.health"
+
+    @property
+    def pid(self) -> int | None:
+        return read_pid(self.pidfile)
+
+
+def instances(p: Profile, service: str) -> list[Instance]:
+    """The instances of `service` that have a pid file, running or not, by number."""
+    found = []
+    for pidfile in (p.state / "run").glob(f"{service}-*.pid"):
+        number = pidfile.stem.removeprefix(f"{service}-")
+        if number.isdigit():
+            found.append(Instance(p, service, int(number)))
+    return sorted(found, key=lambda i: i.number)
+
+
+def service_env(p: Profile, instance: Instance, count: int = 1) -> dict[str, str]:
+    """The environment of one instance out of `count` running side by side."""
+    env = {
         **os.environ,
         **p.env(),
         "KORTFLYT_LOG_FORMAT": "json",
-        "KORTFLYT_HEALTH_FILE": str(p.state / "run" / f"{name}.health"),
+        "KORTFLYT_HEALTH_FILE": str(instance.health_file),
     }
+    if count > 1:
+        env.setdefault("KORTFLYT_DB_POOL_MAX", str(max(2, DB_POOL_PER_SERVICE // count)))
+    return env
+
+
+def proof_key_up(p: Profile) -> None:
+    """Make the proof-signing key before any notify instance starts: instances starting at
+    once on fresh state race to create it (one may read the file half written)."""
+    from services.notify.proof import load_or_create_private_key
+
+    load_or_create_private_key(Path(p.env()["KORTFLYT_PROOF_KEY_FILE"]))
+
+
+def start_instance(p: Profile, instance: Instance, env: dict[str, str]) -> int:
+    return spawn(
+        [sys.executable, "-m", f"services.{instance.service}"],
+        instance.logfile,
+        instance.pidfile,
+        env=env,
+    )
 
 
 def fake_up(p: Profile, name: str, port: int, module: str, *args: str) -> None:
@@ -614,25 +689,32 @@ def registers_up(p: Profile) -> None:
 FAKES = ("mail-sink", "fake-registers", "docstore")
 
 
-def services_up(p: Profile) -> None:
+def services_up(p: Profile, count: int = 1) -> None:
+    """`count` instances of every service (and the fakes): starts what is missing, stops
+    instances numbered above `count`; idempotent."""
     mail_sink_up(p)
     registers_up(p)
     docstore_up(p)
+    proof_key_up(p)
     for name in SERVICES:
-        pidfile = p.state / "run" / f"{name}.pid"
-        if read_pid(pidfile) is not None:
-            log(f"{name} already running")
-            continue
-        logfile = p.state / "logs" / f"{name}.log"
-        pid = spawn(
-            [sys.executable, "-m", f"services.{name}"], logfile, pidfile, env=service_env(p, name)
-        )
-        log(f"{name} started (pid {pid}, log {logfile})")
+        for extra in instances(p, name):
+            if extra.number > count:
+                stop_pid(extra.name, extra.pidfile)
+        for number in range(1, count + 1):
+            instance = Instance(p, name, number)
+            if instance.pid is not None:
+                log(f"{instance.name} already running")
+                continue
+            instance.health_file.unlink(missing_ok=True)
+            pid = start_instance(p, instance, service_env(p, instance, count))
+            log(f"{instance.name} started (pid {pid}, log {instance.logfile})")
 
 
 def services_down(p: Profile) -> None:
     for name in SERVICES:
-        stop_pid(name, p.state / "run" / f"{name}.pid")
+        stop_pid(name, p.state / "run" / f"{name}.pid")  # started before instances had numbers
+        for instance in instances(p, name):
+            stop_pid(instance.name, instance.pidfile)
     for name in FAKES:
         stop_pid(name, p.state / "run" / f"{name}.pid")
 
@@ -643,8 +725,9 @@ def status(p: Profile) -> int:
         ("kafka", read_pid(p.state / "run" / "kafka.pid") is not None, p.bootstrap),
     ]
     for name in SERVICES:
-        pid = read_pid(p.state / "run" / f"{name}.pid")
-        rows.append((name, pid is not None, f"pid {pid}" if pid else "-"))
+        for instance in instances(p, name) or [Instance(p, name)]:
+            pid = instance.pid
+            rows.append((instance.name, pid is not None, f"pid {pid}" if pid else "-"))
     sink = read_pid(p.state / "run" / "mail-sink.pid")
     rows.append(("mail-sink", sink is not None, f"127.0.0.1:{p.smtp_port}, {p.mail_dir}"))
     fake = read_pid(p.state / "run" / "fake-registers.pid")
@@ -667,7 +750,12 @@ def main(argv: list[str] | None = None) -> int:
         "what", choices=["infra", "services", "up", "down", "status", "reset", "env"]
     )
     parser.add_argument("action", nargs="?", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--instances", type=int, default=1, metavar="N", help="services up: N of each service"
+    )
     args = parser.parse_args(argv)
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
     p = PROFILES[args.profile]
     what, action = args.what, args.action
     if what in ("up", "down", "status"):
@@ -689,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
             if what in ("infra", "all"):
                 infra_up(p)
             if what in ("services", "all"):
-                services_up(p)
+                services_up(p, args.instances)
         elif action == "down":
             if what in ("services", "all"):
                 services_down(p)

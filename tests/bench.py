@@ -56,6 +56,7 @@ from deploy.dev import (
     PROFILES,
     SERVICES,
     DevError,
+    Instance,
     Profile,
     port_open,
     read_pid,
@@ -288,7 +289,7 @@ class RssSampler:
         self._marked: tuple[float, float, dict[str, float]] | None = None
 
     def _processes(self, service: str) -> list[psutil.Process]:
-        pid = read_pid(self.profile.state / "run" / f"{service}.pid")
+        pid = Instance(self.profile, service).pid  # the bench runs one instance of each
         if pid is None:
             return []
         self.pids[service].add(pid)
@@ -789,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     before = running_pidfiles(profile)
     failure = ""
-    if all(f"{s}.pid" in before for s in SERVICES):
+    if all(f"{Instance(profile, s).name}.pid" in before for s in SERVICES):
         print(f"reusing the running {profile.name} services")
         started: list[Path] = []
     else:

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from deploy.dev import PROFILES, SERVICES, read_pid, services_down, services_up, test_profile
+from deploy.dev import PROFILES, SERVICES, Instance, services_down, services_up, test_profile
 from shared.events import OrderStatusChanged, Status
 from shared.outbox import kafka_producer
 from shared.settings import Settings
@@ -150,7 +150,7 @@ async def bench(args: argparse.Namespace) -> int:
     for key, value in profile.env().items():
         os.environ.setdefault(key, value)
     settings = Settings()
-    started = [s for s in SERVICES if read_pid(profile.state / "run" / f"{s}.pid") is None]
+    started = [s for s in SERVICES if Instance(profile, s).pid is None]
     if started:
         print(f"starting services: {', '.join(started)}")
         services_up(profile)

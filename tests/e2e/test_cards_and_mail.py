@@ -11,9 +11,7 @@ not.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import json
 import sys
 import time
 from collections import Counter, defaultdict
@@ -21,34 +19,29 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from pypdf import PdfReader
 
 from services.notify.proof import load_public_key, verify
-from shared.events import OrderStatusChanged, Status
+from shared.events import Status
 from shared.reasons import ReasonCode
-from shared.topics import ORDER_STATUS
-from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
-from tests.factories import submitted
+from shared.topics import CARD_PRODUCED, ORDER_STATUS
+from tests.e2e.conftest import (
+    Pipeline,
+    all_final,
+    assert_one_card_each,
+    collect,
+    latest_statuses,
+    orders_with_rejections,
+    publish,
+    run_id,
+)
 
 ORDERS = 500
 REJECT_EVERY = 10  # every 10th order has an organisation number with a wrong check digit
 ID1_PT = (85.60 * 72 / 25.4, 53.98 * 72 / 25.4)
 DOMAIN = "hmskort.example"
-
-
-def final(ids: set[str]) -> Any:
-    done = {Status.PRODUCED, Status.DOCUMENTS_REJECTED}
-
-    def check(found: dict[str, list[Any]]) -> bool:
-        latest = {}
-        for r in found[ORDER_STATUS]:
-            latest[r.key.decode()] = OrderStatusChanged.model_validate_json(r.value).status
-        return {k for k, s in latest.items() if s in done} >= ids
-
-    return check
 
 
 def mails_of(mail_dir: Path, ids: set[str]) -> list[EmailMessage]:
@@ -99,14 +92,8 @@ async def test_500_orders_with_production_and_notify_killed_give_one_card_file_a
 ) -> None:
     run = run_id()
     ids = [f"CARD-{run}-{i:03d}" for i in range(ORDERS)]
-    rejected = set(ids[::REJECT_EVERY])
+    orders, rejected = orders_with_rejections(ids, REJECT_EVERY)
     approved = set(ids) - rejected
-    orders = []
-    for order_id in ids:
-        order = submitted(order_id)
-        if order_id in rejected:
-            order["employer"] = {**order["employer"], "org_number": "974760674"}
-        orders.append((order_id, as_bytes(order)))
 
     async def chaos() -> None:
         for name in ("production", "notify"):
@@ -117,11 +104,11 @@ async def test_500_orders_with_production_and_notify_killed_give_one_card_file_a
         await asyncio.to_thread(pipeline.wait_healthy)
 
     await asyncio.gather(publish(pipeline.settings, orders, rate_per_s=50), chaos())
-    found = await collect(pipeline.settings, [ORDER_STATUS], set(ids), final(set(ids)), 300)
+    found = await collect(
+        pipeline.settings, [ORDER_STATUS, CARD_PRODUCED], set(ids), all_final(set(ids)), 300
+    )
 
-    latest: dict[str, OrderStatusChanged] = {}
-    for r in found[ORDER_STATUS]:
-        latest[r.key.decode()] = OrderStatusChanged.model_validate_json(r.value)
+    latest = latest_statuses(found[ORDER_STATUS])
     assert {o: latest[o].status for o in approved} == dict.fromkeys(approved, Status.PRODUCED)
     assert {o: latest[o].status for o in rejected} == dict.fromkeys(
         rejected, Status.DOCUMENTS_REJECTED
@@ -130,49 +117,19 @@ async def test_500_orders_with_production_and_notify_killed_give_one_card_file_a
         [r.code for r in latest[o].reasons] == [ReasonCode.ORG_NUMBER_INVALID] for o in rejected
     )
 
-    # ---- one card per approved order, none for a rejected one
-    conn = await asyncpg.connect(pipeline.settings.database_url)
-    try:
-        cards = {
-            r["order_id"]: r
-            for r in await conn.fetch(
-                "SELECT * FROM production.cards WHERE order_id = ANY($1::text[])", ids
-            )
-        }
-        card_count = await conn.fetchval(
-            "SELECT count(*) FROM production.cards WHERE order_id = ANY($1::text[])", ids
-        )
-    finally:
-        await conn.close()
-    assert card_count == len(cards) == len(approved)
-    assert set(cards) == approved
-    assert all(c["printed_at"] is not None for c in cards.values())
-    assert {o: latest[o].card_number for o in approved} == {
-        o: c["card_number"] for o, c in cards.items()
-    }
-
-    # ---- one print file per card: the manifest, the files, and every PDF opened
+    # ---- one card, one card.produced and one print file per approved order, none for a
+    # rejected one; then every PDF opened
+    cards = await assert_one_card_each(pipeline, found, approved, set(ids))
     spool = pipeline.profile.spool_dir
-    manifest = [json.loads(line) for line in (spool / "manifest.jsonl").read_text().splitlines()]
-    ours = [m for m in manifest if m["order_id"] in approved]
-    assert Counter(m["order_id"] for m in ours) == Counter(approved)
-    numbers = {c["card_number"] for c in cards.values()}
-    files = [p for p in spool.glob("HMSKORT-*.pdf") if p.stem.removeprefix("HMSKORT-") in numbers]
-    assert len(files) == len(approved)
-    assert list(spool.glob(".tmp-*")) == []
-    by_number = {m["card_number"]: m for m in ours}
-    for path in files:
-        number = path.stem.removeprefix("HMSKORT-")
-        data = path.read_bytes()
-        assert by_number[number]["sha256"] == hashlib.sha256(data).hexdigest()
-        reader = PdfReader(io.BytesIO(data))
+    for number in (c["card_number"] for c in cards.values()):
+        reader = PdfReader(io.BytesIO((spool / f"HMSKORT-{number}.pdf").read_bytes()))
         assert len(reader.pages) == 2
         for page in reader.pages:
             size = (float(page.mediabox.width), float(page.mediabox.height))
             assert abs(size[0] - ID1_PT[0]) < 0.01 and abs(size[1] - ID1_PT[1]) < 0.01
         front, back = (page.extract_text() for page in reader.pages)
         for text in (number, "Kari Nordmann", "Bygg og Betong AS", "974760673", "17.05.1990"):
-            assert text in front, (path.name, text)
+            assert text in front, (number, text)
         assert "BYGG OG ANLEGG / CONSTRUCTION" in front
         assert number in back
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from typing import Any
 
-import asyncpg
-
-from shared.events import CardProduced, OrderStatusChanged, Status
+from shared.events import CardProduced, Status
 from shared.identifiers import is_valid_card_number
 from shared.reasons import ReasonCode
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, dlt_topic
-from tests.e2e.conftest import Pipeline, as_bytes, collect, notified_statuses, publish, run_id
+from tests.e2e.conftest import (
+    Pipeline,
+    all_final,
+    as_bytes,
+    assert_one_card_each,
+    collect,
+    latest_statuses,
+    notified_statuses,
+    publish,
+    run_id,
+)
 from tests.factories import submitted
 
 EVERY_STATUS_OF_A_CARD = {
@@ -24,20 +30,6 @@ EVERY_STATUS_OF_A_CARD = {
     Status.PRODUCED,
 }
 EXPECTED_NOTES = sorted(s.value for s in EVERY_STATUS_OF_A_CARD)
-
-
-def latest_statuses(records: list[Any]) -> dict[str, OrderStatusChanged]:
-    latest: dict[str, OrderStatusChanged] = {}
-    for r in records:
-        latest[r.key.decode()] = OrderStatusChanged.model_validate_json(r.value)
-    return latest
-
-
-def all_final(ids: set[str]) -> Any:
-    final = {Status.PRODUCED, Status.DOCUMENTS_REJECTED}
-    return lambda found: (
-        {k for k, s in latest_statuses(found[ORDER_STATUS]).items() if s.status in final} >= ids
-    )
 
 
 async def test_orders_flow_through_all_four_services(pipeline: Pipeline) -> None:
@@ -90,12 +82,8 @@ async def test_kill_9_of_every_service_loses_nothing_and_doubles_nothing(
 
     await asyncio.gather(publish(pipeline.settings, orders, rate_per_s=40), chaos())
 
-    def done(found: dict[str, list[Any]]) -> bool:
-        produced = {r.key.decode() for r in found[CARD_PRODUCED]}
-        return all_final(set(ids))(found) and produced >= set(ids)
-
     found = await collect(
-        pipeline.settings, [ORDER_STATUS, CARD_PRODUCED], set(ids), done, timeout_s=240
+        pipeline.settings, [ORDER_STATUS, CARD_PRODUCED], set(ids), all_final(set(ids)), 240
     )
 
     latest = latest_statuses(found[ORDER_STATUS])
@@ -103,23 +91,7 @@ async def test_kill_9_of_every_service_loses_nothing_and_doubles_nothing(
     assert lost == [], f"{len(lost)} orders did not reach PRODUCED: {lost[:5]}"
 
     # One card per order: redelivered card.produced events are the same event, never a new card.
-    events = [CardProduced.model_validate_json(r.value) for r in found[CARD_PRODUCED]]
-    distinct = {(e.order_id, e.event_id, e.card_number) for e in events}
-    assert Counter(order for order, _, _ in distinct) == Counter(ids)
-    numbers = [number for _, _, number in distinct]
-    assert len(set(numbers)) == len(ids)
-    assert all(latest[e.order_id].card_number == e.card_number for e in events)
-
-    conn = await asyncpg.connect(pipeline.settings.database_url)
-    try:
-        cards = await conn.fetch(
-            "SELECT order_id, card_number FROM production.cards WHERE order_id = ANY($1::text[])",
-            ids,
-        )
-    finally:
-        await conn.close()
-    assert sorted(r["order_id"] for r in cards) == sorted(ids)
-    assert {r["card_number"] for r in cards} == set(numbers)
+    await assert_one_card_each(pipeline, found, set(ids), set(ids))
     expected = dict.fromkeys(ids, EXPECTED_NOTES)
     assert await notified_statuses(pipeline.settings, ids, expected) == expected
 

@@ -1,0 +1,76 @@
+"""deploy/dev.py runs N instances of every service: each its own pid file, log and heartbeat,
+the service's connection budget split among them, and `services up` idempotent (starts
+what is missing, stops instances above N)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy import dev
+
+
+@pytest.fixture
+def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dev.Profile]:
+    monkeypatch.setenv("KORTFLYT_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("KORTFLYT_DB_POOL_MAX", raising=False)
+    p = dev.PROFILES["test5"]
+    assert p.state == tmp_path
+    yield p
+    dev.services_down(p)
+
+
+def test_two_instances_of_a_service_share_no_process_file(profile: dev.Profile) -> None:
+    one, two = dev.Instance(profile, "production", 1), dev.Instance(profile, "production", 2)
+    files = {one.pidfile, one.logfile, one.health_file, two.pidfile, two.logfile, two.health_file}
+    assert len(files) == 6
+    assert two.logfile == profile.state / "logs" / "production-2.log"
+
+    envs = [dev.service_env(profile, i, count=2) for i in (one, two)]
+    assert [e["KORTFLYT_HEALTH_FILE"] for e in envs] == [str(one.health_file), str(two.health_file)]
+    assert [e["KORTFLYT_DB_POOL_MAX"] for e in envs] == ["10", "10"]  # 20 for the service
+    assert "KORTFLYT_DB_POOL_MAX" not in dev.service_env(profile, one)  # alone: the default
+    # Everything else is the profile's shared state: one spool, one blob store, one key.
+    shared = {k: v for k, v in envs[0].items() if k not in ("KORTFLYT_HEALTH_FILE",)}
+    assert shared == {k: v for k, v in envs[1].items() if k not in ("KORTFLYT_HEALTH_FILE",)}
+
+
+def test_instances_are_found_by_their_numbered_pid_files(profile: dev.Profile) -> None:
+    run = profile.state / "run"
+    run.mkdir(parents=True)
+    for name in ("notify-2.pid", "notify-1.pid", "notify-x.pid", "notify.pid", "intake-1.pid"):
+        (run / name).write_text("0")  # no process: never signalled
+    assert [i.name for i in dev.instances(profile, "notify")] == ["notify-1", "notify-2"]
+
+
+def test_services_up_is_idempotent_and_scales_down(
+    profile: dev.Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real processes (`sleep`) stand in for the services; the fakes are not started."""
+    for helper in ("mail_sink_up", "registers_up", "docstore_up", "proof_key_up"):
+        monkeypatch.setattr(dev, helper, lambda _p: None)
+    monkeypatch.setattr(
+        dev,
+        "start_instance",
+        lambda _p, i, _env: dev.spawn(["sleep", "60"], i.logfile, i.pidfile),
+    )
+
+    def running() -> dict[str, int]:
+        return {
+            i.name: pid
+            for name in dev.SERVICES
+            for i in dev.instances(profile, name)
+            if (pid := i.pid) is not None
+        }
+
+    dev.services_up(profile, 2)
+    first = running()
+    assert sorted(first) == sorted(f"{s}-{n}" for s in dev.SERVICES for n in (1, 2))
+    dev.services_up(profile, 2)
+    assert running() == first  # nothing restarted
+    dev.services_up(profile, 1)
+    assert running() == {f"{s}-1": first[f"{s}-1"] for s in dev.SERVICES}
+    dev.services_down(profile)
+    assert running() == {}
