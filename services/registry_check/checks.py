@@ -41,8 +41,10 @@ async def resolve_employer(
 ) -> tuple[Unit | None, Unit | None]:
     """(the unit the order names, its main unit); the same unit twice for a main unit."""
     named = await er.unit(org_number)
-    if named is None or named.parent is None:
+    if named is None or not named.is_sub_unit:
         return named, named
+    if named.parent is None:
+        return named, None  # a deleted sub-unit: its main unit is found another way
     return named, await er.main_unit(named.parent)
 
 
