@@ -73,8 +73,27 @@ class Maskinporten:
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
-    def from_key_file(cls, key_file: str, **kwargs: object) -> Maskinporten:
-        return cls(private_key_pem=Path(key_file).read_bytes(), **kwargs)  # type: ignore[arg-type]  # kwargs are the keyword-only parameters above
+    def from_key_file(
+        cls,
+        key_file: str,
+        *,
+        client_id: str,
+        token_url: str,
+        audience: str,
+        key_id: str | None = None,
+        timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> Maskinporten:
+        """Read the organisation's RSA key (PEM) once, at start-up."""
+        return cls(
+            client_id=client_id,
+            private_key_pem=Path(key_file).read_bytes(),
+            token_url=token_url,
+            audience=audience,
+            key_id=key_id,
+            timeout_s=timeout_s,
+            clock=clock,
+        )
 
     def assertion(self, scope: str) -> str:
         """The client assertion: a JWT signed with the organisation's key."""

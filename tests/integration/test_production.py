@@ -187,6 +187,7 @@ async def test_the_card_prints_the_legal_employers_main_unit_not_the_orders_unit
     row = await plant.pool.fetchrow(
         "SELECT employer_name, employer_org_number FROM cards WHERE order_id = 'A-6'"
     )
+    assert row is not None
     assert (row["employer_name"], row["employer_org_number"]) == (main.name, main.org_number)
     await plant.print_pending()
     (pdf,) = plant.pdfs()
