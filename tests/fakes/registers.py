@@ -244,7 +244,8 @@ class FakeRegisters:
     # ------------------------------------------------------------------ app
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # A test loads thousands of records at once through the admin API.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
         org = self._route("enhetsregisteret", lambda r: r.match_info["org"])
 
         @org

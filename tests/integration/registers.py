@@ -44,7 +44,11 @@ class RunningFake:
 
     def settings(self, base: Settings, **updates: object) -> Settings:
         """`base` with every register (and Maskinporten, when on) pointing at this server."""
-        maskinporten: dict[str, object] = {}
+        # Never the profile's Maskinporten from the environment: this server's, or none.
+        maskinporten: dict[str, object] = {
+            "maskinporten_client_id": None,
+            "maskinporten_key_file": None,
+        }
         if self.key_file is not None:
             maskinporten = {
                 "maskinporten_client_id": CLIENT_ID,
