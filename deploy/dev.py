@@ -123,7 +123,17 @@ class Profile:
             "KORTFLYT_SMTP_PORT": str(self.smtp_port),
             "KORTFLYT_PROOF_KEY_FILE": str(self.state / "keys" / "proof-ed25519.pem"),
             "KORTFLYT_PROOF_PUBLIC_KEY_FILE": str(self.state / "proof-public-key.pem"),
+            # The fake registers are also Maskinporten: a dev client key (registers_up makes it).
+            "KORTFLYT_MASKINPORTEN_CLIENT_ID": "kortflyt-dev",
+            "KORTFLYT_MASKINPORTEN_KEY_FILE": str(self.maskinporten_key),
+            "KORTFLYT_MASKINPORTEN_TOKEN_URL": f"{self.registers_url}/maskinporten/token",
+            "KORTFLYT_MASKINPORTEN_AUDIENCE": f"{self.registers_url}/maskinporten/",
         }
+
+    @property
+    def maskinporten_key(self) -> Path:
+        """The development Maskinporten client's RSA key (its public half beside it)."""
+        return self.state / "keys" / "maskinporten-client.pem"
 
 
 PROFILES = {
@@ -681,9 +691,46 @@ def docstore_up(p: Profile) -> None:
     )
 
 
+def maskinporten_dev_key(p: Profile) -> Path:
+    """A development Maskinporten client key (RSA, PEM), made once; returns the public key's
+    file, which the fake Maskinporten checks client assertions with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = p.maskinporten_key.with_suffix(".pub.pem")
+    if not p.maskinporten_key.exists() or not public.exists():
+        p.maskinporten_key.parent.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        p.maskinporten_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        p.maskinporten_key.chmod(0o600)
+        public.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return public
+
+
 def registers_up(p: Profile) -> None:
-    """The fake registers with their default seed."""
-    fake_up(p, "fake-registers", p.registers_port, "tests.fakes.registers", "--host", "127.0.0.1")
+    """The fake registers with their default seed, and Maskinporten for the dev client key."""
+    fake_up(
+        p,
+        "fake-registers",
+        p.registers_port,
+        "tests.fakes.registers",
+        "--host",
+        "127.0.0.1",
+        "--maskinporten-public-key",
+        str(maskinporten_dev_key(p)),
+        "--maskinporten-audience",
+        f"{p.registers_url}/maskinporten/",
+    )
 
 
 FAKES = ("mail-sink", "fake-registers", "docstore")

@@ -152,6 +152,17 @@ class Reason(Model):
             retryable=text.retryable,
         )
 
+    def settled(self) -> Reason:
+        """The same reason once nothing is retried or re-checked by itself any more: not
+        retryable, and its message no longer promises another try (`ReasonText.settled_*`)."""
+        text = CATALOGUE[self.code]
+        update: dict[str, object] = {"retryable": False}
+        if text.settled_nb and self.message_nb.startswith(text.nb):
+            update["message_nb"] = text.settled_nb + self.message_nb.removeprefix(text.nb)
+        if text.settled_en and self.message_en.startswith(text.en):
+            update["message_en"] = text.settled_en + self.message_en.removeprefix(text.en)
+        return self.model_copy(update=update)
+
 
 class Employer(Model):
     org_number: OrgNumber
@@ -269,12 +280,24 @@ class CheckResult(Model):
     source: str | None = None  # the register that answered
 
 
+class LegalEmployer(Model):
+    """The employer a card names (§ 7): the legal employer's main unit as Enhetsregisteret
+    has it (for a worker hired from a staffing agency, the agency's)."""
+
+    org_number: OrgNumber
+    name: Text
+
+
 class OrderApproved(Event):
     event_type: Literal["order.approved"] = "order.approved"
     revision: int = Field(ge=1, le=MAX_REVISION)
     order: OrderDetails
     checks: list[CheckResult]
     photo_key: str | None = None
+    # None (an approval from before this field): production prints the order's employer.
+    legal_employer: LegalEmployer | None = None
+    # The employment's end in Aa-registeret (sluttdato): the card ends with it (§ 8).
+    employment_end_date: date | None = None
     # Whether Folkeregisteret reports the worker's D-number as active (registry_check).
     # None: unknown or not a D-number; production then treats a D-number as active.
     d_number_active: bool | None = None

@@ -317,7 +317,7 @@ class Stage(ABC):
             tx.status(event.order_id, event.revision, failure.status, [failure.reason])
 
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
-        final = failure.reason.model_copy(update={"retryable": False})
+        final = failure.reason.settled()  # no longer "we will try again"
         tx.status(event.order_id, event.revision, Status.NEEDS_ATTENTION, [final])
 
     def background(

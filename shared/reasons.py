@@ -44,6 +44,18 @@ class ReasonCode(StrEnum):
     PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
     PERSON_MISMATCH = "PERSON_MISMATCH"
     REGISTER_UNAVAILABLE = "REGISTER_UNAVAILABLE"
+    # registry_check: waits and cases a person decides (never a rejection)
+    EMPLOYER_SUB_UNIT_DELETED = "EMPLOYER_SUB_UNIT_DELETED"
+    CLEANING_APPROVAL_PENDING = "CLEANING_APPROVAL_PENDING"
+    CLEANING_OWNERS_ONLY = "CLEANING_OWNERS_ONLY"
+    EMPLOYMENT_NOT_STARTED = "EMPLOYMENT_NOT_STARTED"
+    EMPLOYMENT_ENDED = "EMPLOYMENT_ENDED"
+    EMPLOYMENT_NEEDS_NATIONAL_ID = "EMPLOYMENT_NEEDS_NATIONAL_ID"
+    PERSON_NAME_DIFFERS = "PERSON_NAME_DIFFERS"
+    PERSON_DECEASED = "PERSON_DECEASED"
+    # registry_check: warnings told with the approval
+    NATIONAL_ID_REPLACED = "NATIONAL_ID_REPLACED"
+    PERSON_EMIGRATED = "PERSON_EMIGRATED"
     # any stage: a message kortflyt itself could not handle (a bug, not the employer's doing)
     PROCESSING_FAILED = "PROCESSING_FAILED"
     # any stage: an event_id seen before with other content (a reused id, not a duplicate)
@@ -55,6 +67,10 @@ class ReasonText:
     nb: str
     en: str
     retryable: bool = False
+    # What the message says instead once nothing is tried again by itself (retries used
+    # up, or a wait past its limit): a message never promises a try that will not come.
+    settled_nb: str | None = None
+    settled_en: str | None = None
 
 
 CATALOGUE: dict[ReasonCode, ReasonText] = {
@@ -160,6 +176,10 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "We cannot fetch the documents right now. We will try again automatically; you need not do "
         "anything.",
         retryable=True,
+        settled_nb="Vi fikk ikke hentet dokumentene etter flere forsøk. Kundestøtte følger opp "
+        "bestillingen; last gjerne opp dokumentene på nytt i portalen.",
+        settled_en="We could not fetch the documents after several tries. Support will follow up "
+        "the order; you may upload the documents again in the portal.",
     ),
     ReasonCode.EMPLOYER_NOT_FOUND: ReasonText(
         "Arbeidsgiveren finnes ikke i Enhetsregisteret. Sjekk organisasjonsnummeret.",
@@ -201,6 +221,10 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "sjekker på nytt.",
         "The employment is not reported in Aa-registeret. Report it in the a-melding; we will "
         "check again.",
+        settled_nb="Arbeidsforholdet er fortsatt ikke meldt i Aa-registeret, og vi sjekker ikke "
+        "lenger av oss selv. Meld det i a-meldingen; kundestøtte ser på bestillingen.",
+        settled_en="The employment is still not reported in Aa-registeret, and we no longer check "
+        "by ourselves. Report it in the a-melding; support will look at the order.",
     ),
     ReasonCode.PERSON_NOT_FOUND: ReasonText(
         "Personen finnes ikke i Folkeregisteret med dette nummeret. Sjekk fødselsnummer/D-nummer.",
@@ -213,12 +237,100 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "The name or birth date does not match Folkeregisteret. Correct them and submit the order "
         "again.",
     ),
+    ReasonCode.PERSON_NAME_DIFFERS: ReasonText(
+        "Navnet i bestillingen skiller seg litt fra navnet i Folkeregisteret. Kundestøtte "
+        "sammenligner dem; er navnet feilstavet, rett det og send bestillingen på nytt.",
+        "The name in the order differs slightly from the name in Folkeregisteret. Support will "
+        "compare them; if the name is misspelt, correct it and submit the order again.",
+    ),
+    ReasonCode.PERSON_DECEASED: ReasonText(
+        "Folkeregisteret oppgir at personen med dette nummeret er død. Kundestøtte ser på "
+        "bestillingen; sjekk fødselsnummeret/D-nummeret.",
+        "Folkeregisteret records the person with this number as deceased. Support will look at "
+        "the order; check the national identity number or D number.",
+    ),
+    ReasonCode.NATIONAL_ID_REPLACED: ReasonText(
+        "Nummeret i bestillingen er opphørt i Folkeregisteret og erstattet av et nytt. Vi sjekket "
+        "personen med det nye nummeret; bruk det nye nummeret i senere bestillinger.",
+        "The number in the order has ceased in Folkeregisteret and been replaced by a new one. We "
+        "checked the person under the new number; use the new number in later orders.",
+    ),
+    ReasonCode.PERSON_EMIGRATED: ReasonText(
+        "Folkeregisteret oppgir at personen er utflyttet fra Norge. Kortet lages; sjekk at "
+        "arbeidstakeren fortsatt arbeider her.",
+        "Folkeregisteret records the person as emigrated from Norway. The card is made; check "
+        "that the worker still works here.",
+    ),
     ReasonCode.REGISTER_UNAVAILABLE: ReasonText(
         "Et offentlig register svarer ikke akkurat nå. Vi prøver igjen automatisk; du trenger ikke "
         "gjøre noe.",
         "A public register is not answering right now. We will try again automatically; you need "
         "not do anything.",
         retryable=True,
+        settled_nb="Et offentlig register svarte ikke på flere forsøk. Kundestøtte følger opp "
+        "bestillingen når registeret svarer igjen; du trenger ikke gjøre noe nå.",
+        settled_en="A public register did not answer after several tries. Support will follow up "
+        "the order once the register answers again; you need not do anything now.",
+    ),
+    ReasonCode.EMPLOYER_SUB_UNIT_DELETED: ReasonText(
+        "Underenheten i bestillingen er slettet i Enhetsregisteret, og vi finner ikke hovedenheten "
+        "den hørte til. Kundestøtte ser på bestillingen; bestill gjerne på nytt med "
+        "hovedenhetens organisasjonsnummer.",
+        "The sub-unit in the order has been deleted from Enhetsregisteret, and we cannot find the "
+        "main unit it belonged to. Support will look at the order; you may order again with the "
+        "main unit's organisation number.",
+    ),
+    ReasonCode.CLEANING_APPROVAL_PENDING: ReasonText(
+        "Virksomhetens søknad eller HMS-kortbestilling er under behandling i Renholdsregisteret. "
+        "Kortet lages først når virksomheten er godkjent; vi sjekker på nytt, du trenger ikke "
+        "gjøre noe.",
+        "The company's application or HMS card order is being processed in Renholdsregisteret. "
+        "The card is made only once the company is approved; we will check again, you need not "
+        "do anything.",
+        settled_nb="Virksomheten er fortsatt ikke godkjent i Renholdsregisteret (under "
+        "behandling), og vi sjekker ikke lenger av oss selv. Kundestøtte ser på bestillingen; "
+        "kontakt Arbeidstilsynet om søknaden.",
+        settled_en="The company is still not approved in Renholdsregisteret (being processed), and "
+        "we no longer check by ourselves. Support will look at the order; contact the Labour "
+        "Inspection Authority about the application.",
+    ),
+    ReasonCode.CLEANING_OWNERS_ONLY: ReasonText(
+        "Virksomheten er godkjent i Renholdsregisteret uten ansatte: renholdskort gis bare til "
+        "eierne. Kundestøtte ser på bestillingen; har virksomheten fått ansatte, må godkjenningen "
+        "endres hos Arbeidstilsynet.",
+        "The company is approved in Renholdsregisteret without employees: cleaning cards go to "
+        "its owners only. Support will look at the order; if the company now has employees, the "
+        "approval must be changed with the Labour Inspection Authority.",
+    ),
+    ReasonCode.EMPLOYMENT_NOT_STARTED: ReasonText(
+        "Arbeidsforholdet er meldt i Aa-registeret, men starter om mer enn 30 dager. Kortet kan "
+        "lages fra 30 dager før oppstart; vi sjekker på nytt, du trenger ikke gjøre noe.",
+        "The employment is reported in Aa-registeret but starts more than 30 days from now. The "
+        "card can be made from 30 days before the start; we will check again, you need not do "
+        "anything.",
+        settled_nb="Arbeidsforholdet er meldt i Aa-registeret, men starter om mer enn 30 dager, og "
+        "vi sjekker ikke lenger av oss selv. Bestill kortet på nytt tidligst 30 dager før oppstart.",
+        settled_en="The employment is reported in Aa-registeret but starts more than 30 days from "
+        "now, and we no longer check by ourselves. Order the card again no earlier than 30 days "
+        "before the start.",
+    ),
+    ReasonCode.EMPLOYMENT_ENDED: ReasonText(
+        "Aa-registeret viser at arbeidsforholdet er avsluttet. Er arbeidstakeren ansatt på nytt, "
+        "meld det nye arbeidsforholdet i a-meldingen; vi sjekker på nytt.",
+        "Aa-registeret shows the employment has ended. If the worker is employed again, report the "
+        "new employment in the a-melding; we will check again.",
+        settled_nb="Aa-registeret viser fortsatt at arbeidsforholdet er avsluttet, og vi sjekker "
+        "ikke lenger av oss selv. Meld et nytt arbeidsforhold i a-meldingen og bestill på nytt.",
+        settled_en="Aa-registeret still shows the employment has ended, and we no longer check by "
+        "ourselves. Report a new employment in the a-melding and order again.",
+    ),
+    ReasonCode.EMPLOYMENT_NEEDS_NATIONAL_ID: ReasonText(
+        "Arbeidstakeren har ikke fødselsnummer eller D-nummer, så arbeidsforholdet kan ikke slås "
+        "opp i Aa-registeret. Kundestøtte ser på bestillingen; får arbeidstakeren D-nummer, "
+        "bestill på nytt med det.",
+        "The worker has no national identity number or D number, so the employment cannot be "
+        "looked up in Aa-registeret. Support will look at the order; once the worker has a D "
+        "number, order again with it.",
     ),
     ReasonCode.PROCESSING_FAILED: ReasonText(
         "Bestillingen kunne ikke behandles på grunn av en feil hos oss. Kundestøtte er varslet og "

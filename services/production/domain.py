@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from shared.events import OrderDetails
+from shared.events import OrderApproved, OrderDetails
 from shared.identifiers import is_d_number
 
 CardType = Literal["construction", "cleaning"]
@@ -22,9 +22,15 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def valid_until(issued_on: date, order: OrderDetails, d_number_active: bool | None) -> date:
-    """The earliest of: two years after issue, the employment's end, and, for a worker
-    whose D-number Folkeregisteret reports as inactive, 30 days after issue.
+def valid_until(
+    issued_on: date,
+    order: OrderDetails,
+    d_number_active: bool | None,
+    employment_end: date | None = None,
+) -> date:
+    """The earliest of: two years after issue, the order's end date, the employment's end
+    date in Aa-registeret, and, for a worker whose D-number Folkeregisteret reports as
+    inactive, 30 days after issue.
 
     `d_number_active` None means the register's answer is unknown; the D-number is then
     treated as active (no 30-day limit), so a missing answer never shortens a card.
@@ -32,10 +38,20 @@ def valid_until(issued_on: date, order: OrderDetails, d_number_active: bool | No
     limits = [add_years(issued_on, VALID_YEARS)]
     if order.employment.end_date is not None:
         limits.append(order.employment.end_date)
+    if employment_end is not None:
+        limits.append(employment_end)
     national_id = order.worker.national_id
     if national_id is not None and is_d_number(national_id) and d_number_active is False:
         limits.append(issued_on + timedelta(days=INACTIVE_D_NUMBER_DAYS))
     return min(limits)
+
+
+def card_employer(event: OrderApproved) -> tuple[str, str]:
+    """(name, org number) the card prints (§ 7): the legal employer's main unit that
+    registry_check found, else (an approval from before it said so) the order's employer."""
+    if event.legal_employer is not None:
+        return event.legal_employer.name, event.legal_employer.org_number
+    return event.order.employer.name, event.order.employer.org_number
 
 
 def holder_name(order: OrderDetails) -> str:

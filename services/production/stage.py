@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from services.production.domain import holder_name, valid_until
+from services.production.domain import card_employer, holder_name, valid_until
 from services.production.spool import DirectorySpool
 from services.production.spooler import Spooler, wake_channel
 from shared.blobstore import DirectoryBlobStore
@@ -50,7 +50,8 @@ class Production(Stage):
         order = event.order
         number = card_number(await tx.conn.fetchval("SELECT nextval('card_number_seq')"))
         issued_on = datetime.now(OSLO).date()
-        until = valid_until(issued_on, order, event.d_number_active)
+        until = valid_until(issued_on, order, event.d_number_active, event.employment_end_date)
+        employer_name, employer_org = card_employer(event)
         await tx.conn.execute(
             "INSERT INTO cards (card_number, order_id, revision, card_type, issued_on,"
             " valid_until, holder_name, birth_date, employer_name, employer_org_number,"
@@ -63,8 +64,8 @@ class Production(Stage):
             until,
             holder_name(order),
             order.worker.birth_date,
-            order.employer.name,
-            order.employer.org_number,
+            employer_name,
+            employer_org,
             event.photo_key,
         )
         # Delivered at commit: the spooler prints the card as soon as it exists.

@@ -1,16 +1,34 @@
 """The five registers behind one small interface each, and their HTTP adapters.
 
-Each adapter is configured by a base URL, an optional bearer token and a timeout, and
-turns the register's JSON into the domain's values. A register that times out, cannot
-be reached, answers 5xx (or 429, 401/403, or JSON we cannot read) raises
-`RegisterUnavailable`: the stage retries it, it never becomes a rejection. 404 means
-"not in the register", a rule's input.
+Each adapter is configured by a base URL, its credentials (a Maskinporten access token for
+the non-public registers, `services.registry_check.maskinporten`; a bearer token from
+settings as a fallback) and a timeout, and turns the register's JSON into the domain's
+values. A register that times out, cannot be reached, answers 5xx (or 429, 401/403, or JSON
+we cannot read) raises `RegisterUnavailable`: the stage retries it, it never becomes a
+rejection. 404 means "not in the register", a rule's input.
 
-Enhetsregisteret follows the open API of data.brreg.no (`/enheter/{orgnr}`,
-`/underenheter/{orgnr}` with `overordnetEnhet`, `/enheter/{orgnr}/roller`; 410 Gone
-for a deleted unit). The other four have JSON shapes of kortflyt's fake register
-server (tests/fakes/registers.py); national ids travel in a header, never in a URL,
-so they stay out of access logs.
+The shapes are the registers' own:
+- Enhetsregisteret: the open API of data.brreg.no (`/enheter/{orgnr}`,
+  `/underenheter/{orgnr}` with `overordnetEnhet` and `nedleggelsesdato`,
+  `/enheter/{orgnr}/roller`; 410 Gone for a deleted unit).
+- Aa-registeret: NAV's REST API v2, `GET /v2/arbeidstaker/arbeidsforhold` with the person in
+  the `Nav-Personident` header; each arbeidsforhold has `arbeidssted` and
+  `opplysningspliktig` ({type: Underenhet | Hovedenhet | Person, identer: [{type:
+  ORGANISASJONSNUMMER | AKTORID | FOLKEREGISTERIDENT, ident, gjeldende}]}) and
+  `ansettelsesperiode` {startdato, sluttdato} (as NAV's own clients read it, e.g.
+  navikt's sykmeldinger-arbeidsforhold: `Arbeidssted(type: Underenhet|Person, identer)`,
+  `Ident(type, ident, gjeldende)`). An employer that is a person has no organisation
+  number: that employment is skipped, as is any entry we cannot read.
+- Folkeregisteret: Skatteetaten's person lookup, `GET /v1/personer/{folkeregisteridentifikator}`
+  (github.com/Skatteetaten/folkeregisteret-api-dokumentasjon, "Oppslag" and
+  "Informasjonsfelter og statuskoder"): `identifikasjonsnummer` [{foedselsEllerDNummer,
+  identifikatortype: foedselsnummer | dNummer, status: iBruk | opphoert, erGjeldende}],
+  `navn` [{fornavn, mellomnavn, etternavn}], `foedsel` [{foedselsdato}], `status`
+  [{status: bosatt | utflyttet | doed | opphoert | inaktiv | midlertidig | ...}],
+  `doedsfall` [{doedsdato}]. The id is in the path as the API has it; httpx's request
+  log stays off (the stdlib root logger is at WARNING), so it reaches no log.
+- Renholdsregisteret and Bemanningsforetaksregisteret: `/virksomheter/{orgnr}` with a
+  `status` ("Godkjent med ansatte", "Søknad under behandling", ... or their codes).
 """
 
 from __future__ import annotations
@@ -32,7 +50,9 @@ from services.registry_check.domain import (
     Role,
     StaffingStatus,
     Unit,
+    name_tokens,
 )
+from services.registry_check.maskinporten import Maskinporten, MaskinportenAuth, TokenUnavailable
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -101,9 +121,11 @@ class _Code(_Wire):
 
 class _Enhet(_Wire):
     organisasjonsnummer: str
+    navn: str = ""
     organisasjonsform: _Code | None = None
     overordnetEnhet: str | None = None
     slettedato: date | None = None
+    nedleggelsesdato: date | None = None
     konkurs: bool = False
     underAvvikling: bool = False
     underTvangsavviklingEllerTvangsopplosning: bool = False
@@ -116,6 +138,8 @@ class _Enhet(_Wire):
             org_form=self.organisasjonsform.kode if self.organisasjonsform else "",
             parent=self.overordnetEnhet,
             deleted_on=self.slettedato,
+            name=self.navn,
+            closed_on=self.nedleggelsesdato,
             bankrupt=self.konkurs,
             winding_up=self.underAvvikling,
             compulsory_dissolution=self.underTvangsavviklingEllerTvangsopplosning,
@@ -127,6 +151,7 @@ class _Enhet(_Wire):
 class _Gone(_Wire):
     organisasjonsnummer: str
     slettedato: date | None = None
+    overordnetEnhet: str | None = None  # when the register still says it
 
 
 class _Navn(_Wire):
@@ -162,36 +187,87 @@ class _Virksomhet(_Wire):
     status: str
 
 
-class _Org(_Wire):
-    organisasjonsnummer: str
-
-
 class _Periode(_Wire):
     startdato: date
     sluttdato: date | None = None
 
 
+class _Ident(_Wire):
+    type: str  # ORGANISASJONSNUMMER, AKTORID or FOLKEREGISTERIDENT
+    ident: str
+    gjeldende: bool | None = None
+
+
+class _Part(_Wire):
+    """`arbeidssted` or `opplysningspliktig`: a unit, or a person as employer."""
+
+    type: str  # Underenhet, Hovedenhet or Person
+    identer: list[_Ident] = []
+
+    def org_number(self) -> str | None:
+        return next((i.ident for i in self.identer if i.type == "ORGANISASJONSNUMMER"), None)
+
+
 class _Arbeidsforhold(_Wire):
-    arbeidsgiver: _Org
-    opplysningspliktig: _Org | None = None
+    arbeidssted: _Part
+    opplysningspliktig: _Part | None = None
     ansettelsesperiode: _Periode
 
 
-class _Identifikator(_Wire):
-    type: str  # FNR or DNR
-    status: str = "I_BRUK"  # I_BRUK or INAKTIV
+class _Identifikasjonsnummer(_Wire):
+    foedselsEllerDNummer: str
+    identifikatortype: str  # foedselsnummer or dNummer
+    status: str = "iBruk"  # iBruk or opphoert
+    erGjeldende: bool = True
 
 
-class _Person(_Wire):
-    identifikator: _Identifikator
-    navn: _Navn
-    foedselsdato: date
+class _FregNavn(_Wire):
+    fornavn: str = ""
+    mellomnavn: str | None = None
+    etternavn: str = ""
+    erGjeldende: bool = True
+
+
+class _Foedsel(_Wire):
+    foedselsdato: date | None = None
+    erGjeldende: bool = True
+
+
+class _Personstatus(_Wire):
+    status: str
+    erGjeldende: bool = True
+
+
+class _Doedsfall(_Wire):
+    doedsdato: date | None = None
+
+
+class _FregPerson(_Wire):
+    identifikasjonsnummer: list[_Identifikasjonsnummer] = []
+    navn: list[_FregNavn] = []
+    foedsel: list[_Foedsel] = []
+    status: list[_Personstatus] = []
+    doedsfall: list[_Doedsfall] = []
+
+
+_G = TypeVar("_G", _FregNavn, _Foedsel, _Personstatus)
+
+
+def _current(items: list[_G]) -> _G | None:
+    """The entry in force (erGjeldende), else the first."""
+    return next((i for i in items if i.erGjeldende), items[0] if items else None)
+
+
+def _status_key(raw: str) -> str:
+    """ "Søknad under behandling" and SOKNAD_UNDER_BEHANDLING are one status."""
+    return "_".join(name_tokens(raw)).upper()
 
 
 CLEANING_STATUSES = {
     "GODKJENT_MED_ANSATTE": CleaningStatus.APPROVED_WITH_EMPLOYEES,
     "GODKJENT_UTEN_ANSATTE": CleaningStatus.APPROVED_WITHOUT_EMPLOYEES,
     "SOKNAD_UNDER_BEHANDLING": CleaningStatus.APPLICATION_PENDING,
+    "HMS_KORTBESTILLING_UNDER_BEHANDLING": CleaningStatus.CARD_ORDER_PENDING,
     "KORTBESTILLING_UNDER_BEHANDLING": CleaningStatus.CARD_ORDER_PENDING,
     "IKKE_GODKJENT": CleaningStatus.NOT_APPROVED,
 }
@@ -217,6 +293,8 @@ class HttpRegister:
         """(status, parsed JSON) for 200, 404 and 410; RegisterUnavailable otherwise."""
         try:
             response = await self.client.get(path, headers=headers)
+        except TokenUnavailable as exc:
+            raise RegisterUnavailable(self.register, f"maskinporten: {exc.why}") from exc
         except httpx.TimeoutException as exc:
             raise RegisterUnavailable(self.register, "timeout") from exc
         except httpx.HTTPError as exc:
@@ -248,7 +326,12 @@ class HttpEnhetsregisteret(HttpRegister):
             return None
         if status == 410:  # removed from the register: deleted
             gone = self.parse(_Gone, data)
-            return Unit(org_number=gone.organisasjonsnummer, deleted_on=gone.slettedato or date.min)
+            return Unit(
+                org_number=gone.organisasjonsnummer,
+                deleted_on=gone.slettedato or date.min,
+                sub_unit=kind == "underenheter",
+                parent=gone.overordnetEnhet,
+            )
         return self.parse(_Enhet, data).unit()
 
     async def main_unit(self, org_number: str) -> Unit | None:
@@ -284,7 +367,7 @@ class _StatusRegister(HttpRegister):
         status, data = await self.get(f"/virksomheter/{org_number}")
         if status != 200:
             return None
-        return self.parse(_Virksomhet, data).status
+        return _status_key(self.parse(_Virksomhet, data).status)
 
 
 class HttpRenholdsregisteret(_StatusRegister):
@@ -318,22 +401,37 @@ class HttpAaRegisteret(HttpRegister):
         super().__init__(Register.AAREGISTERET, client)
 
     async def employments(self, national_id: str) -> list[EmploymentRecord]:
-        status, data = await self.get("/arbeidsforhold", {PERSON_HEADER: national_id})
+        status, data = await self.get(
+            "/v2/arbeidstaker/arbeidsforhold", {PERSON_HEADER: national_id}
+        )
         if status != 200:
             return []
         if not isinstance(data, list):
             raise RegisterUnavailable(self.register, "answer not understood")
-        return [
-            EmploymentRecord(
-                org_number=a.arbeidsgiver.organisasjonsnummer,
-                start=a.ansettelsesperiode.startdato,
-                end=a.ansettelsesperiode.sluttdato,
-                legal_entity=a.opplysningspliktig.organisasjonsnummer
-                if a.opplysningspliktig
-                else None,
+        records, skipped = [], 0
+        for item in data:
+            try:
+                a = _Arbeidsforhold.model_validate(item)
+            except ValidationError:
+                skipped += 1  # one entry we cannot read never spoils the others
+                continue
+            org = a.arbeidssted.org_number()
+            if org is None:  # an employer that is a person: no unit a card can name
+                skipped += 1
+                continue
+            records.append(
+                EmploymentRecord(
+                    org_number=org,
+                    start=a.ansettelsesperiode.startdato,
+                    end=a.ansettelsesperiode.sluttdato,
+                    legal_entity=a.opplysningspliktig.org_number()
+                    if a.opplysningspliktig
+                    else None,
+                )
             )
-            for a in (self.parse(_Arbeidsforhold, item) for item in data)
-        ]
+        if skipped:
+            log.info("aaregisteret.entries_skipped", skipped=skipped, read=len(records))
+        return records
 
 
 class HttpFolkeregisteret(HttpRegister):
@@ -341,31 +439,69 @@ class HttpFolkeregisteret(HttpRegister):
         super().__init__(Register.FOLKEREGISTERET, client)
 
     async def person(self, national_id: str) -> Person | None:
-        status, data = await self.get("/personer", {PERSON_HEADER: national_id})
+        status, data = await self.get(f"/v1/personer/{national_id}")
         if status != 200:
             return None
-        p = self.parse(_Person, data)
+        p = self.parse(_FregPerson, data)
+        name, birth = _current(p.navn), _current(p.foedsel)
+        if name is None or birth is None or birth.foedselsdato is None:
+            raise RegisterUnavailable(self.register, "answer not understood")
+        ids = {i.foedselsEllerDNummer: i for i in p.identifikasjonsnummer}
+        in_use = next((i for i in p.identifikasjonsnummer if i.status == "iBruk"), None)
+        asked = ids.get(national_id)
+        current_id = None
+        if asked is not None and asked.status == "opphoert":
+            if in_use is None or in_use.foedselsEllerDNummer == national_id:
+                return None  # ceased, and no number replaces it
+            current_id = in_use.foedselsEllerDNummer
+        identifier = in_use or asked
+        statuses = {s.status for s in p.status if s.erGjeldende}
         return Person(
-            name=p.navn.name(),
-            birth_date=p.foedselsdato,
-            d_number=p.identifikator.type == "DNR",
-            d_number_active=p.identifikator.status != "INAKTIV",
+            name=PersonName(name.fornavn, name.etternavn, name.mellomnavn or ""),
+            birth_date=birth.foedselsdato,
+            d_number=identifier is not None and identifier.identifikatortype == "dNummer",
+            d_number_active="inaktiv" not in statuses,
+            current_id=current_id,
+            deceased="doed" in statuses or bool(p.doedsfall),
+            emigrated="utflyttet" in statuses,
         )
 
 
 # --------------------------------------------------------------------------- wiring
 
 
-def _client(register: Register, base_url: str, settings: Settings) -> httpx.AsyncClient:
+def _client(
+    register: Register, base_url: str, settings: Settings, maskinporten: Maskinporten | None
+) -> httpx.AsyncClient:
+    """A register's connection pool: a Maskinporten token when the register has a scope
+    and Maskinporten is configured, else the settings' bearer token, else none (open)."""
     headers = {"Accept": "application/json", "User-Agent": "kortflyt-registry-check"}
-    token = settings.register_tokens.get(register.value)
-    if token is not None:
+    scope = settings.maskinporten_scopes.get(register.value)
+    auth: httpx.Auth | None = None
+    if maskinporten is not None and scope:
+        auth = MaskinportenAuth(maskinporten, scope)
+    elif (token := settings.register_tokens.get(register.value)) is not None:
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         headers=headers,
+        auth=auth,
         timeout=httpx.Timeout(settings.register_timeout_s),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+def maskinporten_of(settings: Settings) -> Maskinporten | None:
+    """The shared Maskinporten client, when a client id and key are configured."""
+    if not settings.maskinporten_client_id or not settings.maskinporten_key_file:
+        return None
+    return Maskinporten.from_key_file(
+        settings.maskinporten_key_file,
+        client_id=settings.maskinporten_client_id,
+        token_url=settings.maskinporten_token_url,
+        audience=settings.maskinporten_audience,
+        key_id=settings.maskinporten_key_id,
+        timeout_s=settings.register_timeout_s,
     )
 
 
@@ -375,30 +511,25 @@ class HttpRegisters:
 
     registers: Registers
     clients: list[httpx.AsyncClient]
+    maskinporten: Maskinporten | None = None
 
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+        if self.maskinporten is not None:
+            await self.maskinporten.aclose()
 
 
 def http_registers(settings: Settings) -> HttpRegisters:
-    clients = {
-        Register.ENHETSREGISTERET: _client(
-            Register.ENHETSREGISTERET, settings.enhetsregisteret_url, settings
-        ),
-        Register.RENHOLDSREGISTERET: _client(
-            Register.RENHOLDSREGISTERET, settings.renholdsregisteret_url, settings
-        ),
-        Register.BEMANNINGSFORETAKSREGISTERET: _client(
-            Register.BEMANNINGSFORETAKSREGISTERET,
-            settings.bemanningsforetaksregisteret_url,
-            settings,
-        ),
-        Register.AAREGISTERET: _client(Register.AAREGISTERET, settings.aaregisteret_url, settings),
-        Register.FOLKEREGISTERET: _client(
-            Register.FOLKEREGISTERET, settings.folkeregisteret_url, settings
-        ),
+    mp = maskinporten_of(settings)
+    urls = {
+        Register.ENHETSREGISTERET: settings.enhetsregisteret_url,
+        Register.RENHOLDSREGISTERET: settings.renholdsregisteret_url,
+        Register.BEMANNINGSFORETAKSREGISTERET: settings.bemanningsforetaksregisteret_url,
+        Register.AAREGISTERET: settings.aaregisteret_url,
+        Register.FOLKEREGISTERET: settings.folkeregisteret_url,
     }
+    clients = {r: _client(r, url, settings, mp) for r, url in urls.items()}
     registers = Registers(
         enhetsregisteret=HttpEnhetsregisteret(clients[Register.ENHETSREGISTERET]),
         renholdsregisteret=HttpRenholdsregisteret(clients[Register.RENHOLDSREGISTERET]),
@@ -408,4 +539,4 @@ def http_registers(settings: Settings) -> HttpRegisters:
         aaregisteret=HttpAaRegisteret(clients[Register.AAREGISTERET]),
         folkeregisteret=HttpFolkeregisteret(clients[Register.FOLKEREGISTERET]),
     )
-    return HttpRegisters(registers, list(clients.values()))
+    return HttpRegisters(registers, list(clients.values()), mp)

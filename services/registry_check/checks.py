@@ -2,17 +2,19 @@
 
 `run_checks` is what `prepare` runs before the transaction. It asks only what the
 rules need, independent questions concurrently, and lets `RegisterUnavailable`
-propagate (the stage turns it into a retry); everything else is a `RuleResult`.
+propagate (the stage turns it into a retry); everything else is a `RuleResult`, plus
+what `order.approved` must carry (`Approval`: the card's employer and validity inputs).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 from services.registry_check.adapters import Enhetsregisteret, Registers
 from services.registry_check.domain import (
+    Approval,
     EmploymentRecord,
     Person,
     RuleResult,
@@ -21,6 +23,7 @@ from services.registry_check.domain import (
     Worker,
     employer_orgs,
     is_staffing_company,
+    legal_employer,
     matching_employment,
     rule_agency,
     rule_card_type,
@@ -38,8 +41,10 @@ async def resolve_employer(
 ) -> tuple[Unit | None, Unit | None]:
     """(the unit the order names, its main unit); the same unit twice for a main unit."""
     named = await er.unit(org_number)
-    if named is None or named.parent is None:
+    if named is None or not named.is_sub_unit:
         return named, named
+    if named.parent is None:
+        return named, None  # a deleted sub-unit: its main unit is found another way
     return named, await er.main_unit(named.parent)
 
 
@@ -65,7 +70,26 @@ async def _with_legal_entities(
     return resolved
 
 
-async def run_checks(registers: Registers, order: OrderDetails, today: date) -> list[RuleResult]:
+@dataclass(frozen=True)
+class Checked:
+    results: list[RuleResult]
+    approval: Approval
+
+
+async def _main_of_deleted_sub_unit(
+    er: Enhetsregisteret, named: Unit, employments: list[EmploymentRecord]
+) -> Unit | None:
+    """A sub-unit gone from the register (410) names no parent: Aa-registeret's
+    opplysningspliktig of an employment on it does."""
+    parents = {e.legal_entity for e in employments if e.org_number == named.org_number}
+    for parent in sorted(p for p in parents if p):
+        main = await er.main_unit(parent)
+        if main is not None:
+            return main
+    return None
+
+
+async def run_checks(registers: Registers, order: OrderDetails, today: date) -> Checked:
     er = registers.enhetsregisteret
     national_id = order.worker.national_id
     worker = Worker(
@@ -84,10 +108,19 @@ async def run_checks(registers: Registers, order: OrderDetails, today: date) -> 
         employments_t = tg.create_task(
             registers.aaregisteret.employments(national_id) if national_id else _no_employments()
         )
+    person = person_t.result()
+    employments = employments_t.result()
+    if person is not None and person.current_id is not None:
+        # A ceased number replaced by another: the person is checked as the current one.
+        employments = await registers.aaregisteret.employments(person.current_id)
     named, main = employer_t.result()
-    results = [rule_employer(named, main), rule_person(worker, person_t.result())]
+    if named is not None and main is None and named.is_sub_unit and named.deleted_on:
+        main = await _main_of_deleted_sub_unit(er, named, employments)
+    results = [rule_employer(named, main), rule_person(worker, person)]
+    d_number_active = person.d_number_active if person is not None and person.d_number else None
     if named is None or main is None:
-        return results  # nothing else can be judged without the employer
+        # nothing else can be judged without the employer
+        return Checked(results, Approval(None, d_number_active, None))
 
     agency_named, agency_main = agency_t.result() if agency_t else (None, None)
     staffing = is_staffing_company(main, named)
@@ -108,18 +141,23 @@ async def run_checks(registers: Registers, order: OrderDetails, today: date) -> 
 
     results += [
         rule_vat(main),
-        rule_card_type(order.card_type, cleaning),
+        rule_card_type(order.card_type, cleaning, order.employment.type),
         rule_staffing(named, main, staffing_t.result()),
     ]
     if agency_org:
         results.append(rule_agency(agency_status_t.result()))
 
     orgs = employer_orgs(named, main, agency_named, agency_main)
-    employments = employments_t.result()
     roles = None
     if matching_employment(employments, orgs, today) is None:
         employments = await _with_legal_entities(er, employments, orgs)
         if matching_employment(employments, orgs, today) is None:
             roles = await er.roles(main.org_number)
     results.append(rule_employment(order.employment.type, orgs, employments, roles, worker, today))
-    return results
+    found = matching_employment(employments, orgs, today)
+    approval = Approval(
+        legal_employer=legal_employer(order.employment.type, main, agency_main),
+        d_number_active=d_number_active,
+        employment_end=found.end if found is not None else None,
+    )
+    return Checked(results, approval)

@@ -15,6 +15,7 @@ not answer never reaches a rule (the stage retries it).
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
+
+from anyascii import anyascii
 
 from shared.events import Reason, Status
 from shared.reasons import ReasonCode
@@ -104,6 +107,9 @@ class Unit:
     org_form: str = ""  # organisasjonsform.kode: AS, ENK, ANS, DA, BEDR, ...
     parent: str | None = None  # overordnetEnhet: set for sub-units only
     deleted_on: date | None = None  # slettedato (or HTTP 410 Gone)
+    name: str = ""  # navn, as the card prints it (§ 7)
+    sub_unit: bool = False  # an underenhet, even when its main unit is unknown (410 Gone)
+    closed_on: date | None = None  # nedleggelsesdato: a sub-unit closed down
     bankrupt: bool = False  # konkurs
     winding_up: bool = False  # underAvvikling
     compulsory_dissolution: bool = False  # underTvangsavviklingEllerTvangsopplosning
@@ -112,7 +118,7 @@ class Unit:
 
     @property
     def is_sub_unit(self) -> bool:
-        return self.parent is not None
+        return self.sub_unit or self.parent is not None
 
     def evidence(self) -> dict[str, object]:
         """What support needs to see; company data, no personal data."""
@@ -121,6 +127,7 @@ class Unit:
             "org_form": self.org_form,
             "parent": self.parent,
             "deleted_on": self.deleted_on.isoformat() if self.deleted_on else None,
+            "closed_on": self.closed_on.isoformat() if self.closed_on else None,
             "bankrupt": self.bankrupt,
             "winding_up": self.winding_up,
             "compulsory_dissolution": self.compulsory_dissolution,
@@ -168,6 +175,10 @@ class Person:
     birth_date: date
     d_number: bool = False
     d_number_active: bool = True
+    # The identifier in use when the one asked about has ceased (opphoert) and points to it.
+    current_id: str | None = None
+    deceased: bool = False  # status doed, or a doedsfall
+    emigrated: bool = False  # status utflyttet
 
 
 @dataclass(frozen=True)
@@ -193,8 +204,12 @@ class RuleResult:
     evidence: Mapping[str, object] = field(default_factory=dict)
 
     def reason(self, retryable: bool | None = None) -> Reason:
+        """The reason the employer is told; `retryable=False` once nothing is re-checked by
+        itself any more (the message then no longer says "we check again")."""
         assert self.code is not None
         reason = Reason.of(self.code, self.check.value, self.detail)
+        if retryable is False:
+            return reason.settled()
         if retryable is not None:
             reason = reason.model_copy(update={"retryable": retryable})
         return reason
@@ -221,6 +236,17 @@ def rule_employer(named: Unit | None, main: Unit | None) -> RuleResult:
         return RuleResult(Check.EMPLOYER, Outcome.FAILED, src, ReasonCode.EMPLOYER_NOT_FOUND)
     evidence: dict[str, object] = {"named": named.evidence()}
     if main is None:
+        if named.deleted_on is not None:
+            # A deleted sub-unit (410 Gone says nothing of its parent) whose main unit no
+            # register named: not a reason to reject, a person finds the main unit.
+            return RuleResult(
+                Check.EMPLOYER,
+                Outcome.MANUAL,
+                src,
+                ReasonCode.EMPLOYER_SUB_UNIT_DELETED,
+                "",
+                evidence,
+            )
         # A sub-unit whose main unit the register does not know: inconsistent data.
         return RuleResult(
             Check.EMPLOYER,
@@ -243,13 +269,14 @@ def rule_employer(named: Unit | None, main: Unit | None) -> RuleResult:
         return RuleResult(
             Check.EMPLOYER, Outcome.FAILED, src, ReasonCode.EMPLOYER_DISSOLVING, "", evidence
         )
-    if named.deleted_on is not None:
+    if named is not main and (named.deleted_on is not None or named.closed_on is not None):
         return RuleResult(
             Check.EMPLOYER,
             Outcome.WARNING,
             src,
             None,
-            "underenheten er slettet, hovedenheten er aktiv / sub-unit deleted, main unit active",
+            "underenheten er slettet eller nedlagt, hovedenheten er aktiv / sub-unit deleted or"
+            " closed, main unit active",
             evidence,
         )
     return RuleResult(Check.EMPLOYER, Outcome.PASSED, src, None, "", evidence)
@@ -271,16 +298,34 @@ def rule_vat(main: Unit) -> RuleResult:
 
 
 def rule_card_type(
-    card_type: Literal["construction", "cleaning"], cleaning: CleaningStatus | None
+    card_type: Literal["construction", "cleaning"],
+    cleaning: CleaningStatus | None,
+    employment_type: str = "employee",
 ) -> RuleResult:
-    """Renholdsregisteret: cleaning cards need an approved or pending company; a company
+    """Renholdsregisteret: cleaning cards for an approved company (without employees: for
+    its owners only); a pending application or card order waits, never produces; a company
     in the register (approved or pending) orders cleaning cards only."""
     src = Register.RENHOLDSREGISTERET
     evidence = {"status": cleaning.value if cleaning else None, "card_type": card_type}
     in_register = cleaning in CLEANING_MAY_ORDER
     if card_type == "cleaning":
-        if in_register:
+        if cleaning is CleaningStatus.APPROVED_WITH_EMPLOYEES or (
+            cleaning is CleaningStatus.APPROVED_WITHOUT_EMPLOYEES and employment_type == "owner"
+        ):
             return RuleResult(Check.CARD_TYPE, Outcome.PASSED, src, None, "", evidence)
+        if cleaning is CleaningStatus.APPROVED_WITHOUT_EMPLOYEES:
+            return RuleResult(
+                Check.CARD_TYPE, Outcome.MANUAL, src, ReasonCode.CLEANING_OWNERS_ONLY, "", evidence
+            )
+        if cleaning in (CleaningStatus.APPLICATION_PENDING, CleaningStatus.CARD_ORDER_PENDING):
+            return RuleResult(
+                Check.CARD_TYPE,
+                Outcome.WAIT,
+                src,
+                ReasonCode.CLEANING_APPROVAL_PENDING,
+                "",
+                evidence,
+            )
         return RuleResult(
             Check.CARD_TYPE,
             Outcome.FAILED,
@@ -343,35 +388,92 @@ def rule_agency(status: StaffingStatus | None) -> RuleResult:
     return _staffing(Check.AGENCY, status)
 
 
-_TRANSLITERATE = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ð": "d", "þ": "th", "ß": "ss"})
+# ICAO Doc 9303 Part 3, section 6 ("Transliteration of multinational Latin-based
+# characters"): the letters passports' machine-readable zones write as two letters, and the
+# letters without a Unicode decomposition (which would otherwise be dropped). Everything
+# else (accents, other scripts) goes through anyascii.
+ICAO_9303 = str.maketrans(
+    {
+        "æ": "ae",
+        "ø": "oe",
+        "å": "aa",
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "œ": "oe",
+        "ĳ": "ij",
+        "ß": "ss",
+        "þ": "th",
+        "ð": "d",
+        "đ": "d",
+        "ł": "l",
+        "ŀ": "l",
+        "ħ": "h",
+        "ŋ": "n",
+        "ŧ": "t",
+        "\u0131": "i",  # dotless i
+        "ĸ": "k",
+    }
+)
+# Either spelling on either side: "oe" and "o" (Bjoern, Bjorn, Bjørn) are one letter here.
+_DIGRAPHS = re.compile(r"ae|oe|ue|aa")
+# Names at least this similar (after transliteration) differ "slightly": a person decides.
+SLIGHT_DIFFERENCE = 0.8
+
+
+def icao_9303(text: str) -> str:
+    """The name as a machine-readable zone writes it (lower case): Bjørn → bjoern."""
+    folded = unicodedata.normalize("NFC", text.casefold()).translate(ICAO_9303)
+    return anyascii(folded).lower()
 
 
 def name_tokens(*parts: str) -> list[str]:
-    """Comparable words of a name: case, accents, æøå, hyphens and punctuation ignored."""
-    text = " ".join(parts).casefold().translate(_TRANSLITERATE).replace("aa", "a")
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return [t for t in re.split(r"[^a-z0-9]+", text) if t]
+    """Comparable words of a name: case, accents, hyphens, punctuation and the ICAO 9303
+    spellings ignored (Bjørn, Bjoern and Bjorn are one word; Łukasz is lukasz)."""
+    text = icao_9303(" ".join(parts))
+    return [_DIGRAPHS.sub(lambda m: m.group()[0], t) for t in re.split(r"[^a-z0-9]+", text) if t]
 
 
 def names_match(order_given: str, order_family: str, registered: PersonName) -> bool:
-    """Tolerant: every word the order gives is in the registered full name, or the first
-    given name and the last family name agree (middle names and double names vary)."""
+    """Tolerant: every word the order gives is in the registered full name, the names are
+    the same once spaces are ignored, or the first given name and the last family name
+    agree (middle names and double names vary)."""
     theirs = name_tokens(registered.given, registered.middle, registered.family)
     ours_given, ours_family = name_tokens(order_given), name_tokens(order_family)
     if not ours_given or not ours_family or not theirs:
         return False
-    if set(ours_given + ours_family) <= set(theirs):
+    ours = ours_given + ours_family
+    if set(ours) <= set(theirs):
         return True
     reg_given = name_tokens(registered.given)
     reg_family = name_tokens(registered.family)
+    if "".join(ours) in ("".join(theirs), "".join(reg_given + reg_family)):
+        return True  # spacing: "Vanderberg" = "Van der Berg"
     return bool(reg_given and reg_family) and (
         ours_given[0] == reg_given[0] and ours_family[-1] == reg_family[-1]
     )
 
 
+def names_close(order_given: str, order_family: str, registered: PersonName) -> bool:
+    """The names differ only slightly (a letter or two): not a different person for sure."""
+    ours = "".join(name_tokens(order_given, order_family))
+    candidates = (
+        name_tokens(registered.given, registered.family),
+        name_tokens(registered.given, registered.middle, registered.family),
+    )
+    return any(
+        difflib.SequenceMatcher(None, ours, "".join(c)).ratio() >= SLIGHT_DIFFERENCE
+        for c in candidates
+    )
+
+
 def rule_person(worker: Worker, person: Person | None) -> RuleResult:
-    """Folkeregisteret: the person exists and name and birth date match."""
+    """Folkeregisteret: the person exists and name and birth date match.
+
+    A name that differs only slightly, or a deceased person, goes to a person; a ceased
+    identifier that points to a current one passes (checked as the current one, and the
+    employer is told to use it); emigrated and an inactive D-number are warnings.
+    """
     src = Register.FOLKEREGISTERET
     if worker.national_id is None:
         return RuleResult(
@@ -388,13 +490,29 @@ def rule_person(worker: Worker, person: Person | None) -> RuleResult:
         )
     birth_ok = person.birth_date == worker.birth_date
     name_ok = names_match(worker.given_name, worker.family_name, person.name)
-    evidence = {
+    evidence: dict[str, object] = {
         "found": True,
         "birth_date_matches": birth_ok,
         "name_matches": name_ok,
         "d_number": person.d_number,
         "d_number_active": person.d_number_active if person.d_number else None,
+        "identifier_replaced": person.current_id is not None,
+        "deceased": person.deceased,
+        "emigrated": person.emigrated,
     }
+    if person.deceased:
+        return RuleResult(
+            Check.PERSON, Outcome.MANUAL, src, ReasonCode.PERSON_DECEASED, "", evidence
+        )
+    if birth_ok and not name_ok and names_close(worker.given_name, worker.family_name, person.name):
+        # Both spellings for support (evidence is stored, never logged or sent to the employer).
+        evidence["name_in_order"] = f"{worker.given_name} {worker.family_name}"
+        evidence["name_in_register"] = " ".join(
+            p for p in (person.name.given, person.name.middle, person.name.family) if p
+        )
+        return RuleResult(
+            Check.PERSON, Outcome.MANUAL, src, ReasonCode.PERSON_NAME_DIFFERS, "", evidence
+        )
     if not birth_ok or not name_ok:
         wrong = [
             w for w, ok in (("fødselsdato/birth date", birth_ok), ("navn/name", name_ok)) if not ok
@@ -406,6 +524,14 @@ def rule_person(worker: Worker, person: Person | None) -> RuleResult:
             ReasonCode.PERSON_MISMATCH,
             ", ".join(wrong),
             evidence,
+        )
+    if person.current_id is not None:
+        return RuleResult(
+            Check.PERSON, Outcome.WARNING, src, ReasonCode.NATIONAL_ID_REPLACED, "", evidence
+        )
+    if person.emigrated:
+        return RuleResult(
+            Check.PERSON, Outcome.WARNING, src, ReasonCode.PERSON_EMIGRATED, "", evidence
         )
     if person.d_number and not person.d_number_active:
         return RuleResult(
@@ -448,12 +574,13 @@ def matching_employment(
     """An active (or within 30 days starting) employment on the employer's main unit or
     any of its sub-units: the employment's own org or its legal entity counts."""
     for e in employments:
-        at_employer = e.org_number in orgs or (
-            e.legal_entity is not None and e.legal_entity in orgs
-        )
-        if at_employer and e.active_or_starting(today):
+        if _at(e, orgs) and e.active_or_starting(today):
             return e
     return None
+
+
+def _at(e: EmploymentRecord, orgs: frozenset[str]) -> bool:
+    return e.org_number in orgs or (e.legal_entity is not None and e.legal_entity in orgs)
 
 
 def rule_employment(
@@ -504,6 +631,38 @@ def rule_employment(
             "utsendt arbeidstaker, ikke i Aa-registeret / posted worker, not in Aa-registeret",
             evidence,
         )
+    if worker.national_id is None:
+        # Aa-registeret is searched by national id: nothing to report, a person decides.
+        return RuleResult(
+            Check.EMPLOYMENT,
+            Outcome.MANUAL,
+            Register.AAREGISTERET,
+            ReasonCode.EMPLOYMENT_NEEDS_NATIONAL_ID,
+            "",
+            evidence,
+        )
+    # Reported, but not (yet, or any more) an employment the card may be issued on.
+    here = [e for e in employments if _at(e, orgs)]
+    later = sorted(e.start for e in here if e.start > today and (e.end is None or e.end >= today))
+    if later:
+        return RuleResult(
+            Check.EMPLOYMENT,
+            Outcome.WAIT,
+            Register.AAREGISTERET,
+            ReasonCode.EMPLOYMENT_NOT_STARTED,
+            f"starter/starts {later[0].isoformat()}",
+            evidence,
+        )
+    ended = sorted((e.end for e in here if e.end is not None and e.end < today), reverse=True)
+    if ended:
+        return RuleResult(
+            Check.EMPLOYMENT,
+            Outcome.WAIT,
+            Register.AAREGISTERET,
+            ReasonCode.EMPLOYMENT_ENDED,
+            f"sluttet/ended {ended[0].isoformat()}",
+            evidence,
+        )
     return RuleResult(
         Check.EMPLOYMENT,
         Outcome.WAIT,
@@ -512,6 +671,26 @@ def rule_employment(
         "",
         evidence,
     )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What `order.approved` carries beside the order: the card's employer (§ 7) and every
+    input to its validity (§ 8) that the registers gave."""
+
+    legal_employer: Unit | None  # the legal employer's main unit (the agency's, when hired)
+    d_number_active: bool | None  # None: not a D-number, or not looked up
+    employment_end: date | None  # sluttdato of the employment in Aa-registeret
+
+
+def legal_employer(
+    employment_type: str, main: Unit | None, agency_main: Unit | None
+) -> Unit | None:
+    """The unit the card names: the employer's main unit; for a worker hired from a
+    staffing agency, the agency (the legal employer) — its main unit."""
+    if employment_type == "hired_from_agency" and agency_main is not None:
+        return agency_main
+    return main
 
 
 # --------------------------------------------------------------------------- decision
@@ -562,4 +741,6 @@ def decide(
         return Decision(
             Status.AWAITING_REGISTER, [r.reason(retryable=True) for r in waiting], final
         )
-    return Decision(Status.APPROVED, [], final)
+    # Approved; a warning with a code is something the employer should know or do.
+    told = [r.reason() for r in final if r.outcome is Outcome.WARNING and r.code is not None]
+    return Decision(Status.APPROVED, told, final)

@@ -22,7 +22,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,11 +37,12 @@ from services.registry_check.adapters import (
     http_registers,
 )
 from services.registry_check.checks import run_checks
-from services.registry_check.domain import Decision, Outcome, RuleResult, decide
+from services.registry_check.domain import Approval, Decision, Outcome, RuleResult, decide
 from shared.events import (
     CancelOrder,
     CheckResult,
     Command,
+    LegalEmployer,
     OrderAccepted,
     OrderApproved,
     OverrideCheck,
@@ -95,11 +96,28 @@ class Evaluation:
 
     results: list[RuleResult]
     checked_at: datetime
+    approval: Approval = field(default_factory=lambda: Approval(None, None, None))
 
 
 def recheck_message(order_id: str, accepted_json: str) -> OutgoingMessage:
     """The stored order.accepted again, under a new event id, due now on our retry topic."""
     return rerun_message(NAME, ORDER_ACCEPTED, OrderAccepted.model_validate_json(accepted_json))
+
+
+def approved_facts(event: OrderAccepted, approval: Approval) -> dict[str, Any]:
+    """What order.approved carries beside the order: the card's employer and validity."""
+    unit = approval.legal_employer
+    employer = None
+    if unit is not None:
+        # The register's name; the order's when the register gave none (a 410 body).
+        same = unit.org_number == event.order.employer.org_number
+        name = unit.name or (event.order.employer.name if same else "")
+        employer = LegalEmployer(org_number=unit.org_number, name=name) if name else None
+    return {
+        "legal_employer": employer,
+        "d_number_active": approval.d_number_active,
+        "employment_end_date": approval.employment_end,
+    }
 
 
 def reported(status: Status, reasons: Sequence[Reason]) -> str:
@@ -159,7 +177,7 @@ class RegistryCheck(Stage):
     async def evaluate(self, event: OrderAccepted) -> Evaluation:
         now = self.clock()
         try:
-            results = await run_checks(self.registers, event.order, now.astimezone(OSLO).date())
+            checked = await run_checks(self.registers, event.order, now.astimezone(OSLO).date())
         except* RegisterUnavailable as group:
             first = group.exceptions[0]
             assert isinstance(first, RegisterUnavailable)
@@ -168,7 +186,7 @@ class RegistryCheck(Stage):
                 Reason.of(ReasonCode.REGISTER_UNAVAILABLE, first.register.value, first.why),
                 Status.AWAITING_REGISTER,
             ) from None
-        return Evaluation(results, now)
+        return Evaluation(checked.results, now, checked.approval)
 
     async def _current(self, conn: Connection, order_id: str) -> asyncpg.Record | None:
         return await conn.fetchrow(
@@ -242,6 +260,7 @@ class RegistryCheck(Stage):
                         for r in decision.results
                     ],
                     photo_key=event.photo_key,
+                    **approved_facts(event, evaluation.approval),
                 ),
             )
         if not repeated_wait:

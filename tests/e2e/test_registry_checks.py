@@ -330,3 +330,251 @@ async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_r
     # Every replay that ran is in the audit trail (the new hires may have been approved by a
     # scheduled re-check before their replay arrived: then the replay was "ignored").
     assert audits >= HITS["register_outage"] + len(rejected)
+
+
+# --------------------------------------------------------------------------- the real registers
+
+
+@dataclass
+class Real:
+    """One order of the real-register cases, and what must come of it."""
+
+    kind: str
+    order: dict[str, Any]
+    status: str
+    codes: list[str] | None = None  # the reason codes the order ends with (None: not checked)
+    card_employer: tuple[str, str] | None = None  # (org number, name) the card must print
+    valid_until: date | None = None
+
+
+def real_register_cases(run: str) -> tuple[list[Real], rd.DataSet, dict[str, str]]:
+    """Orders against register data shaped as the registers answer (issue #9): names in
+    their other spellings, sub-units, agencies, validity inputs, Renholdsregisteret's
+    statuses, Folkeregisteret's ceased, dead and emigrated persons, Aa-registeret's
+    employers that are persons. Also returns the Renholdsregisteret record to correct."""
+    ds = rd.DataSet()
+    today = date.today()
+    main, site, gone_site = org_number(), org_number(), org_number()
+    main_name = f"BYGG {run} HOLDING AS"
+    ds.put("enheter", main, rd.enhet(main, main_name))
+    ds.put("underenheter", site, rd.underenhet(site, main, f"BYGG {run} AVD BERGEN"))
+    ds.put("slettede_underenheter", gone_site, rd.gone(gone_site, date(2025, 2, 1)))
+    agency, agency_site = org_number(), org_number()
+    agency_name = f"BEMANNING {run} AS"
+    ds.put("enheter", agency, rd.enhet(agency, agency_name, nace="78.200"))
+    ds.put("underenheter", agency_site, rd.underenhet(agency_site, agency, "AVD", nace="78.200"))
+    ds.put("bemanning", agency, rd.bemanning(agency))
+    pending, owners_only, refused = org_number(), org_number(), org_number()
+    for org, status in (
+        (pending, "Søknad under behandling"),
+        (owners_only, "Godkjent uten ansatte"),
+        (refused, "Ikke godkjent"),
+    ):
+        ds.put("enheter", org, rd.enhet(org, f"RENT {run} {org} AS", nace="81.210"))
+        ds.put("renhold", org, rd.renhold(org, status))
+
+    cases: list[Real] = []
+
+    def add(
+        kind: str,
+        *,
+        org: str = main,
+        given: str = "Kari",
+        family: str = "Nordmann",
+        registered: tuple[str, str] | None = None,
+        d_number: bool = False,
+        employ: str | None = site,
+        employ_end: date | None = None,
+        start: date = date(2020, 1, 1),
+        card_type: str = "construction",
+        employment: dict[str, Any] | None = None,
+        person: dict[str, Any] | None = None,
+        **expected: Any,
+    ) -> str:
+        i = len(cases)
+        birth = date(1960 + i, 3, 1 + i)
+        nid = national_id(birth, d_number=d_number, seed=hash((run, "real", i)) & 0xFFFF)
+        reg_given, reg_family = registered or (given, family)
+        ds.put("personer", nid, rd.person(nid, reg_given, reg_family, birth, **(person or {})))
+        if employ is not None:
+            legal = (
+                agency
+                if employ == agency_site
+                else (main if employ in (site, gone_site) else employ)
+            )
+            ds.employ(nid, employ, start, employ_end, legal_entity=legal)
+        order = submitted(f"REAL-{run}-{i:02d}", card_type=card_type)
+        order["employer"] = {**order["employer"], "org_number": org}
+        order["worker"] = {
+            **order["worker"],
+            "given_name": given,
+            "family_name": family,
+            "birth_date": birth.isoformat(),
+            "national_id": nid,
+        }
+        order["employment"] = {**order["employment"], **(employment or {})}
+        cases.append(Real(kind, order, **expected))
+        return nid
+
+    produced, card = Status.PRODUCED.value, (main, main_name)
+    add(
+        "icao_oe",
+        given="Bjoern",
+        family="Soerensen",
+        registered=("Bjørn", "Sørensen"),
+        status=produced,
+        card_employer=card,
+    )
+    add(
+        "icao_ue",
+        given="Jürgen",
+        family="Müller",
+        registered=("Juergen", "Mueller"),
+        status=produced,
+    )
+    add(
+        "icao_l_stroke",
+        given="Łukasz",
+        family="Wójcik",
+        registered=("Lukasz", "Wojcik"),
+        status=produced,
+    )
+    add(
+        "slight_name_difference",
+        family="Nordman",
+        registered=("Kari", "Nordmann"),
+        status=Status.NEEDS_ATTENTION.value,
+        codes=[ReasonCode.PERSON_NAME_DIFFERS.value],
+    )
+    add("order_names_sub_unit", org=site, status=produced, card_employer=card)
+    add("deleted_sub_unit", org=gone_site, employ=gone_site, status=produced, card_employer=card)
+    add(
+        "hired_from_agency",
+        employ=agency_site,
+        status=produced,
+        employment={"type": "hired_from_agency", "agency_org_number": agency_site},
+        card_employer=(agency, agency_name),
+    )
+    add(
+        "inactive_d_number",
+        d_number=True,
+        person={"d_number": True, "active": False},
+        status=produced,
+        valid_until=today + timedelta(days=30),
+    )
+    add(
+        "aa_end_date",
+        employ_end=today + timedelta(days=90),
+        status=produced,
+        valid_until=today + timedelta(days=90),
+    )
+    private = national_id(date(1950, 1, 1), seed=hash((run, "private")) & 0xFFFF)
+    nid = add("aa_person_employer", status=produced)
+    ds.collections["arbeidsforhold"][nid].insert(
+        0, rd.arbeidsforhold(private, date(2018, 1, 1), national_id=nid, employer_is_person=True)
+    )
+    current = national_id(date(1971, 1, 1), seed=hash(run) & 0xFFFF)
+    add("ceased_id", status=produced, employ=None, person={"replaced_by": current})
+    ds.employ(current, site, date(2020, 1, 1), legal_entity=main)  # known under the new id
+    add(
+        "deceased",
+        person={"deceased_on": date(2025, 1, 1)},
+        status=Status.NEEDS_ATTENTION.value,
+        codes=[ReasonCode.PERSON_DECEASED.value],
+    )
+    add("emigrated", person={"status": "utflyttet"}, status=produced)
+    add(
+        "starts_in_45_days",
+        start=today + timedelta(days=45),
+        status=Status.AWAITING_REGISTER.value,
+        codes=[ReasonCode.EMPLOYMENT_NOT_STARTED.value],
+    )
+    add("cleaning_pending", org=pending, employ=pending, card_type="cleaning", status=produced)
+    add(
+        "cleaning_owners_only_employee",
+        org=owners_only,
+        employ=owners_only,
+        card_type="cleaning",
+        status=Status.NEEDS_ATTENTION.value,
+        codes=[ReasonCode.CLEANING_OWNERS_ONLY.value],
+    )
+    add(
+        "cleaning_not_approved",
+        org=refused,
+        employ=refused,
+        card_type="cleaning",
+        status=Status.REJECTED.value,
+        codes=[ReasonCode.CLEANING_NOT_APPROVED.value],
+    )
+    return cases, ds, {"pending": pending}
+
+
+@pytest.mark.timeout(1200)  # a shared machine under load
+async def test_real_register_shapes_names_main_units_validity_and_maskinporten(
+    pipeline: Pipeline,
+) -> None:
+    run = run_id()
+    cases, ds, orgs = real_register_cases(run)
+    registers = pipeline.registers
+    await registers.load(ds.to_json())
+    before = await registers.stats()
+    await publish(pipeline.settings, [(c.order["order_id"], as_bytes(c.order)) for c in cases])
+    ids = [c.order["order_id"] for c in cases]
+    by_id = {c.order["order_id"]: c for c in cases}
+
+    # 1. A pending Renholdsregisteret approval waits: never produced, never rejected.
+    def first(c: Real) -> str:
+        return Status.AWAITING_REGISTER.value if c.kind == "cleaning_pending" else c.status
+
+    view = await projection(
+        pipeline,
+        ids,
+        lambda v: len(v) == len(ids) and all(r["status"] == first(by_id[k]) for k, r in v.items()),
+        timeout_s=600,
+    )
+    got = {by_id[k].kind: (r["status"], list(r["reason_codes"])) for k, r in view.items()}
+    assert {c.kind: got.get(c.kind, ("lost", []))[0] for c in cases} == {
+        c.kind: first(c) for c in cases
+    }
+    assert got["cleaning_pending"][1] == [ReasonCode.CLEANING_APPROVAL_PENDING.value]
+    for c in cases:
+        if c.codes is not None:
+            assert got[c.kind][1] == c.codes, c.kind
+
+    # 2. Approved in Renholdsregisteret: the scheduled re-check produces the card.
+    await registers.put("renhold", orgs["pending"], rd.renhold(orgs["pending"]))
+    pending_id = next(k for k, c in by_id.items() if c.kind == "cleaning_pending")
+    view = await projection(
+        pipeline, [pending_id], lambda v: v[pending_id]["status"] == "PRODUCED", timeout_s=300
+    )
+    assert view[pending_id]["status"] == Status.PRODUCED.value
+
+    # 3. The cards print the legal employer's main unit and end at the earliest input.
+    conn = await asyncpg.connect(pipeline.settings.database_url)
+    try:
+        cards = {
+            r["order_id"]: r
+            for r in await conn.fetch(
+                "SELECT order_id, employer_org_number, employer_name, valid_until"
+                " FROM production.cards WHERE order_id = ANY($1::text[])",
+                ids,
+            )
+        }
+    finally:
+        await conn.close()
+    for c in cases:
+        row = cards.get(c.order["order_id"])
+        assert (row is not None) == (c.status == Status.PRODUCED.value), c.kind
+        if c.card_employer is not None:
+            assert row is not None
+            assert (row["employer_org_number"], row["employer_name"]) == c.card_employer, c.kind
+        if c.valid_until is not None:
+            assert row is not None and row["valid_until"] == c.valid_until, c.kind
+
+    # 4. The non-public registers were asked with Maskinporten tokens, not without.
+    after = await registers.stats()
+    assert sum(after["tokens_issued"].values()) >= 2  # Aa-registeret's and Folkeregisteret's
+    refused_calls = {k: v for k, v in after["refused"].items() if k.startswith("call:")}
+    assert refused_calls == {k: v for k, v in before["refused"].items() if k.startswith("call:")}, (
+        "a register call went without a valid token"
+    )

@@ -5,14 +5,18 @@
 A data set is a dict of collections, each keyed by organisation number or national id:
 
     enheter         Enhetsregisteret, data.brreg.no's `/enheter/{orgnr}` shape
-    underenheter    Enhetsregisteret, `/underenheter/{orgnr}` (with `overordnetEnhet`)
-    slettede        Enhetsregisteret, the body of its 410 Gone (`slettedato`)
+    underenheter    Enhetsregisteret, `/underenheter/{orgnr}` (with `overordnetEnhet`, and
+                    `nedleggelsesdato` for a closed sub-unit)
+    slettede        Enhetsregisteret, the body of its 410 Gone (`slettedato`) for a main unit
+    slettede_underenheter   the same for a deleted sub-unit (`/underenheter/{orgnr}`)
     roller          Enhetsregisteret, `/enheter/{orgnr}/roller`
     renhold         Renholdsregisteret by orgnr: `{organisasjonsnummer, status}`
     bemanning       Bemanningsforetaksregisteret by orgnr: `{organisasjonsnummer, status}`
-    arbeidsforhold  Aa-registeret by national id: a list of
-                    `{arbeidsgiver, opplysningspliktig, ansettelsesperiode}`
-    personer        Folkeregisteret by national id: `{identifikator, navn, foedselsdato}`
+    arbeidsforhold  Aa-registeret (NAV's REST API v2) by national id: a list of
+                    `{arbeidstaker, arbeidssted, opplysningspliktig, ansettelsesperiode}`
+                    with `identer`; an employer may be a person
+    personer        Folkeregisteret (Skatteetaten's person lookup) by national id:
+                    `{identifikasjonsnummer, navn, foedsel, status, doedsfall}`
 
 The default seed knows the employer and the worker of `tests.factories.submitted()`
 (every valid fødselsnummer of Kari Nordmann, born 1990-05-17), so the factory's orders
@@ -21,6 +25,7 @@ pass every check, plus a cleaning company, so `make run`'s samples show real out
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ COLLECTIONS = (
     "enheter",
     "underenheter",
     "slettede",
+    "slettede_underenheter",
     "roller",
     "renhold",
     "bemanning",
@@ -105,9 +111,12 @@ def enhet(
     return record
 
 
-def underenhet(org: str, parent: str, name: str, *, nace: str = "41.200") -> Record:
-    """A sub-unit as data.brreg.no's `/underenheter/{orgnr}` returns it."""
-    return {
+def underenhet(
+    org: str, parent: str, name: str, *, nace: str = "41.200", closed_on: date | None = None
+) -> Record:
+    """A sub-unit as data.brreg.no's `/underenheter/{orgnr}` returns it (closed down:
+    with `nedleggelsesdato`)."""
+    record: dict[str, Any] = {
         "organisasjonsnummer": org,
         "navn": name,
         "organisasjonsform": _org_form("BEDR"),
@@ -133,6 +142,9 @@ def underenhet(org: str, parent: str, name: str, *, nace: str = "41.200") -> Rec
             },
         },
     }
+    if closed_on is not None:
+        record["nedleggelsesdato"] = closed_on.isoformat()
+    return record
 
 
 def gone(org: str, deleted_on: date) -> Record:
@@ -188,19 +200,60 @@ def bemanning(org: str, status: str = "GODKJENT") -> Record:
     return {"organisasjonsnummer": org, "status": status}
 
 
+def aktor_id(national_id: str) -> str:
+    """A stable made-up NAV aktør-id (13 digits) for a national id."""
+    return "2" + str(int(hashlib.sha256(national_id.encode()).hexdigest(), 16))[:12]
+
+
+def _identer(*pairs: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"type": t, "ident": i, "gjeldende": True} for t, i in pairs]
+
+
 def arbeidsforhold(
-    employer: str, start: date, end: date | None = None, legal_entity: str | None = None
+    employer: str,
+    start: date,
+    end: date | None = None,
+    legal_entity: str | None = None,
+    *,
+    national_id: str = "01010112345",
+    employer_is_person: bool = False,
 ) -> Record:
+    """One arbeidsforhold of NAV's Aa-registeret REST API v2 (`/v2/arbeidstaker/
+    arbeidsforhold`): reported on `employer` (a sub-unit, or a person's national id when
+    `employer_is_person`), with `legal_entity` as opplysningspliktig."""
+    if employer_is_person:
+        arbeidssted = {
+            "type": "Person",
+            "identer": _identer(("AKTORID", aktor_id(employer)), ("FOLKEREGISTERIDENT", employer)),
+        }
+    else:
+        arbeidssted = {"type": "Underenhet", "identer": _identer(("ORGANISASJONSNUMMER", employer))}
     return {
-        "arbeidsgiver": {"type": "Organisasjon", "organisasjonsnummer": employer},
+        "id": hashlib.sha256(f"{national_id}{employer}{start}".encode()).hexdigest()[:8],
+        "type": {"kode": "ordinaertArbeidsforhold", "beskrivelse": "Ordinært arbeidsforhold"},
+        "arbeidstaker": {
+            "identer": _identer(
+                ("AKTORID", aktor_id(national_id)), ("FOLKEREGISTERIDENT", national_id)
+            )
+        },
+        "arbeidssted": arbeidssted,
         "opplysningspliktig": (
-            {"type": "Organisasjon", "organisasjonsnummer": legal_entity} if legal_entity else None
+            {"type": "Hovedenhet", "identer": _identer(("ORGANISASJONSNUMMER", legal_entity))}
+            if legal_entity
+            else None
         ),
         "ansettelsesperiode": {
             "startdato": start.isoformat(),
             "sluttdato": end.isoformat() if end else None,
         },
-        "type": "ordinaertArbeidsforhold",
+        "ansettelsesdetaljer": [
+            {
+                "type": "Ordinaer",
+                "avtaltStillingsprosent": 100.0,
+                "yrke": {"kode": "7124101", "beskrivelse": "TØMRER"},
+            }
+        ],
+        "rapporteringsordning": {"kode": "a-ordningen", "beskrivelse": "A-ordningen"},
     }
 
 
@@ -213,15 +266,60 @@ def person(
     middle: str | None = None,
     d_number: bool = False,
     active: bool = True,
+    status: str | None = None,
+    deceased_on: date | None = None,
+    replaced_by: str | None = None,
 ) -> Record:
-    return {
-        "identifikator": {
-            "type": "DNR" if d_number else "FNR",
-            "status": "I_BRUK" if active else "INAKTIV",
-        },
-        "navn": {"fornavn": given, "mellomnavn": middle, "etternavn": family},
-        "foedselsdato": birth.isoformat(),
+    """A person as Skatteetaten's Folkeregisteret lookup returns it. `status` is the
+    person status (bosatt, utflyttet, doed, ...; a D-number's is midlertidig or inaktiv);
+    `replaced_by`: `national_id` has ceased (opphoert) and points to this current one."""
+    kind = "dNummer" if d_number else "foedselsnummer"
+    ids = [
+        {
+            "foedselsEllerDNummer": national_id,
+            "identifikatortype": kind,
+            "status": "opphoert" if replaced_by else "iBruk",
+            "erGjeldende": replaced_by is None,
+            "kilde": "skatteetaten",
+        }
+    ]
+    if replaced_by:
+        ids.append(
+            {
+                "foedselsEllerDNummer": replaced_by,
+                "identifikatortype": "foedselsnummer",
+                "status": "iBruk",
+                "erGjeldende": True,
+                "kilde": "skatteetaten",
+            }
+        )
+    if status is None:
+        status = (
+            "doed"
+            if deceased_on
+            else ("midlertidig" if active else "inaktiv")
+            if d_number
+            else "bosatt"
+        )
+    record: dict[str, Any] = {
+        "identifikasjonsnummer": ids,
+        "navn": [
+            {
+                "fornavn": given,
+                "mellomnavn": middle,
+                "etternavn": family,
+                "erGjeldende": True,
+                "kilde": "skatteetaten",
+            }
+        ],
+        "foedsel": [
+            {"foedselsdato": birth.isoformat(), "foedselsaar": str(birth.year), "erGjeldende": True}
+        ],
+        "status": [{"status": status, "erGjeldende": True, "kilde": "skatteetaten"}],
     }
+    if deceased_on is not None:
+        record["doedsfall"] = [{"doedsdato": deceased_on.isoformat(), "erGjeldende": True}]
+    return record
 
 
 def every_national_id(birth: date, d_number: bool = False) -> list[str]:
@@ -261,7 +359,7 @@ class DataSet:
         legal_entity: str | None = None,
     ) -> DataSet:
         existing = self.collections["arbeidsforhold"].setdefault(national_id, [])
-        existing.append(arbeidsforhold(employer, start, end, legal_entity))
+        existing.append(arbeidsforhold(employer, start, end, legal_entity, national_id=national_id))
         return self
 
     def merge(self, other: DataSet) -> DataSet:

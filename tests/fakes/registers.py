@@ -1,16 +1,24 @@
 """One fake server for all five registers, with fault injection and an admin API.
 
     python -m tests.fakes.registers [--host 127.0.0.1] [--port 8080] [--seed FILE]
+        [--maskinporten-public-key PEM --maskinporten-audience URL]
 
 Serves a data set (`tests.fakes.register_data`; the default seed without `--seed`):
 
     GET /enhetsregisteret/api/enheter/{orgnr}             200 | 404 | 410 Gone (deleted)
-    GET /enhetsregisteret/api/underenheter/{orgnr}        200 | 404
+    GET /enhetsregisteret/api/underenheter/{orgnr}        200 | 404 | 410 Gone (deleted)
     GET /enhetsregisteret/api/enheter/{orgnr}/roller      200 | 404
     GET /renholdsregisteret/api/virksomheter/{orgnr}      200 | 404
     GET /bemanningsforetaksregisteret/api/virksomheter/{orgnr}
-    GET /aaregisteret/api/arbeidsforhold                  header Nav-Personident; 200 list | 404
-    GET /folkeregisteret/api/personer                     header Nav-Personident; 200 | 404
+    GET /aaregisteret/api/v2/arbeidstaker/arbeidsforhold  header Nav-Personident; 200 list | 404
+    GET /folkeregisteret/api/v1/personer/{id}             200 | 404
+
+With a Maskinporten public key, it is also Maskinporten: `POST /maskinporten/token`
+(grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT) checks the client
+assertion (RS256 signature with that key, `aud`, `exp`, `iat`, a `jti` not seen before,
+`scope`) and issues an access token for the scope; Aa-registeret and Folkeregisteret
+(the non-public registers, scopes as `Settings.maskinporten_scopes`) then answer 401
+without a valid, unexpired token for their scope. Enhetsregisteret stays open.
 
 Admin API ("the register has been corrected", faults on demand):
 
@@ -35,16 +43,20 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import secrets
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 from aiohttp import web
 
+from shared.settings import Settings
 from tests.fakes.register_data import COLLECTIONS, default_seed
 
 PERSON_HEADER = "Nav-Personident"
@@ -96,11 +108,83 @@ def _fault_of(data: Any) -> Fault:
     )
 
 
+class FakeMaskinporten:
+    """Maskinporten's token endpoint: checks client assertions, issues access tokens."""
+
+    def __init__(
+        self,
+        public_key_pem: bytes,
+        audience: str,
+        scopes: dict[str, str] | None = None,
+        token_lifetime_s: int = 120,
+    ) -> None:
+        self.public_key_pem = public_key_pem
+        self.audience = audience
+        # register -> the scope its token must have (the registers that are not open)
+        self.scopes = scopes if scopes is not None else dict(Settings().maskinporten_scopes)
+        self.token_lifetime_s = token_lifetime_s
+        self.tokens: dict[str, tuple[str, float]] = {}  # token -> (scope, expires at)
+        self.seen_jti: set[str] = set()
+        self.issued: Counter[str] = Counter()  # tokens issued per scope
+        self.refused: Counter[str] = Counter()  # assertions and calls refused, by why
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return self._error("unsupported_grant_type")
+        assertion = form.get("assertion")
+        if not isinstance(assertion, str):
+            return self._error("invalid_request")
+        try:
+            claims = jwt.decode(
+                assertion,
+                self.public_key_pem,
+                algorithms=["RS256"],
+                audience=self.audience,
+                options={"require": ["iss", "aud", "exp", "iat", "jti", "scope"]},
+            )
+        except jwt.PyJWTError as exc:
+            return self._error("invalid_grant", type(exc).__name__)
+        if claims["jti"] in self.seen_jti:
+            return self._error("invalid_grant", "jti reused")
+        self.seen_jti.add(claims["jti"])
+        scope = str(claims["scope"])
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = (scope, time.time() + self.token_lifetime_s)
+        self.issued[scope] += 1
+        return web.json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime_s,
+                "scope": scope,
+            }
+        )
+
+    def _error(self, error: str, why: str = "") -> web.Response:
+        self.refused[error] += 1
+        return web.json_response({"error": error, "error_description": why}, status=400)
+
+    def allows(self, register: str, authorization: str) -> bool:
+        scope = self.scopes.get(register)
+        if not scope:
+            return True  # an open register
+        token = authorization.removeprefix("Bearer ")
+        granted = self.tokens.get(token)
+        if granted is None or granted[0] != scope or granted[1] < time.time():
+            self.refused[f"call:{register}"] += 1
+            return False
+        return True
+
+
 class FakeRegisters:
-    def __init__(self, data: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, data: dict[str, dict[str, Any]], maskinporten: FakeMaskinporten | None = None
+    ) -> None:
         self.data = {c: dict(data.get(c, {})) for c in COLLECTIONS}
         self.faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
+        self.maskinporten = maskinporten
 
     # ------------------------------------------------------------------ faults
 
@@ -134,6 +218,13 @@ class FakeRegisters:
             handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
         ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
             async def serve(request: web.Request) -> web.StreamResponse:
+                mp = self.maskinporten
+                if mp is not None and not mp.allows(
+                    register, request.headers.get("Authorization", "")
+                ):
+                    return web.json_response(
+                        {"kode": "401", "melding": "Autentiseringsinformasjon mangler"}, status=401
+                    )
                 key = key_of(request)
                 injected = await self._inject(register, key)
                 if injected is not None:
@@ -153,7 +244,8 @@ class FakeRegisters:
     # ------------------------------------------------------------------ app
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # A test loads thousands of records at once through the admin API.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
         org = self._route("enhetsregisteret", lambda r: r.match_info["org"])
 
         @org
@@ -164,6 +256,8 @@ class FakeRegisters:
 
         @org
         async def underenheter(_r: web.Request, key: str) -> web.StreamResponse:
+            if key in self.data["slettede_underenheter"]:
+                return web.json_response(self.data["slettede_underenheter"][key], status=410)
             return self._record("underenheter", key)
 
         @org
@@ -185,7 +279,7 @@ class FakeRegisters:
         async def arbeidsforhold(_r: web.Request, key: str) -> web.StreamResponse:
             return self._record("arbeidsforhold", key)
 
-        @self._route("folkeregisteret", person_key)
+        @self._route("folkeregisteret", lambda r: r.match_info["nid"])
         async def personer(_r: web.Request, key: str) -> web.StreamResponse:
             return self._record("personer", key)
 
@@ -194,8 +288,10 @@ class FakeRegisters:
         app.router.add_get("/enhetsregisteret/api/enheter/{org}/roller", roller)
         app.router.add_get("/renholdsregisteret/api/virksomheter/{org}", renhold)
         app.router.add_get("/bemanningsforetaksregisteret/api/virksomheter/{org}", bemanning)
-        app.router.add_get("/aaregisteret/api/arbeidsforhold", arbeidsforhold)
-        app.router.add_get("/folkeregisteret/api/personer", personer)
+        app.router.add_get("/aaregisteret/api/v2/arbeidstaker/arbeidsforhold", arbeidsforhold)
+        app.router.add_get("/folkeregisteret/api/v1/personer/{nid}", personer)
+        if self.maskinporten is not None:
+            app.router.add_post("/maskinporten/token", self.maskinporten.token)
 
         app.router.add_put("/_admin/records/{collection}/{key}", self.put_record)
         app.router.add_delete("/_admin/records/{collection}/{key}", self.delete_record)
@@ -251,7 +347,15 @@ class FakeRegisters:
         return web.json_response({"cleared": cleared})
 
     async def stats(self, _request: web.Request) -> web.Response:
-        return web.json_response({"requests": dict(self.requests), "faults": len(self.faults)})
+        mp = self.maskinporten
+        return web.json_response(
+            {
+                "requests": dict(self.requests),
+                "faults": len(self.faults),
+                "tokens_issued": dict(mp.issued) if mp else {},
+                "refused": dict(mp.refused) if mp else {},
+            }
+        )
 
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -300,8 +404,14 @@ def load_seed(path: Path | None) -> dict[str, dict[str, Any]]:
     return data
 
 
-async def serve(host: str, port: int, seed: Path | None) -> None:
-    fake = FakeRegisters(load_seed(seed))
+async def serve(
+    host: str, port: int, seed: Path | None, mp_key: bytes | None, mp_audience: str | None
+) -> None:
+    maskinporten = None
+    if mp_key is not None:
+        audience = mp_audience or f"http://{host}:{port}/maskinporten/"
+        maskinporten = FakeMaskinporten(mp_key, audience)
+    fake = FakeRegisters(load_seed(seed), maskinporten)
     runner = web.AppRunner(fake.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -321,8 +431,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container's fake
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--seed", type=Path, default=None)
+    parser.add_argument("--maskinporten-public-key", type=Path, default=None)
+    parser.add_argument("--maskinporten-audience", default=None)
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.seed))
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            args.seed,
+            args.maskinporten_public_key.read_bytes() if args.maskinporten_public_key else None,
+            args.maskinporten_audience,
+        )
+    )
     return 0
 
 

@@ -28,7 +28,14 @@ from services.production.spooler import Spooler
 from services.production.stage import Production
 from shared.blobstore import DirectoryBlobStore
 from shared.db import create_pool, migrate
-from shared.events import CardProduced, OrderApproved, OrderDetails, OrderStatusChanged, Status
+from shared.events import (
+    CardProduced,
+    LegalEmployer,
+    OrderApproved,
+    OrderDetails,
+    OrderStatusChanged,
+    Status,
+)
 from shared.identifiers import is_valid_card_number
 from shared.messaging import Delivery, Processor
 from shared.settings import Settings
@@ -170,6 +177,29 @@ async def test_an_inactive_d_number_gives_a_card_valid_for_30_days(plant: Plant)
     await plant.deliver(approved("A-4", d_number_active=False))
     until = await plant.pool.fetchval("SELECT valid_until FROM cards WHERE order_id = 'A-4'")
     assert until == TODAY + timedelta(days=30)
+
+
+async def test_the_card_prints_the_legal_employers_main_unit_not_the_orders_unit(
+    plant: Plant,
+) -> None:
+    main = LegalEmployer(org_number="923609016", name="BYGG OG BETONG HOLDING AS")
+    await plant.deliver(approved("A-6", legal_employer=main))
+    row = await plant.pool.fetchrow(
+        "SELECT employer_name, employer_org_number FROM cards WHERE order_id = 'A-6'"
+    )
+    assert row is not None
+    assert (row["employer_name"], row["employer_org_number"]) == (main.name, main.org_number)
+    await plant.print_pending()
+    (pdf,) = plant.pdfs()
+    front = PdfReader(io.BytesIO(pdf.read_bytes())).pages[0].extract_text()
+    assert "923609016" in front and "974760673" not in front
+
+
+async def test_the_card_ends_with_the_employment_in_aa_registeret(plant: Plant) -> None:
+    end = TODAY + timedelta(days=100)
+    await plant.deliver(approved("A-7", employment_end_date=end))
+    until = await plant.pool.fetchval("SELECT valid_until FROM cards WHERE order_id = 'A-7'")
+    assert until == end
 
 
 class CrashAfterWriting(DirectorySpool):

@@ -69,7 +69,7 @@ async def test_enhetsregisteret_answers_are_read_from_the_open_api_shape(
 ) -> None:
     er = http.registers.enhetsregisteret
     assert await er.unit(MAIN) == Unit(
-        MAIN, "AS", None, None, bankrupt=True, vat_registered=False, nace="78.200"
+        MAIN, "AS", None, None, bankrupt=True, vat_registered=False, nace="78.200", name="BYGG AS"
     )
     # A sub-unit is found under /underenheter, with its main unit.
     site = await er.unit(SITE)

@@ -218,6 +218,32 @@ async def test_a_valid_order_is_approved_with_evidence_of_every_check(
     ) == ("APPROVED")
 
 
+async def test_the_approval_carries_the_main_unit_and_every_validity_input(
+    harness: Harness, world: World
+) -> None:
+    org = world.employer(11, name="BYGG OG BETONG AS")
+    site = org_number(seed=12)
+    world.ds.put("underenheter", site, rd.underenhet(site, org, "BYGG OG BETONG AS AVD BERGEN"))
+    dnr = national_id(BIRTH, d_number=True, seed=13)
+    person = rd.person(dnr, "Kari", "Nordmann", BIRTH, d_number=True, active=False)
+    world.ds.put("personer", dnr, person)
+    end = date.today() + timedelta(days=200)
+    world.ds.employ(dnr, site, date(2020, 1, 1), end, legal_entity=org)
+    await harness.admin.load(world.ds.to_json())
+
+    await harness.deliver(accepted("RC-FACTS", site, dnr))  # the order names the sub-unit
+
+    rows = [r for r in await harness.take_outbox() if r["topic"] == ORDER_APPROVED]
+    approved = OrderApproved.model_validate_json(rows[0]["value"])
+    assert approved.legal_employer is not None
+    assert (approved.legal_employer.org_number, approved.legal_employer.name) == (
+        org,
+        "BYGG OG BETONG AS",
+    )
+    assert approved.d_number_active is False
+    assert approved.employment_end_date == end
+
+
 @pytest.mark.parametrize(
     "case", ["owner_enk", "partner_ans", "order_names_sub_unit", "below_vat_threshold"]
 )
@@ -389,17 +415,25 @@ async def test_a_register_down_for_every_try_needs_a_person_never_a_rejection(
     await harness.admin.fault("enhetsregisteret", "timeout", latency_s=2)
 
     await harness.deliver(accepted("RC-DOWN", org, nid))
-    seen = []
+    told = []
     for _ in range(harness.processor.settings.retry_max_attempts + 1):
         rows = await harness.take_outbox()
-        seen += [
-            OrderStatusChanged.model_validate_json(r["value"]).status
+        told += [
+            OrderStatusChanged.model_validate_json(r["value"])
             for r in rows
             if r["topic"] == ORDER_STATUS
         ]
         await harness.redeliver_retries(rows)
+    seen = [s.status for s in told]
     assert seen == [Status.AWAITING_REGISTER, Status.NEEDS_ATTENTION]
     assert Status.REJECTED not in seen
+    # While retrying the employer is told "we will try again"; once the tries are used up,
+    # no longer (a person follows it up).
+    waiting, final = told[0].reasons[0], told[1].reasons[0]
+    assert waiting.retryable and "try again" in waiting.message_en
+    assert not final.retryable
+    assert "try again" not in final.message_en and "prøver igjen" not in final.message_nb
+    assert "Support will follow up" in final.message_en
 
 
 async def test_a_duplicate_delivery_asks_no_register_and_emits_nothing(

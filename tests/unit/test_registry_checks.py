@@ -136,21 +136,21 @@ async def test_a_matching_employment_passes_without_asking_for_roles_or_staffing
     memory: Memory,
 ) -> None:
     memory.employments_of[NID] = [EmploymentRecord(MAIN, date(2020, 1, 1))]
-    results = await run_checks(memory.registers(), order(), TODAY)
+    results = (await run_checks(memory.registers(), order(), TODAY)).results
     assert set(outcomes(results).values()) == {Outcome.PASSED}
     assert memory.asked["roles"] == 0 and memory.asked["staffing"] == 0
 
 
 async def test_an_employment_on_a_sub_unit_is_traced_to_its_main_unit(memory: Memory) -> None:
     memory.employments_of[NID] = [EmploymentRecord(SITE, date(2020, 1, 1))]  # no legal entity
-    results = await run_checks(memory.registers(), order(), TODAY)
+    results = (await run_checks(memory.registers(), order(), TODAY)).results
     assert outcomes(results)["employment"] is Outcome.PASSED
     assert memory.asked["roles"] == 0
 
 
 async def test_without_an_employment_the_owner_roles_are_asked(memory: Memory) -> None:
     memory.roles_of[MAIN] = [Role("INNH", PersonName("Kari", "Nordmann"), date(1990, 5, 17))]
-    results = await run_checks(memory.registers(), order(type="owner"), TODAY)
+    results = (await run_checks(memory.registers(), order(type="owner"), TODAY)).results
     assert outcomes(results)["employment"] is Outcome.PASSED
     assert memory.asked["roles"] == 1
 
@@ -158,7 +158,9 @@ async def test_without_an_employment_the_owner_roles_are_asked(memory: Memory) -
 async def test_an_order_naming_a_sub_unit_is_checked_on_its_main_unit(memory: Memory) -> None:
     memory.employments_of[NID] = [EmploymentRecord(MAIN, date(2020, 1, 1))]
     memory.cleaning[SITE] = CleaningStatus.APPROVED_WITH_EMPLOYEES  # registered on the sub-unit
-    results = await run_checks(memory.registers(), order(org=SITE, card_type="cleaning"), TODAY)
+    results = (
+        await run_checks(memory.registers(), order(org=SITE, card_type="cleaning"), TODAY)
+    ).results
     assert set(outcomes(results).values()) == {Outcome.PASSED}
     assert memory.asked["main_unit"] == 1
 
@@ -169,9 +171,10 @@ async def test_a_staffing_company_and_an_agency_are_looked_up(memory: Memory) ->
     memory.units[agency] = Unit(agency, "AS", nace="78.200")
     memory.staffing[MAIN] = StaffingStatus.APPROVED
     memory.employments_of[NID] = [EmploymentRecord(agency, date(2020, 1, 1))]
-    results = await run_checks(
+    checked = await run_checks(
         memory.registers(), order(type="hired_from_agency", agency_org_number=agency), TODAY
     )
+    results = checked.results
     by_check = {r.check.value: r for r in results}
     assert by_check["staffing"].outcome is Outcome.PASSED
     assert by_check["agency"].code is ReasonCode.STAFFING_NOT_APPROVED
@@ -180,7 +183,7 @@ async def test_a_staffing_company_and_an_agency_are_looked_up(memory: Memory) ->
 
 
 async def test_an_unknown_employer_stops_the_checks_that_need_it(memory: Memory) -> None:
-    results = await run_checks(memory.registers(), order(org="999999999"), TODAY)
+    results = (await run_checks(memory.registers(), order(org="999999999"), TODAY)).results
     assert outcomes(results) == {"employer": Outcome.FAILED, "person": Outcome.PASSED}
 
 

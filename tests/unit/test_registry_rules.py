@@ -114,17 +114,31 @@ def test_WRONGFUL_an_employer_below_the_vat_threshold_is_a_warning_not_a_rejecti
 # --------------------------------------------------------------------------- card type
 
 
+def test_a_cleaning_card_for_an_approved_company_with_employees_passes() -> None:
+    assert rule_card_type("cleaning", CleaningStatus.APPROVED_WITH_EMPLOYEES).outcome is (
+        Outcome.PASSED
+    )
+
+
+def test_a_company_approved_without_employees_gets_cards_for_its_owners_only() -> None:
+    without = CleaningStatus.APPROVED_WITHOUT_EMPLOYEES
+    assert rule_card_type("cleaning", without, "owner").outcome is Outcome.PASSED
+    employee = rule_card_type("cleaning", without, "employee")
+    assert (employee.outcome, employee.code) == (Outcome.MANUAL, ReasonCode.CLEANING_OWNERS_ONLY)
+
+
 @pytest.mark.parametrize(
-    "status",
-    [
-        CleaningStatus.APPROVED_WITH_EMPLOYEES,
-        CleaningStatus.APPROVED_WITHOUT_EMPLOYEES,
-        CleaningStatus.APPLICATION_PENDING,
-        CleaningStatus.CARD_ORDER_PENDING,
-    ],
+    "status", [CleaningStatus.APPLICATION_PENDING, CleaningStatus.CARD_ORDER_PENDING]
 )
-def test_a_cleaning_card_needs_an_approved_or_pending_company(status: CleaningStatus) -> None:
-    assert rule_card_type("cleaning", status).outcome is Outcome.PASSED
+def test_a_pending_cleaning_approval_waits_never_produces_nor_rejects(
+    status: CleaningStatus,
+) -> None:
+    result = rule_card_type("cleaning", status)
+    assert (result.outcome, result.code) == (
+        Outcome.WAIT,
+        ReasonCode.CLEANING_APPROVAL_PENDING,
+    )
+    assert decide([result]).status is Status.AWAITING_REGISTER
 
 
 @pytest.mark.parametrize("status", [CleaningStatus.NOT_APPROVED, None])
@@ -206,6 +220,9 @@ def test_a_person_found_with_matching_name_and_birth_date_passes() -> None:
         "name_matches": True,
         "d_number": False,
         "d_number_active": None,
+        "identifier_replaced": False,
+        "deceased": False,
+        "emigrated": False,
     }
 
 
