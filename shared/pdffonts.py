@@ -1,4 +1,5 @@
-"""The fonts kortflyt embeds in its PDFs (card print files, proofs of order).
+"""The fonts kortflyt embeds in its PDFs (card print files, proofs of order), and their
+QR code (`draw_qr`).
 
 reportlab's Vera, registered once per process; `printable` turns text into what the font
 can show: a letter it lacks becomes its unaccented form, or "?" as a last resort.
@@ -11,8 +12,12 @@ from functools import cache
 from pathlib import Path
 
 import reportlab
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 
 REGULAR, BOLD = "KortflytVera", "KortflytVera-Bold"
 
@@ -40,3 +45,14 @@ def printable(text: str, font: str = REGULAR) -> str:
         base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
         out.append(base if base and all(ord(c) in covered for c in base) else "?")
     return "".join(out)
+
+
+def draw_qr(c: Canvas, payload: str, x: float, y: float, size: float) -> None:
+    """A QR code (error correction M) of `payload`, `size` points square, at x, y."""
+    widget = QrCodeWidget(payload, barLevel="M")
+    left, bottom, right, top = widget.getBounds()
+    drawing = Drawing(
+        size, size, transform=[size / (right - left), 0, 0, size / (top - bottom), 0, 0]
+    )
+    drawing.add(widget)
+    renderPDF.draw(drawing, c, x, y)
