@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Where notify publishes the matching verification key (PEM) for inspectors.
     proof_public_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pub.pem"
 
-    # production: the Ed25519 key that signs the card's QR payload (shared/signing.py);
+    # production: the Ed25519 key that signs the card's QR payload (shared/qrtoken.py);
     # made there once when missing, its public half published for verify.
     card_key_file: str = "/var/lib/kortflyt/keys/card-ed25519.pem"
     card_public_key_file: str = "/var/lib/kortflyt/keys/card-ed25519.pub.pem"

@@ -36,25 +36,31 @@ from reportlab.pdfgen.canvas import Canvas
 
 from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL, day
 from shared.events import Status
-from shared.pdffonts import BOLD, REGULAR, draw_qr, printable, register_fonts
-from shared.signing import (  # the keys are shared with the QR payloads (shared/signing.py)
-    Payload,
+from shared.keys import (
     key_id,
     load_or_create_private_key,
     load_private_key,
     load_public_key,
     public_pem,
     publish_public_key,
-    token_url,
 )
+from shared.pdffonts import BOLD, REGULAR, draw_qr, printable, register_fonts
+from shared.qrtoken import Payload, token_url
 
+# The key helpers moved to shared.keys (support's command keys use them too); notify's
+# callers still find them here.
 __all__ = [
     "ProofContent",
+    "Verdict",
     "key_id",
     "load_or_create_private_key",
+    "load_private_key",
     "load_public_key",
+    "main",
     "make_proof",
+    "public_pem",
     "publish_public_key",
+    "render_proof",
     "sign",
     "verify",
 ]
@@ -194,7 +200,7 @@ def render_proof(
 
 
 def order_payload(content: ProofContent) -> Payload | None:
-    """What the proof's QR code signs (shared/signing.py); None without a name or org number."""
+    """What the proof's QR code signs (shared/qrtoken.py); None without a name or org number."""
     if not content.worker_name or not content.employer_org_number:
         return None
     return Payload(

@@ -4,7 +4,7 @@ Front: the card type in a coloured band, the photo (or a marked "no photo" box),
 what § 7 requires in bokmål and English: holder's name and date of birth, the employer's
 name and organisation number, card number, issue date, valid until and the issuer.
 Back: the card type again, the regulation, the card number and a QR code carrying the
-signed verification URL (shared/signing.py, docs/verification.md).
+signed verification URL (shared/qrtoken.py, docs/verification.md).
 
 Text is set in Bitstream Vera (shipped with reportlab, embedded in the PDF) so every
 printer gets the same glyphs; a letter Vera lacks is printed without its accent (ą → a).

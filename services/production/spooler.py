@@ -34,8 +34,8 @@ from shared.events import CardProduced, Status
 from shared.logging import bind_message, get_logger
 from shared.messaging import Tx, backoff_s
 from shared.outbox import enqueue
+from shared.qrtoken import Payload, token_url
 from shared.settings import Settings
-from shared.signing import Payload, token_url
 from shared.topics import CARD_PRODUCED
 
 if TYPE_CHECKING:

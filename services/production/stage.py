@@ -23,11 +23,11 @@ from services.production.spooler import Spooler, wake_channel
 from shared.blobstore import DirectoryBlobStore
 from shared.events import OrderApproved, Status
 from shared.identifiers import card_number
+from shared.keys import load_or_create_private_key, publish_public_key
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
 from shared.settings import Settings
-from shared.signing import load_or_create_private_key, publish_public_key
 from shared.topics import ORDER_APPROVED
 
 log = get_logger(__name__)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from shared.keys import load_public_key
 from shared.logging import get_logger
+from shared.qrtoken import Checked, KeySet, Kind, Problem
 from shared.settings import Settings
-from shared.signing import Checked, KeySet, Kind, Problem, load_public_key
 
 log = get_logger(__name__)
 RELOAD_EVERY_S = 5.0

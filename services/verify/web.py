@@ -52,8 +52,8 @@ from shared.db import create_pool, migrate
 from shared.events import Status
 from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
+from shared.qrtoken import Checked, Kind
 from shared.settings import Settings
-from shared.signing import Checked, Kind
 
 log = get_logger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")

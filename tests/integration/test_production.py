@@ -94,6 +94,13 @@ class Plant:
 
 
 @pytest.fixture
+def settings() -> Settings:
+    """A back-off far longer than rendering a card takes, so a card that failed is still
+    waiting when the test looks; tests make it due with `due_now`."""
+    return Settings(retry_max_attempts=3, retry_base_delay_s=30.0, retry_max_delay_s=60.0)
+
+
+@pytest.fixture
 async def plant(settings: Settings, tmp_path: Path) -> AsyncIterator[Plant]:
     key = Ed25519PrivateKey.generate()
     stage = Production(key)

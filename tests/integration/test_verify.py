@@ -40,9 +40,10 @@ from shared.events import (
     encode,
 )
 from shared.identifiers import card_number
+from shared.keys import publish_public_key
 from shared.messaging import Delivery, Processor
+from shared.qrtoken import Payload, sign_token, token_url
 from shared.settings import Settings
-from shared.signing import Payload, publish_public_key, sign_token, token_url
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
 from tests.factories import national_id, org_number, sample_photo, submitted
 

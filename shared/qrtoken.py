@@ -1,4 +1,4 @@
-"""Ed25519 keys and the signed QR payload that lets anyone check a card or a proof of order.
+"""The signed QR payload that lets anyone check a card or a proof of order (keys: shared.keys).
 
 Shared because it crosses services: production signs the card's QR code, notify signs the
 proof of order's QR code, verify checks both and publishes the public keys. The format is
@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.keys import key_id
 
 FORMAT = "HK1"
 Kind = Literal["card", "order"]
@@ -46,69 +44,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{86}$")
 _KID = re.compile(r"^[0-9a-f]{16}$")
 
 
-# --------------------------------------------------------------------------- keys
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """First 16 hex digits of the SHA-256 of the raw 32-byte public key."""
-    return hashlib.sha256(raw_public(public_key)).hexdigest()[:16]
+# --------------------------------------------------------------------------- keys as JWK
 
 
 def raw_public(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def public_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
-    """The signing key at `path`; made there (mode 0600) the first time, by one process."""
-    if path.exists():
-        return load_private_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another instance made it first: use that one
-        return load_private_key(path)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    return key
-
-
-def publish_public_key(public_key: Ed25519PublicKey, path: Path) -> None:
-    """Write the verification key (PEM) for verify and inspectors, atomically, when changed."""
-    pem = public_pem(public_key)
-    if path.exists() and path.read_bytes() == pem:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def jwk(public_key: Ed25519PublicKey, kinds: tuple[Kind, ...]) -> dict[str, object]:
@@ -206,6 +146,10 @@ class KeySet:
             fields = data.decode().split("\n")
             sig = _unb64(signature)
         except (binascii.Error, ValueError):
+            return Checked(None, None, Problem.MALFORMED)
+        if _b64(data) != encoded or _b64(sig) != signature:
+            # Only the canonical encoding: unused low bits in the last character would
+            # otherwise let one signed payload travel as several different tokens.
             return Checked(None, None, Problem.MALFORMED)
         if len(fields) != 7 or fields[0] != FORMAT or not _KID.fullmatch(fields[1]):
             return Checked(None, None, Problem.MALFORMED)

@@ -1,4 +1,4 @@
-"""The signed QR payload (shared/signing.py): what an inspector's app checks offline.
+"""The signed QR payload (shared/qrtoken.py): what an inspector's app checks offline.
 
 A genuine token verifies with the published key; any changed character, another key, a
 key not allowed for the kind, or garbage is refused with its own reason and never raises.
@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.signing import (
+from shared.keys import key_id
+from shared.qrtoken import (
     KeySet,
     Payload,
     Problem,
     jwk,
-    key_id,
     raw_public,
     sign_token,
     token_url,
