@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import reportlab
 import zxingcpp
@@ -51,8 +52,10 @@ def draw_qr(c: Canvas, payload: str, x: float, y: float, size: float) -> None:
     quiet zone, at x, y. Encoded by zxing-cpp, drawn as one rectangle per run of dark
     modules (reportlab's own QR widget takes most of a second for a signed URL)."""
     symbol = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    modules = memoryview(symbol.to_image(scale=1, add_quiet_zones=False))
-    rows, cols = modules.shape
+    # One byte per module, 0 dark / 255 light; a buffer the stubs do not declare as one.
+    image: Any = symbol.to_image(scale=1, add_quiet_zones=False)
+    modules = memoryview(image)
+    rows, cols = image.shape
     unit = size / (max(rows, cols) + 8)
     c.saveState()
     c.setFillColor(white)
