@@ -85,11 +85,20 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def norwegian_date(day: date | None) -> str:
-    return day.strftime("%d.%m.%Y") if day else "-"
+def norwegian_date(iso: str | None) -> str:
+    """2028-06-03 -> 03.06.2028, as dates are written in Norway."""
+    return date.fromisoformat(iso).strftime("%d.%m.%Y") if iso else "-"
+
+
+def norwegian_time(iso: str | None) -> str:
+    """An ISO timestamp as Norwegian local time: 30.11.2026 kl. 21:39."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
 
 
 ENV.filters["day"] = norwegian_date
+ENV.filters["moment"] = norwegian_time
 
 
 class VerifyApp:
