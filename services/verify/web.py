@@ -18,6 +18,7 @@ another site) and `Cache-Control: no-store` (a status is live).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -45,14 +46,14 @@ from services.verify.domain import (
     order_state,
 )
 from services.verify.keys import KeyRing
-from services.verify.queries import Lookups
+from services.verify.queries import CardRow, Lookups
 from services.verify.stage import Verify
 from shared.blobstore import BlobNotFoundError, BlobStore, DirectoryBlobStore
 from shared.db import create_pool, migrate
 from shared.events import Status
 from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
-from shared.qrtoken import Checked, Kind
+from shared.qrtoken import Checked, Kind, Payload
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -150,12 +151,12 @@ class VerifyApp:
         return JSONResponse({"status": "ok"})
 
     async def card_form(self, request: Request) -> Response:
-        number = "".join(request.query_params.get("nr", "").split())[:20]
+        number = re.sub(r"[^0-9]", "", request.query_params.get("nr", ""))[:20]
         return RedirectResponse(f"/kort/{number}" if number else "/", status_code=303)
 
     async def card(self, request: Request) -> Response:
         token = request.path_params["token"]
-        if token.isdigit():
+        if token.isascii() and token.isdigit():
             return await self._bare_card(request, token)
         checked = self.keys.check(token)
         if not checked.genuine or checked.payload is None or checked.payload.kind != "card":
@@ -171,11 +172,7 @@ class VerifyApp:
                 _verdict(Verdict.UNKNOWN)
                 | {"kind": "card", "signed": True, "genuine": True, "found": False},
             )
-        if (row.holder_name, row.employer_org_number, row.valid_until) != (
-            signed.name,
-            signed.org_number,
-            signed.day,
-        ):
+        if not _is_card(row, signed):
             # Signed by us, but not this card as registered: never vouch for it.
             log.warning("verify.card_differs", card_number=row.card_number)
             return self._not_genuine(request, checked, "card", differs=True)
@@ -313,7 +310,7 @@ class VerifyApp:
         signed = checked.payload
         if signed.kind == "card":
             card = await self.lookups.card(signed.id)
-            key = card.photo_key if card and card.holder_name == signed.name else None
+            key = card.photo_key if card and _is_card(card, signed) else None
         else:
             order = await self.lookups.order(signed.id)
             key = order.photo_key if order else None
@@ -329,6 +326,15 @@ class VerifyApp:
         response = JSONResponse(self.keys.keys.jwks())
         response.headers["Access-Control-Allow-Origin"] = "*"  # any inspector's app may fetch it
         return response
+
+
+def _is_card(row: CardRow, signed: Payload) -> bool:
+    """Whether a signed card payload is this card as the register has it."""
+    return (row.holder_name, row.employer_org_number, row.valid_until) == (
+        signed.name,
+        signed.org_number,
+        signed.day,
+    )
 
 
 def _verdict(verdict: Verdict) -> dict[str, Any]:

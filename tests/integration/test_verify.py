@@ -256,6 +256,9 @@ async def test_a_bare_card_number_shows_only_the_verdict_and_type_and_is_rate_li
 async def test_the_start_form_redirects_to_the_bare_look_up(verifier: Verifier) -> None:
     response = await verifier.client.get("/kort", params={"nr": "00000 00076"})
     assert (response.status_code, response.headers["location"]) == (303, "/kort/0000000076")
+    # Only digits reach the redirect: never another host or path.
+    response = await verifier.client.get("/kort", params={"nr": "//evil.example/\r\n0076"})
+    assert response.headers["location"] == "/kort/0076"
     start = await verifier.client.get("/")
     assert 'action="/kort"' in start.text and 'lang="nb"' in start.text
 
