@@ -11,7 +11,8 @@ DEV      := $(PY) deploy/dev.py
 TEST_PROFILE ?= test
 TEST_ENV := KORTFLYT_PROFILE=$(TEST_PROFILE)
 
-.PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean
+.PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean \
+	browser-deps bench-verify verify-screenshots
 
 install: $(VENV)/.installed
 
@@ -44,7 +45,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 ## make test: lint, then every tier against a fresh real Kafka and PostgreSQL (test profile)
-test: lint test-infra
+test: lint test-infra browser-deps
 	$(TEST_ENV) $(PY) -m pytest tests
 
 test-infra: install
@@ -66,6 +67,22 @@ test-e2e: install
 bench: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
+
+## make browser-deps: what the browser checks of the web pages need: Debian's chromium
+## (headless, driven by Playwright) and axe-core from npm (package.json, node_modules/)
+browser-deps:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium chromium-driver)
+	@test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund
+
+## make bench-verify: verifications/s and latency of the verify service (JSON API and page)
+bench-verify: install
+	$(DEV) --profile $(TEST_PROFILE) infra up
+	$(TEST_ENV) $(PY) -m tests.bench_verify $${BENCH_ARGS:-}
+
+## make verify-screenshots: the verify pages at phone size into docs/screenshots/ (e2e test)
+verify-screenshots: install browser-deps
+	$(DEV) --profile $(TEST_PROFILE) infra up
+	$(TEST_ENV) KORTFLYT_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/e2e/test_verify.py -k axe
 
 ## make schemas: regenerate schemas/ (JSON Schema per event and command) and docs/ (AsyncAPI)
 schemas: install

@@ -9,7 +9,7 @@
 Every command is idempotent. All state (jars, data, logs, pid files) lives under one
 directory, `.state/<profile>/` by default (git-ignored). Two profiles exist so that the
 tests never touch a developer's running system: `dev` (Kafka 9092, PostgreSQL 5432) and
-`test` (19092, 15432), chosen with `--profile` or KORTFLYT_PROFILE; `test1`..`test5`
+`test` (19092, 15432), chosen with `--profile` or KORTFLYT_PROFILE; `test1`..`test6`
 (ports +100 each) let several test runs share one machine.
 
 Kafka comes from Maven Central (deploy/kafka/pom.xml, resolved once into a jar cache
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("intake", "registry_check", "production", "notify", "support")
+SERVICES = ("intake", "registry_check", "production", "notify", "support", "verify")
 PG_SYSTEM_USER = "kortflyt-pg"
 # The registers registry_check asks; in development all are served by one fake server.
 FAKE_REGISTERS = (
@@ -89,6 +89,15 @@ class Profile:
         return self.kafka_port - 1002
 
     @property
+    def verify_port(self) -> int:
+        """The verify service's web port: 8070 for dev, 18070 for test, +100 for each testN."""
+        return self.kafka_port - 1022
+
+    @property
+    def verify_url(self) -> str:
+        return f"http://127.0.0.1:{self.verify_port}"
+
+    @property
     def docstore_url(self) -> str:
         return f"http://127.0.0.1:{self.docstore_port}"
 
@@ -128,6 +137,10 @@ class Profile:
             "KORTFLYT_MASKINPORTEN_KEY_FILE": str(self.maskinporten_key),
             "KORTFLYT_MASKINPORTEN_TOKEN_URL": f"{self.registers_url}/maskinporten/token",
             "KORTFLYT_MASKINPORTEN_AUDIENCE": f"{self.registers_url}/maskinporten/",
+            "KORTFLYT_CARD_KEY_FILE": str(self.state / "keys" / "card-ed25519.pem"),
+            "KORTFLYT_CARD_PUBLIC_KEY_FILE": str(self.state / "card-public-key.pem"),
+            "KORTFLYT_VERIFY_BASE_URL": self.verify_url,
+            "KORTFLYT_VERIFY_PORT": str(self.verify_port),
         }
 
     @property
@@ -142,7 +155,7 @@ PROFILES = {
     # Side-by-side test systems, for engineers running suites in parallel on one machine.
     **{
         f"test{n}": Profile(f"test{n}", 19092 + 100 * n, 19093 + 100 * n, 15432 + 100 * n)
-        for n in range(1, 6)
+        for n in range(1, 7)
     },
 }
 

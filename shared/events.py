@@ -310,6 +310,12 @@ class CardProduced(Event):
     card_type: Literal["construction", "cleaning"]
     issued_on: Date
     valid_until: Date
+    # What the card shows, for readers that answer inspectors (verify). Optional: cards
+    # produced before these fields existed do not have them. Never a national id.
+    holder_name: Text | None = None
+    employer_org_number: str | None = None
+    employer_name: Text | None = None  # as printed (the main unit's name, § 7)
+    photo_key: str | None = None  # blob store key of the photo printed on the card
 
 
 class OrderStatusChanged(Event):

@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     # Where notify publishes the matching verification key (PEM) for inspectors.
     proof_public_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pub.pem"
 
+    # production: the Ed25519 key that signs the card's QR payload (shared/qrtoken.py);
+    # made there once when missing, its public half published for verify.
+    card_key_file: str = "/var/lib/kortflyt/keys/card-ed25519.pem"
+    card_public_key_file: str = "/var/lib/kortflyt/keys/card-ed25519.pub.pem"
+    # verify: the public base URL that QR codes point to (production, notify), and where
+    # the verify service listens. Bare card numbers (no signature) per client and minute.
+    verify_base_url: str = "http://127.0.0.1:8070"
+    verify_host: str = "127.0.0.1"
+    verify_port: int = Field(default=8070, ge=1, le=65535)
+    verify_bare_lookups_per_minute: int = Field(default=10, ge=1)
+
     # Registers (registry_check): base URLs, per-register bearer tokens (a JSON object
     # keyed by register name, e.g. {"aaregisteret": "..."}) and one timeout per call.
     enhetsregisteret_url: str = "https://data.brreg.no/enhetsregisteret/api"

@@ -17,7 +17,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.settings import Settings
 
-SERVICES = ("intake", "registry_check", "production", "notify", "support")
+SERVICES = ("intake", "registry_check", "production", "notify", "support", "verify")
 
 ORDER_SUBMITTED = "hmskort.order.submitted.v1"
 ORDER_ACCEPTED = "hmskort.order.accepted.v1"

@@ -205,6 +205,7 @@ class Notify(Stage):
                     issued_at=now,
                 ),
                 self.signing_key,
+                self.settings.verify_base_url,
             )
         return compose(
             sender=self.settings.smtp_from,

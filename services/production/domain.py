@@ -71,6 +71,7 @@ class CardFace:
     issued_on: date
     valid_until: date
     issuer: str
+    qr_url: str  # the signed verification URL (shared/qrtoken.py) the QR code carries
 
 
 # The card type in large letters on both sides, bokmål / English.

@@ -3,7 +3,8 @@
 Front: the card type in a coloured band, the photo (or a marked "no photo" box), and
 what § 7 requires in bokmål and English: holder's name and date of birth, the employer's
 name and organisation number, card number, issue date, valid until and the issuer.
-Back: the card type again, the regulation, the card number and a QR code carrying it.
+Back: the card type again, the regulation, the card number and a QR code carrying the
+signed verification URL (shared/qrtoken.py, docs/verification.md).
 
 Text is set in Bitstream Vera (shipped with reportlab, embedded in the PDF) so every
 printer gets the same glyphs; a letter Vera lacks is printed without its accent (ą → a).
@@ -13,9 +14,6 @@ from __future__ import annotations
 
 import io
 
-from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
 from reportlab.lib.colors import Color, HexColor, black, white
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -29,7 +27,7 @@ from services.production.domain import (
     CardType,
     card_date,
 )
-from shared.pdffonts import BOLD, REGULAR, printable, register_fonts
+from shared.pdffonts import BOLD, REGULAR, draw_qr, printable, register_fonts
 
 PAGE_WIDTH = 85.60 * mm
 PAGE_HEIGHT = 53.98 * mm
@@ -121,21 +119,11 @@ def _front(c: Canvas, face: CardFace, photo: bytes | None) -> None:
     )
 
 
-def _qr(c: Canvas, payload: str, x: float, y: float, size: float) -> None:
-    widget = QrCodeWidget(payload, barLevel="M")
-    left, bottom, right, top = widget.getBounds()
-    drawing = Drawing(
-        size, size, transform=[size / (right - left), 0, 0, size / (top - bottom), 0, 0]
-    )
-    drawing.add(widget)
-    renderPDF.draw(drawing, c, x, y)
-
-
 def _back(c: Canvas, face: CardFace) -> None:
     _band(c, face.card_type)
     qr_size = 24 * mm
     qr_x = PAGE_WIDTH - qr_size - 2.5 * mm
-    _qr(c, face.card_number, qr_x, 6 * mm, qr_size)
+    draw_qr(c, face.qr_url, qr_x, 6 * mm, qr_size)
     x, width = 3 * mm, qr_x - 5 * mm
     top = PAGE_HEIGHT - 13 * mm
     step = 7.3 * mm

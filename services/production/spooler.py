@@ -34,8 +34,12 @@ from shared.events import CardProduced, Status
 from shared.logging import bind_message, get_logger
 from shared.messaging import Tx, backoff_s
 from shared.outbox import enqueue
+from shared.qrtoken import Payload, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -54,9 +58,15 @@ def wake_channel(schema: str) -> str:
 
 class Spooler:
     def __init__(
-        self, schema: str, spool: PrintSpool, blobs: BlobStore, settings: Settings
+        self,
+        schema: str,
+        spool: PrintSpool,
+        blobs: BlobStore,
+        settings: Settings,
+        card_key: Ed25519PrivateKey,
     ) -> None:
         self.schema = schema
+        self.card_key = card_key
         self.spool = spool
         self.blobs = blobs
         self.settings = settings
@@ -154,6 +164,10 @@ class Spooler:
                         card_type=row["card_type"],
                         issued_on=row["issued_on"],
                         valid_until=row["valid_until"],
+                        holder_name=row["holder_name"],
+                        employer_org_number=row["employer_org_number"],
+                        employer_name=row["employer_name"],
+                        photo_key=row["photo_key"],
                     ),
                 )
                 tx.status(row["order_id"], row["revision"], Status.PRODUCED, card_number=number)
@@ -170,12 +184,20 @@ class Spooler:
         photo = await self.blobs.get(row["photo_key"]) if row["photo_key"] else None
         if photo is None:
             log.warning("print.no_photo")
-        pdf = await asyncio.to_thread(render_card, face_of(row, self.settings.card_issuer), photo)
+        face = face_of(row, self.settings, self.card_key)
+        pdf = await asyncio.to_thread(render_card, face, photo)
         job = PrintJob(number, order_id, card_type, pdf)
         return await asyncio.to_thread(self.spool.submit, job)
 
 
-def face_of(row: Any, issuer: str) -> CardFace:
+def face_of(row: Any, settings: Settings, card_key: Ed25519PrivateKey) -> CardFace:
+    payload = Payload(
+        kind="card",
+        id=row["card_number"],
+        name=row["holder_name"],
+        org_number=row["employer_org_number"],
+        day=row["valid_until"],
+    )
     return CardFace(
         card_number=row["card_number"],
         card_type=row["card_type"],
@@ -185,5 +207,6 @@ def face_of(row: Any, issuer: str) -> CardFace:
         employer_org_number=row["employer_org_number"],
         issued_on=row["issued_on"],
         valid_until=row["valid_until"],
-        issuer=issuer,
+        issuer=settings.card_issuer,
+        qr_url=token_url(settings.verify_base_url, payload, card_key),
     )

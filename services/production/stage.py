@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.production.domain import card_employer, holder_name, valid_until
 from services.production.spool import DirectorySpool
@@ -22,6 +23,7 @@ from services.production.spooler import Spooler, wake_channel
 from shared.blobstore import DirectoryBlobStore
 from shared.events import OrderApproved, Status
 from shared.identifiers import card_number
+from shared.keys import load_or_create_private_key, publish_public_key
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
@@ -36,7 +38,8 @@ class Production(Stage):
     name = "production"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self) -> None:
+    def __init__(self, card_key: Ed25519PrivateKey) -> None:
+        self.card_key = card_key
         self.routes = {ORDER_APPROVED: Route(OrderApproved, self.on_approved)}
 
     async def on_approved(self, tx: Tx, event: OrderApproved) -> None:
@@ -81,9 +84,12 @@ class Production(Stage):
             DirectorySpool(Path(settings.print_spool_dir)),
             DirectoryBlobStore(Path(settings.blob_dir)),
             settings,
+            self.card_key,
         )
         return [run_as_leader(settings.database_url, self.name, "spooler", spooler.run)]
 
 
-def build(_settings: Settings) -> Stage:
-    return Production()
+def build(settings: Settings) -> Stage:
+    key = load_or_create_private_key(Path(settings.card_key_file))
+    publish_public_key(key.public_key(), Path(settings.card_public_key_file))
+    return Production(key)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
 from services.production.domain import add_years
@@ -100,14 +101,22 @@ class Plant:
 
 
 @pytest.fixture
+def settings() -> Settings:
+    """A back-off far longer than rendering a card takes, so a card that failed is still
+    waiting when the test looks; tests make it due with `due_now`."""
+    return Settings(retry_max_attempts=3, retry_base_delay_s=30.0, retry_max_delay_s=60.0)
+
+
+@pytest.fixture
 async def plant(settings: Settings, tmp_path: Path) -> AsyncIterator[Plant]:
-    stage = Production()
+    key = Ed25519PrivateKey.generate()
+    stage = Production(key)
     stage.name = f"it_production_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, stage.name, stage.migrations)
     pool = await create_pool(settings.database_url, stage.name, 5)
     spool = DirectorySpool(tmp_path / "spool")
     blobs = DirectoryBlobStore(tmp_path / "blobs")
-    spooler = Spooler(stage.name, spool, blobs, settings)
+    spooler = Spooler(stage.name, spool, blobs, settings, key)
     yield Plant(Processor(pool, stage, settings), pool, spooler, spool, blobs)
     await pool.execute(f"DROP SCHEMA {stage.name} CASCADE")
     await pool.close()

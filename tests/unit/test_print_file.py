@@ -1,5 +1,6 @@
 """The card's print file: ID-1 pages, front and back, with what § 7 requires in bokmål and
-English, the card type, the photo or a marked "no photo" box, and a QR code of the number."""
+English, the card type, the photo or a marked "no photo" box, and a QR code (decoded from
+the rendered page) carrying the signed verification URL."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from reportlab.graphics.barcode.qr import QrCodeWidget
 
-from services.production import printfile
 from services.production.domain import CardFace
 from services.production.printfile import render_card
 from tests.factories import sample_photo
+from tests.qr import qr_codes_in_pdf
 
 MM = 72 / 25.4
 
@@ -30,6 +30,7 @@ def face(**changes: Any) -> CardFace:
         "issued_on": date(2026, 6, 3),
         "valid_until": date(2028, 6, 3),
         "issuer": "kortflyt",
+        "qr_url": "http://127.0.0.1:8070/kort/token",
     }
     values.update(changes)
     return CardFace(**values)
@@ -89,17 +90,11 @@ def test_the_photo_is_embedded_and_its_absence_is_clearly_marked() -> None:
     assert "NO PHOTO" in text
 
 
-def test_the_qr_code_on_the_back_carries_the_card_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoded: list[str] = []
-
-    class Spy(QrCodeWidget):  # type: ignore[misc]  # reportlab is untyped
-        def __init__(self, value: str, **kw: Any) -> None:
-            encoded.append(value)
-            super().__init__(value, **kw)
-
-    monkeypatch.setattr(printfile, "QrCodeWidget", Spy)
-    render_card(face(card_number="0000000083"), None)
-    assert encoded == ["0000000083"]
+def test_the_qr_code_on_the_back_carries_the_signed_verification_url() -> None:
+    url = "http://127.0.0.1:8070/kort/SEhLMQphYmMK.c2lnbmF0dXJl"
+    pdf = render_card(face(card_number="0000000083", qr_url=url), None)
+    assert qr_codes_in_pdf(pdf, page=1) == [url]
+    assert qr_codes_in_pdf(pdf, page=0) == []
 
 
 def test_a_name_with_letters_the_font_lacks_is_printed_without_their_accents() -> None:

@@ -23,6 +23,8 @@ from services.notify.proof import (
     verify,
 )
 from shared.events import Status
+from shared.qrtoken import KeySet, Payload
+from tests.qr import qr_codes_in_pdf
 
 CONTENT = ProofContent(
     order_id="A-2026-000123",
@@ -150,3 +152,22 @@ def test_the_command_line_prints_the_verification_key(
     published = tmp_path / "printed.pem"
     published.write_text(printed)
     assert key_id(load_public_key(published)) == key_id(key.public_key())
+
+
+def test_the_proof_carries_a_signed_qr_code_to_the_order_s_live_page(
+    key: Ed25519PrivateKey,
+) -> None:
+    """Decoded from the rendered page, as a phone reads it; the PDF signature still holds."""
+    pdf = make_proof(CONTENT, key, "https://kontroll.example")
+    (url,) = qr_codes_in_pdf(pdf, page=0)
+    base, token = url.rsplit("/", 1)
+    assert base == "https://kontroll.example/bestilling"
+    checked = KeySet.of((key.public_key(), ("order",))).check(token)
+    assert checked.payload == Payload(
+        "order", "A-2026-000123", "Kari Nordmann", "974760673", date(2026, 6, 3)
+    )
+    assert verify(pdf, key.public_key()).valid
+
+
+def test_without_a_verify_address_the_proof_has_no_qr_code(key: Ed25519PrivateKey) -> None:
+    assert qr_codes_in_pdf(make_proof(CONTENT, key), page=0) == []

@@ -1,0 +1,163 @@
+"""verify's rules, pure: what an inspector is told about a card or an order on order.
+
+No I/O here: the web layer looks the card or order up and asks these functions for the
+verdict, so every rule is tested with plain values (tests/unit/test_verify_domain.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from shared.events import Status
+
+
+class Verdict(StrEnum):
+    VALID = "VALID"
+    SUSPENDED = "SUSPENDED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"
+
+
+# (bokmål, English) as the page shows them; the verdict is always written out in words,
+# never told by colour alone.
+VERDICT_LABEL: dict[Verdict, tuple[str, str]] = {
+    Verdict.VALID: ("GYLDIG", "VALID"),
+    Verdict.SUSPENDED: ("SPERRET", "SUSPENDED"),
+    Verdict.REVOKED: ("UGYLDIG", "REVOKED"),
+    Verdict.EXPIRED: ("UTLØPT", "EXPIRED"),
+    Verdict.UNKNOWN: ("UKJENT", "UNKNOWN"),
+}
+
+CARD_TYPE_LABEL: dict[str, tuple[str, str]] = {
+    "construction": ("Bygg og anlegg", "Construction"),
+    "cleaning": ("Renhold", "Cleaning"),
+}
+# Where a card of each type is valid: a cleaning card is also valid on construction sites
+# (renholdsforskriften).
+VALID_ON: dict[str, tuple[str, ...]] = {
+    "construction": ("construction",),
+    "cleaning": ("cleaning", "construction"),
+}
+
+_CARD_STATUS_VERDICT = {
+    "ACTIVE": Verdict.VALID,
+    "SUSPENDED": Verdict.SUSPENDED,
+    "REVOKED": Verdict.REVOKED,
+    "EXPIRED": Verdict.EXPIRED,
+}
+
+
+def card_verdict(status: str | None, valid_until: date | None, today: date) -> Verdict:
+    """The verdict of a card in the register (None: not in it). A revoked or suspended
+    card says so even after its last day; an active card past valid-until has expired."""
+    if status is None or valid_until is None:
+        return Verdict.UNKNOWN
+    verdict = _CARD_STATUS_VERDICT.get(status, Verdict.UNKNOWN)
+    if verdict is Verdict.VALID and valid_until < today:
+        return Verdict.EXPIRED
+    return verdict
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
+def expires_soon(verdict: Verdict, valid_until: date, today: date) -> bool:
+    """A valid card whose last day is within three months: the page shows an orange notice."""
+    return verdict is Verdict.VALID and valid_until <= add_months(today, 3)
+
+
+class OrderState(StrEnum):
+    ON_ORDER = "ON_ORDER"  # being checked or produced: the proof stands
+    PRODUCED = "PRODUCED"  # the card is made: the card itself is the proof now
+    STOPPED = "STOPPED"  # rejected or cancelled: the proof no longer stands
+    UNKNOWN = "UNKNOWN"  # not in the register (or not yet)
+
+
+ORDER_STATE_LABEL: dict[OrderState, tuple[str, str]] = {
+    OrderState.ON_ORDER: ("PÅ BESTILLING", "ON ORDER"),
+    OrderState.PRODUCED: ("KORT PRODUSERT", "CARD PRODUCED"),
+    OrderState.STOPPED: ("UGYLDIG", "NOT VALID"),
+    OrderState.UNKNOWN: ("UKJENT", "UNKNOWN"),
+}
+
+STATUS_LABEL: dict[Status, tuple[str, str]] = {
+    Status.RECEIVED: ("Mottatt", "Received"),
+    Status.DOCUMENTS_REJECTED: ("Dokumenter avvist", "Documents rejected"),
+    Status.ACCEPTED: ("Dokumenter godkjent", "Documents accepted"),
+    Status.CHECKING: ("Kontrolleres mot registre", "Being checked against registers"),
+    Status.AWAITING_REGISTER: ("Venter på register", "Waiting for a register"),
+    Status.APPROVED: ("Godkjent", "Approved"),
+    Status.REJECTED: ("Avslått", "Rejected"),
+    Status.NEEDS_ATTENTION: ("Til manuell behandling", "Being handled by staff"),
+    Status.IN_PRODUCTION: ("I produksjon", "In production"),
+    Status.PRODUCED: ("Produsert", "Produced"),
+    Status.CANCELLED: ("Kansellert", "Cancelled"),
+}
+
+
+def order_state(status: str | None) -> OrderState:
+    if status is None:
+        return OrderState.UNKNOWN
+    try:
+        current = Status(status)
+    except ValueError:
+        return OrderState.UNKNOWN
+    if current is Status.PRODUCED:
+        return OrderState.PRODUCED
+    if current in (Status.DOCUMENTS_REJECTED, Status.REJECTED, Status.CANCELLED):
+        return OrderState.STOPPED
+    return OrderState.ON_ORDER
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` look-ups, refilled evenly over the minute.
+
+    In memory, per process: an instance that restarts forgets; several instances each
+    allow their own share. Bounded: past `max_clients` the oldest buckets are dropped.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 100_000,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, client: str) -> bool:
+        now = self.clock()
+        bucket = self._buckets.pop(client, None)
+        if bucket is None:
+            if len(self._buckets) >= self.max_clients:
+                del self._buckets[next(iter(self._buckets))]  # the least recently seen
+            bucket = _Bucket(self.capacity, now)
+        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.at) * self.rate)
+        bucket.at = now
+        self._buckets[client] = bucket  # re-inserted: dict order is recency order
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
