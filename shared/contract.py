@@ -73,7 +73,7 @@ CHANNELS: tuple[Channel, ...] = (
         ORDER_ACCEPTED,
         "Documents and fields valid: the order goes to the register checks.",
         ("intake",),
-        ("registry_check",),
+        ("registry_check", "verify"),
         ("order.accepted",),
     ),
     Channel(
@@ -87,7 +87,7 @@ CHANNELS: tuple[Channel, ...] = (
         CARD_PRODUCED,
         "A card was made: its number, issue date and valid-until.",
         ("production",),
-        ("notify", "other internal systems"),
+        ("notify", "verify", "other internal systems"),
         ("card.produced",),
     ),
     Channel(
@@ -96,7 +96,7 @@ CHANNELS: tuple[Channel, ...] = (
         " status of every order is kept. Readers drop event ids they have seen (publishing is"
         " at least once).",
         ("intake", "registry_check", "production"),
-        ("notify", "support", "intake", "internal systems"),
+        ("notify", "support", "intake", "verify", "internal systems"),
         ("order.status",),
     ),
     Channel(

@@ -45,7 +45,7 @@ import asyncpg
 import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from deploy.dev import Profile, port_open, service_env, test_profile
+from deploy.dev import Instance, Profile, port_open, service_env, test_profile
 from services.verify.stage import Verify
 from shared.db import migrate
 from shared.identifiers import card_number
@@ -137,7 +137,7 @@ def start_verify(
     profile: Profile, port: int, public_key: Path, n: int
 ) -> list[subprocess.Popen[bytes]]:
     env = {
-        **service_env(profile, "verify"),
+        **service_env(profile, Instance(profile, "verify")),
         "KORTFLYT_VERIFY_PORT": str(port),
         "KORTFLYT_CARD_PUBLIC_KEY_FILE": str(public_key),
         "KORTFLYT_LOG_LEVEL": "WARNING",
