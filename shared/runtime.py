@@ -85,7 +85,7 @@ def stuck_work(
 
 async def _heartbeat(path: Path, relay: OutboxRelay, dispatchers: list[KeyedDispatcher]) -> None:
     """Touch the health file only while no work is stuck (shared.health reads it)."""
-    reported: list[str] = []
+    reported: list[str] = ["outbox-relay"]  # not leading or standing by yet: not news
     while True:
         stuck = stuck_work(relay.healthy, dispatchers)
         if not stuck:

@@ -184,7 +184,7 @@ async def test_unreadable_retry_headers_are_dead_lettered(
     cases = [
         {HEADER_ORIGIN: INPUT.encode(), HEADER_ATTEMPT: b"one", HEADER_DUE_AT: b"0"},
         {HEADER_ORIGIN: INPUT.encode(), HEADER_ATTEMPT: b"1", HEADER_DUE_AT: b"soon"},
-        {HEADER_ORIGIN: INPUT.encode(), HEADER_DUE_AT: b"0"},
+        {HEADER_ORIGIN: INPUT.encode(), HEADER_ATTEMPT: b"", HEADER_DUE_AT: b"0"},
         {HEADER_ORIGIN: b"hmskort.unknown.v1", HEADER_ATTEMPT: b"1", HEADER_DUE_AT: b"0"},
     ]
     for offset, headers in enumerate(cases):
