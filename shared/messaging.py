@@ -125,11 +125,12 @@ class Delivery:
         """Why this retry's headers cannot be trusted (it is dead-lettered), or None."""
         if not self.is_retry:
             return None
+        # Absent means attempt 0, due now; present, it must be a number.
         attempt, due = self._header(HEADER_ATTEMPT), self._header(HEADER_DUE_AT)
-        if attempt is None or not _COUNT.fullmatch(attempt):
-            return "kortflyt-attempt is missing or not a small whole number"
-        if due is None or self.due_at is None:
-            return "kortflyt-due-at is missing or not a whole number of milliseconds"
+        if attempt is not None and not _COUNT.fullmatch(attempt):
+            return "kortflyt-attempt is not a small whole number"
+        if due is not None and self.due_at is None:
+            return "kortflyt-due-at is not a whole number of milliseconds"
         return None
 
     @property

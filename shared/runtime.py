@@ -75,19 +75,19 @@ def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
 
 
 def stuck_work(
-    relay: OutboxRelay, dispatchers: Sequence[KeyedDispatcher], stall_s: float = STALL_S
+    relay_healthy: bool, dispatchers: Sequence[KeyedDispatcher], stall_s: float = STALL_S
 ) -> list[str]:
     """What keeps the service from doing its work: the relay cannot publish (or has no
     database), or a consumer has had messages in hand without finishing one for `stall_s`."""
-    stuck = [] if relay.healthy else ["outbox-relay"]
+    stuck = [] if relay_healthy else ["outbox-relay"]
     return stuck + [d.name for d in dispatchers if d.stalled_for() > stall_s]
 
 
 async def _heartbeat(path: Path, relay: OutboxRelay, dispatchers: list[KeyedDispatcher]) -> None:
     """Touch the health file only while no work is stuck (shared.health reads it)."""
-    reported: list[str] = []
+    reported: list[str] = ["outbox-relay"]  # not leading or standing by yet: not news
     while True:
-        stuck = stuck_work(relay, dispatchers)
+        stuck = stuck_work(relay.healthy, dispatchers)
         if not stuck:
             path.touch()  # noqa: ASYNC240 - one metadata write every few seconds
         if stuck != reported:
