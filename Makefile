@@ -67,8 +67,10 @@ bench: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
 
+## make schemas: regenerate schemas/ (JSON Schema per event and command) and docs/ (AsyncAPI)
 schemas: install
 	$(PY) -m shared.events schemas
+	$(PY) -m shared.contract docs
 
 clean: stop
 	rm -rf .state $(VENV)

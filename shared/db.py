@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -47,8 +48,20 @@ def _migration_files(service_dir: Path) -> list[tuple[str, Path]]:
     return files
 
 
+class MigrationChanged(RuntimeError):
+    """An applied migration file was edited afterwards: the schema no longer matches it."""
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
-    """Bring `schema` up to date; safe when several instances start at once."""
+    """Bring `schema` up to date; safe when several instances start at once.
+
+    Each applied file's SHA-256 is kept beside its version: a file edited after it was
+    applied stops the service with `MigrationChanged` (schema changes go in new files).
+    """
     check_schema_name(schema)
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
@@ -60,19 +73,39 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
                 f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
+            await conn.execute(
+                f"ALTER TABLE {schema}.schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+            )
             done = {
-                r["version"]
-                for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")  # noqa: S608 - schema checked above
+                r["version"]: r["checksum"]
+                for r in await conn.fetch(
+                    f"SELECT version, checksum FROM {schema}.schema_migrations"  # noqa: S608 - schema checked above
+                )
             }
             for version, path in _migration_files(service_dir):
+                checksum = _checksum(path)
                 if version in done:
+                    if done[version] is None:  # applied before checksums were kept
+                        await conn.execute(
+                            f"UPDATE {schema}.schema_migrations SET checksum = $2"  # noqa: S608 - checked schema
+                            " WHERE version = $1",
+                            version,
+                            checksum,
+                        )
+                    elif done[version] != checksum:
+                        raise MigrationChanged(
+                            f"migration {version} of schema {schema} was edited after it was"
+                            " applied; put the change in a new migration file"
+                        )
                     continue
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL search_path TO {schema}")
                     await conn.execute(path.read_text())
                     await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version) VALUES ($1)",  # noqa: S608 - checked schema
+                        f"INSERT INTO {schema}.schema_migrations (version, checksum)"  # noqa: S608 - checked schema
+                        " VALUES ($1, $2)",
                         version,
+                        checksum,
                     )
                 applied.append(version)
                 log.info("db.migrated", schema=schema, version=version)

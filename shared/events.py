@@ -344,7 +344,7 @@ def encode(event: Event) -> bytes:
 def export_schemas(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for event_type, model in EVENT_MODELS.items():
+    for event_type, model in {**EVENT_MODELS, **COMMAND_MODELS}.items():
         path = directory / f"{event_type}.schema.json"
         schema: dict[str, Any] = model.model_json_schema(mode="validation")
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
