@@ -267,7 +267,15 @@ class Notify(Stage):
         self, pool: asyncpg.Pool, settings: Settings
     ) -> Sequence[Coroutine[Any, Any, None]]:
         sender = Sender(self.name, SmtpTransport(settings), settings)
-        return [run_as_leader(settings.database_url, self.name, "sender", sender.run)]
+        return [
+            run_as_leader(
+                settings.database_url,
+                self.name,
+                "sender",
+                sender.run,
+                lease_s=settings.leader_lease_s,
+            )
+        ]
 
 
 def build(settings: Settings) -> Stage:

@@ -86,7 +86,15 @@ class Production(Stage):
             settings,
             self.card_key,
         )
-        return [run_as_leader(settings.database_url, self.name, "spooler", spooler.run)]
+        return [
+            run_as_leader(
+                settings.database_url,
+                self.name,
+                "spooler",
+                spooler.run,
+                lease_s=settings.leader_lease_s,
+            )
+        ]
 
 
 def build(settings: Settings) -> Stage:

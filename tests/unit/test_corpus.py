@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import time
 import zlib
 
 import pytest
@@ -84,13 +83,11 @@ def test_registry_names_every_case_of_issue_3() -> None:
         assert isinstance(make(), bytes), name
 
 
-def test_whole_corpus_is_deterministic_and_builds_in_under_two_seconds() -> None:
-    """Two builds give byte-identical cases (stable SHA-256s for the tests), each under 2 s."""
-    builds: list[dict[str, str]] = []
-    for _ in range(2):
-        started = time.perf_counter()
-        builds.append({name: corpus.sha256(make()) for name, make in corpus.CASES.items()})
-        assert time.perf_counter() - started < 2.0
+def test_whole_corpus_is_deterministic() -> None:
+    """Two builds give byte-identical cases (stable SHA-256s for the tests)."""
+    builds = [
+        {name: corpus.sha256(make()) for name, make in corpus.CASES.items()} for _ in range(2)
+    ]
     assert builds[0] == builds[1]
     # and the non-empty cases are all different files
     digests = [d for name, d in builds[0].items() if name != "zero_bytes"]
