@@ -1,9 +1,10 @@
 """The print spool: the hot folder a card printer reads, behind a small interface.
 
 `DirectorySpool` writes each card's PDF atomically (a hidden temporary file, fsync, then
-rename, so the printer never sees half a file) under a name made from the card number,
-then appends one JSON line to `manifest.jsonl` (card number, order id, file name, sha256,
-size, created). Printers must ignore names starting with a dot.
+a hard link to the final name, so the printer never sees half a file and a second writer
+of the same card never replaces or re-announces it) under a name made from the card
+number, then appends one JSON line to `manifest.jsonl` (card number, order id, file name,
+sha256, size, created). Printers must ignore names starting with a dot.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class SpoolEntry:
 
 class PrintSpool(Protocol):
     def submit(self, job: PrintJob) -> SpoolEntry:
-        """Hand one card to the printer; raises when it could not."""
+        """Hand one card to the printer once; raises when it could not."""
         ...
 
     def find(self, card_number: str, order_id: str, card_type: str) -> SpoolEntry | None:
@@ -64,6 +65,8 @@ class DirectorySpool:
         return self.root / MANIFEST
 
     def submit(self, job: PrintJob) -> SpoolEntry:
+        """Write the card's file once: a card whose file is already in the spool (another
+        instance, or a deposed leader resuming, got there first) is not written again."""
         self.root.mkdir(parents=True, exist_ok=True)
         name = print_file_name(job.card_number)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".tmp-{name}-")
@@ -72,10 +75,14 @@ class DirectorySpool:
                 out.write(job.pdf)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, self.root / name)
-        except BaseException:
+            # A hard link, not a rename: it fails when the name exists, so of two writers
+            # of one card exactly one hands it to the printer and writes its manifest line.
+            os.link(tmp, self.root / name)
+        except FileExistsError:
+            data = (self.root / name).read_bytes()
+            return SpoolEntry(job.card_number, job.order_id, name, hashlib.sha256(data).hexdigest())
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
         self._sync_dir()
         entry = SpoolEntry(job.card_number, job.order_id, name, hashlib.sha256(job.pdf).hexdigest())
         self._append(entry, job.card_type, len(job.pdf))
