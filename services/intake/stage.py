@@ -38,6 +38,7 @@ from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Intake(Stage):
         self,
         fetcher: Fetcher,
         blobs: BlobStore,
+        verifier: CommandVerifier,
         decode_concurrency: int = 2,
     ) -> None:
         self.fetcher = fetcher
@@ -109,7 +111,11 @@ class Intake(Stage):
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_COMMANDS: Route(
-                Command, commands.on_command, parse=parse_command, report_invalid=False
+                Command,
+                commands.on_command,
+                parse=parse_command,
+                report_invalid=False,
+                verify=verifier.check,
             ),
         }
 
@@ -248,5 +254,8 @@ def build(settings: Settings) -> Stage:
         settings.document_fetch_concurrency,
     )
     return Intake(
-        fetcher, DirectoryBlobStore(Path(settings.blob_dir)), settings.document_decode_concurrency
+        fetcher,
+        DirectoryBlobStore(Path(settings.blob_dir)),
+        CommandVerifier.from_settings(settings),
+        settings.document_decode_concurrency,
     )

@@ -21,17 +21,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import hashlib
 import io
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from reportlab.lib.colors import HexColor, black
 from reportlab.lib.pagesizes import A4
@@ -40,71 +36,36 @@ from reportlab.pdfgen.canvas import Canvas
 
 from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL, day
 from shared.events import Status
+from shared.keys import (
+    key_id,
+    load_or_create_private_key,
+    load_private_key,
+    load_public_key,
+    public_pem,
+    publish_public_key,
+)
 from shared.pdffonts import BOLD, REGULAR, printable, register_fonts
+
+# The key helpers moved to shared.keys (support's command keys use them too); notify's
+# callers still find them here.
+__all__ = [
+    "ProofContent",
+    "Verdict",
+    "key_id",
+    "load_or_create_private_key",
+    "load_private_key",
+    "load_public_key",
+    "main",
+    "make_proof",
+    "public_pem",
+    "publish_public_key",
+    "render_proof",
+    "sign",
+    "verify",
+]
 
 MARKER = b"%KORTFLYT-PROOF-SIGNATURE"
 CONTEXT = b"kortflyt-proof-v1\n"
-
-
-# --------------------------------------------------------------------------- keys
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def public_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
-    """The signing key at `path`; made there (mode 0600) the first time, by one process."""
-    if path.exists():
-        return load_private_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another instance made it first: use that one
-        return load_private_key(path)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    return key
-
-
-def publish_public_key(public_key: Ed25519PublicKey, path: Path) -> None:
-    """Write the verification key for inspectors (atomically, only when it changed)."""
-    pem = public_pem(public_key)
-    if path.exists() and path.read_bytes() == pem:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- sign, verify

@@ -13,12 +13,19 @@ import pytest
 
 from services.intake.stage import build
 from shared.db import create_pool, migrate
-from shared.events import OrderStatusChanged, ReplayOrder, Status, encode
+from shared.events import OrderStatusChanged, ReplayOrder, Status
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from shared.topics import (
+    COMMAND_OUTCOMES,
+    ORDER_ACCEPTED,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    retry_topic,
+)
 from tests.factories import submitted
+from tests.signing import signed_delivery
 
 
 @pytest.fixture
@@ -69,9 +76,9 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
     late.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sample, late)  # the upload arrived after all
     replay = ReplayOrder(order_id=order_id, actor="s-9", reason="photo re-uploaded")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 2, order_id.encode(), encode(replay)))
+    await processor.process(signed_delivery(replay, 2))
     rows = await take(pool)
-    assert [r["topic"] for r in rows] == [retry_topic("intake"), ORDER_STATUS]
+    assert [r["topic"] for r in rows] == [retry_topic("intake"), ORDER_STATUS, COMMAND_OUTCOMES]
     assert statuses(rows) == [(Status.RECEIVED, [])]
 
     retry = rows[0]
@@ -83,8 +90,8 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
 
     # Accepted now: a second replay (or the same command again) does nothing.
     again = ReplayOrder(order_id=order_id, actor="s-9")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 4, order_id.encode(), encode(again)))
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 5, order_id.encode(), encode(replay)))
+    await processor.process(signed_delivery(again, 4))
+    await processor.process(signed_delivery(replay, 5))
     assert await take(pool) == []
     audit = await pool.fetch("SELECT actor, reason, outcome FROM command_audit")
     assert [tuple(r) for r in audit] == [
