@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from services.support.stage import Support
 from services.support.web import api, pages
 from services.support.web.app import API, create_app
-from services.support.web.auth import RANK, ROLES, Accounts
+from services.support.web.auth import RANK, ROLES, Accounts, Role
 from shared.db import create_pool
 from shared.events import (
     CheckSummary,
@@ -139,10 +139,10 @@ async def console(settings: Settings) -> AsyncIterator[Console]:
         await conn.close()
 
 
-def routes(_app: FastAPI) -> list[tuple[str, str, str | None]]:
+def routes(_app: FastAPI) -> list[tuple[str, str, Role | None]]:
     """Every route of the app (its two routers): method, path, and the least role its
     dependency asks."""
-    found = []
+    found: list[tuple[str, str, Role | None]] = []
     for prefix, router in ((API, api.router), ("", pages.router)):
         for route in router.routes:
             assert isinstance(route, APIRoute)
@@ -151,7 +151,7 @@ def routes(_app: FastAPI) -> list[tuple[str, str, str | None]]:
                 for d in route.dependant.dependencies
                 if getattr(d.call, "required_role", None)
             ]
-            for method in route.methods:
+            for method in route.methods or ():
                 found.append((method, prefix + route.path, roles[0] if roles else None))
     return sorted(found)
 
