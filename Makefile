@@ -11,7 +11,7 @@ DEV      := $(PY) deploy/dev.py
 TEST_PROFILE ?= test
 TEST_ENV := KORTFLYT_PROFILE=$(TEST_PROFILE)
 
-.PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean
+.PHONY: install browser-deps run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,18 @@ $(UV):
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+## make browser-deps: headless Chromium (Debian's packages) and axe-core (npm, from the lock
+## file) for the console's browser tests; installs only what is missing
+browser-deps: node_modules/axe-core/axe.min.js
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
 	touch $@
 
 ## make run: start Kafka, PostgreSQL and every service, publish sample orders, show outcomes
@@ -44,7 +56,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 ## make test: lint, then every tier against a fresh real Kafka and PostgreSQL (test profile)
-test: lint test-infra
+test: lint test-infra browser-deps
 	$(TEST_ENV) $(PY) -m pytest tests
 
 test-infra: install
@@ -58,7 +70,7 @@ test-integration: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/integration
 
-test-e2e: install
+test-e2e: install browser-deps
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/e2e
 

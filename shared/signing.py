@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,8 +72,11 @@ class CommandSigner:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CommandSigner:
-        key = load_or_create_private_key(Path(settings.command_signing_key_file))
-        return cls(key)
+        """support's key: made on first use when missing, its public half written beside
+        it (`<name>.pub.pem`) for the services that verify."""
+        path = Path(settings.command_signing_key_file)
+        ensure_keypair(path, path.with_suffix(".pub.pem"))
+        return cls(load_or_create_private_key(path))
 
     def sign(self, command: Command) -> SignedCommand:
         value = canonical(command)
@@ -88,23 +92,33 @@ class CommandSigner:
 
 
 class CommandVerifier:
-    """The public keys commands are trusted under, by key id."""
+    """The public keys commands are trusted under, by key id.
 
-    def __init__(self, keys: Iterable[Ed25519PublicKey]) -> None:
+    A key id it does not know makes it read its key files again (at most every
+    `reload_s` seconds): a service that started before support made its key, or a new
+    key rolled in beside the old one, needs no restart.
+    """
+
+    def __init__(
+        self, keys: Iterable[Ed25519PublicKey], files: Sequence[Path] = (), reload_s: float = 10.0
+    ) -> None:
         self.keys = {key_id(k): k for k in keys}
+        self.files = tuple(files)
+        self.reload_s = reload_s
+        self._loaded_at = time.monotonic()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CommandVerifier:
-        keys = []
-        for name in filter(None, (p.strip() for p in settings.command_public_key_files.split(","))):
-            try:
-                keys.append(load_public_key(Path(name)))
-            except (OSError, ValueError) as exc:
-                # Refusing every command is safe; a service that will not start is not.
-                log.error("command_key.unreadable", path=name, error=type(exc).__name__)
-        if not keys:
-            log.warning("command_key.none", note="every command will be refused")
-        return cls(keys)
+        files = [Path(p.strip()) for p in settings.command_public_key_files.split(",") if p.strip()]
+        verifier = cls(_load_keys(files), files)
+        if not verifier.keys:
+            log.warning("command_key.none", note="commands are refused until a key is readable")
+        return verifier
+
+    def _reload(self) -> None:
+        if self.files and time.monotonic() - self._loaded_at >= self.reload_s:
+            self._loaded_at = time.monotonic()
+            self.keys = {key_id(k): k for k in _load_keys(self.files)}
 
     def check(self, delivery: Delivery) -> str | None:
         """`Route.verify` for the commands topic."""
@@ -115,7 +129,10 @@ class CommandVerifier:
         signature, kid = headers.get(HEADER_SIGNATURE), headers.get(HEADER_KEY_ID)
         if not signature or not kid:
             return UNSIGNED
-        key = self.keys.get(kid.decode(errors="replace"))
+        kid_text = kid.decode(errors="replace")
+        if kid_text not in self.keys:
+            self._reload()
+        key = self.keys.get(kid_text)
         if key is None:
             return UNKNOWN_KEY
         try:
@@ -123,6 +140,17 @@ class CommandVerifier:
         except (InvalidSignature, binascii.Error, ValueError):
             return BAD_SIGNATURE
         return None
+
+
+def _load_keys(files: Iterable[Path]) -> list[Ed25519PublicKey]:
+    keys = []
+    for path in files:
+        try:
+            keys.append(load_public_key(path))
+        except (OSError, ValueError) as exc:
+            # Refusing every command is safe; a service that will not start is not.
+            log.warning("command_key.unreadable", path=str(path), error=type(exc).__name__)
+    return keys
 
 
 def ensure_keypair(private_path: Path, public_path: Path) -> str:

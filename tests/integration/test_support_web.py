@@ -479,3 +479,17 @@ async def test_orders_filter_sort_and_page_and_the_audit_exports_as_csv(
     assert [(row[2], row[3], row[4], row[6]) for row in rows[1:]] == [
         (name, "order.cancel", "W-F0", "'=HYPERLINK(evil)")  # never a live formula
     ]
+
+
+async def test_the_orders_form_as_a_browser_sends_it_with_empty_fields_filters(
+    console: Console,
+) -> None:
+    await console.order_needing_attention("W-FORM")
+    client, _ = await console.signed_in("viewer")
+    empty = {f: "" for f in ("status", "reason", "org", "card_type", "since", "until")}
+    async with client:
+        r = await client.get("/orders", params={**empty, "order_id": "W-FORM", "sort": "newest"})
+        assert r.status_code == 200
+        assert 'href="/orders/W-FORM"' in r.text
+        r = await client.get("/orders", params={**empty, "status": "PRODUCED", "since": "x"})
+        assert r.status_code == 200 and 'href="/orders/W-FORM"' not in r.text

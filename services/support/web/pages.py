@@ -117,27 +117,42 @@ async def overview(request: Request, staff: Viewer) -> Response:
     return _page(request, "overview.html", staff, {"o": data, "statuses": STATUSES})
 
 
+def _status(value: str | None) -> Status | None:
+    try:
+        return Status(value) if value else None
+    except ValueError:
+        return None
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 @router.get("/orders")
 async def orders(
     request: Request,
     staff: Viewer,
-    status: Annotated[Status | None, Query()] = None,
+    # A form sends every field, empty ones as "": read as text, an empty one is no filter.
+    status: Annotated[str | None, Query(max_length=40)] = None,
     reason: Annotated[str | None, Query(max_length=60)] = None,
     org: Annotated[str | None, Query(max_length=9)] = None,
     card_type: Annotated[str | None, Query(max_length=20)] = None,
-    since: Annotated[date | None, Query()] = None,
-    until: Annotated[date | None, Query()] = None,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     sort: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Response:
     f = OrderFilter(
-        status=status,
+        status=_status(status),
         reason=reason or None,
         org_number=org or None,
         card_type=card_type if card_type in ("construction", "cleaning") else None,  # type: ignore[arg-type]
-        since=since,
-        until=until,
+        since=_day(since),
+        until=_day(until),
         order_id=(order_id or "").strip() or None,
         newest_first=sort == "newest",
         page=page,
@@ -146,12 +161,12 @@ async def orders(
     params = {
         k: v
         for k, v in {
-            "status": status.value if status else None,
+            "status": f.status.value if f.status else None,
             "reason": reason,
             "org": org,
-            "card_type": card_type,
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
+            "card_type": f.card_type,
+            "since": f.since.isoformat() if f.since else None,
+            "until": f.until.isoformat() if f.until else None,
             "order_id": order_id,
             "sort": sort,
         }.items()

@@ -253,7 +253,10 @@ class Queries:
         return OrderView(
             order=_order(row),
             timeline=timeline,
-            checks=json.loads(checks["checks"]) if checks else [],
+            checks=[
+                {**c, "checked_at": datetime.fromisoformat(c["checked_at"])}
+                for c in (json.loads(checks["checks"]) if checks else [])
+            ],
             checks_revision=checks["revision"] if checks else None,
             card=dict(card) if card else None,
             commands=[dict(c) for c in commands],
