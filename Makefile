@@ -24,6 +24,18 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
 
+## make browser-deps: headless Chromium (Debian's packages) and axe-core (npm, from the lock
+## file) for the browser tests of the console and the verify pages; installs only what is missing
+browser-deps: node_modules/axe-core/axe.min.js
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
 ## make run: start Kafka, PostgreSQL and every service, publish sample orders, show outcomes
 run: install
 	$(DEV) up
@@ -59,7 +71,7 @@ test-integration: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/integration
 
-test-e2e: install
+test-e2e: install browser-deps
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/e2e
 
@@ -67,12 +79,6 @@ test-e2e: install
 bench: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
-
-## make browser-deps: what the browser checks of the web pages need: Debian's chromium
-## (headless, driven by Playwright) and axe-core from npm (package.json, node_modules/)
-browser-deps:
-	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium chromium-driver)
-	@test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund
 
 ## make bench-verify: verifications/s and latency of the verify service (JSON API and page)
 bench-verify: install

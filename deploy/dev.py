@@ -102,6 +102,20 @@ class Profile:
         return f"http://127.0.0.1:{self.docstore_port}"
 
     @property
+    def web_port(self) -> int:
+        """The support console's port: 8000 for dev, 18000 for test, +100 for each testN."""
+        return self.kafka_port - 1092
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/"
+
+    @property
+    def command_key(self) -> Path:
+        """support's command signing key (the owning services trust its public half)."""
+        return self.state / "keys" / "command-ed25519.pem"
+
+    @property
     def registers_url(self) -> str:
         return f"http://127.0.0.1:{self.registers_port}"
 
@@ -141,6 +155,9 @@ class Profile:
             "KORTFLYT_CARD_PUBLIC_KEY_FILE": str(self.state / "card-public-key.pem"),
             "KORTFLYT_VERIFY_BASE_URL": self.verify_url,
             "KORTFLYT_VERIFY_PORT": str(self.verify_port),
+            "KORTFLYT_COMMAND_SIGNING_KEY_FILE": str(self.command_key),
+            "KORTFLYT_COMMAND_PUBLIC_KEY_FILES": str(self.command_key.with_suffix(".pub.pem")),
+            "KORTFLYT_SUPPORT_WEB_PORT": str(self.web_port),
         }
 
     @property
@@ -381,7 +398,9 @@ def kafka_up(p: Profile, ready_timeout_s: float = 90) -> None:
     kdir = cfg.parent
     classpath = f"{libs}/*"
     if not (kdir / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # kafka-storage reads a leading '-' as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log(f"formatting KRaft storage (cluster {cluster_id})")
         result = subprocess.run(  # noqa: S603 - fixed argv
             [
@@ -583,8 +602,18 @@ def topics_up(p: Profile) -> None:
     subprocess.run([sys.executable, "-m", "shared.topics"], check=True, env=env, cwd=ROOT)
 
 
+def command_keys_up(p: Profile) -> str:
+    """support's command signing key pair, made once per profile; returns its key id."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from shared.signing import ensure_keypair
+
+    return ensure_keypair(p.command_key, p.command_key.with_suffix(".pub.pem"))
+
+
 def infra_up(p: Profile) -> None:
     p.state.mkdir(parents=True, exist_ok=True)
+    command_keys_up(p)
     pg_up(p)
     kafka_up(p)
     topics_up(p)
@@ -747,11 +776,61 @@ def registers_up(p: Profile) -> None:
 
 
 FAKES = ("mail-sink", "fake-registers", "docstore")
+WEB = "support-web"  # the support console and API (services.support.web)
+NEWCOMER = "support"  # the local console account `make run` makes for a newcomer
+
+
+def console_account(p: Profile) -> tuple[str, str]:
+    """The newcomer's console account (supervisor): made once, its password kept in the
+    profile's state (mode 0600) so `make run` can print it again."""
+    secret = p.state / "console-account.txt"
+    if secret.exists():
+        name, password = secret.read_text().split("\n")[:2]
+        return name, password
+    password = base64.urlsafe_b64encode(os.urandom(15)).decode()
+    subprocess.run(  # noqa: S603 - fixed argv
+        [
+            sys.executable,
+            "-m",
+            "services.support.cli",
+            "users",
+            "add",
+            NEWCOMER,
+            "--role",
+            "supervisor",
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        env=service_env(p, Instance(p, "support-cli")),
+        cwd=ROOT,
+    )
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{NEWCOMER}\n{password}\n")
+    return NEWCOMER, password
+
+
+def web_up(p: Profile) -> None:
+    pidfile = p.state / "run" / f"{WEB}.pid"
+    if read_pid(pidfile) is None:
+        if port_open(p.web_port):
+            raise DevError(f"port {p.web_port} ({WEB}) is taken by another process")
+        logfile = p.state / "logs" / f"{WEB}.log"
+        cmd = [sys.executable, "-m", "services.support.web"]
+        pid = spawn(cmd, logfile, pidfile, env=service_env(p, Instance(p, WEB)))
+        wait_for(WEB, lambda: port_open(p.web_port), 60, logfile)
+        log(f"{WEB} started (pid {pid}, {p.web_url}, log {logfile})")
+    name, password = console_account(p)
+    log(f"support console: {p.web_url}  (sign in as {name!r}, password {password!r})")
 
 
 def services_up(p: Profile, count: int = 1) -> None:
     """`count` instances of every service (and the fakes): starts what is missing, stops
     instances numbered above `count`; idempotent."""
+    command_keys_up(p)  # before the services: intake and registry_check load its public half
     mail_sink_up(p)
     registers_up(p)
     docstore_up(p)
@@ -768,9 +847,11 @@ def services_up(p: Profile, count: int = 1) -> None:
             instance.health_file.unlink(missing_ok=True)
             pid = start_instance(p, instance, service_env(p, instance, count))
             log(f"{instance.name} started (pid {pid}, log {instance.logfile})")
+    web_up(p)
 
 
 def services_down(p: Profile) -> None:
+    stop_pid(WEB, p.state / "run" / f"{WEB}.pid")
     for name in SERVICES:
         stop_pid(name, p.state / "run" / f"{name}.pid")  # started before instances had numbers
         for instance in instances(p, name):
@@ -794,6 +875,8 @@ def status(p: Profile) -> int:
     rows.append(("fake-registers", fake is not None, p.registers_url))
     store = read_pid(p.state / "run" / "docstore.pid")
     rows.append(("docstore", store is not None, p.docstore_url))
+    web = read_pid(p.state / "run" / f"{WEB}.pid")
+    rows.append((WEB, web is not None, p.web_url))
     for name, up, where in rows:
         print(f"{name:16} {'running' if up else 'stopped':8} {where}")
     return 0 if all(up for _, up, _ in rows) else 3

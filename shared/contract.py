@@ -23,8 +23,10 @@ from pydantic.json_schema import models_json_schema
 from shared.events import COMMAND_MODELS, EVENT_MODELS
 from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR, HEADER_ORIGIN
 from shared.reasons import CATALOGUE
+from shared.signing import HEADER_KEY_ID, HEADER_SIGNATURE
 from shared.topics import (
     CARD_PRODUCED,
+    COMMAND_OUTCOMES,
     ORDER_ACCEPTED,
     ORDER_APPROVED,
     ORDER_COMMANDS,
@@ -66,7 +68,7 @@ CHANNELS: tuple[Channel, ...] = (
         "An order for an HMS-kort, written by the ordering portal. A corrected order is a new"
         " event with the same `order_id` and a higher `revision`.",
         ("internal systems (the ordering portal)",),
-        ("intake",),
+        ("intake", "support (card type, employer org number, birth date only)"),
         ("order.submitted",),
     ),
     Channel(
@@ -106,6 +108,24 @@ CHANNELS: tuple[Channel, ...] = (
         ("support",),
         ("intake", "registry_check"),
         tuple(COMMAND_MODELS),
+        headers=(
+            (
+                HEADER_SIGNATURE,
+                "base64 Ed25519 signature over `kortflyt-command-v1\\n` followed by the"
+                " record's value (the command as canonical JSON: sorted keys, no spaces);"
+                " a command without a valid one is refused and audited",
+            ),
+            (HEADER_KEY_ID, "the signing key's id (first 16 hex digits of SHA-256 of the raw key)"),
+        ),
+    ),
+    Channel(
+        COMMAND_OUTCOMES,
+        "What an owning service did with each command it received (its audit row): handled,"
+        " ignored or refused, with who, when and why as the command said. Support projects"
+        " it for the console. Not compacted: every outcome is kept (a year).",
+        ("intake", "registry_check"),
+        ("support",),
+        ("command.handled",),
     ),
     *(
         Channel(

@@ -318,6 +318,17 @@ class CardProduced(Event):
     photo_key: str | None = None  # blob store key of the photo printed on the card
 
 
+class CheckSummary(Model):
+    """One register check as support may show it: minimised, never personal data."""
+
+    check: str
+    outcome: str  # passed, warning, failed, waiting, needs_person, overridden, unavailable
+    source: str | None = None  # the register that answered
+    code: ReasonCode | None = None
+    detail: str = ""  # the answer in short (no names, no national ids)
+    checked_at: UtcDatetime
+
+
 class OrderStatusChanged(Event):
     """`order.status`: every status change of an order, from the stage that made it."""
 
@@ -328,6 +339,23 @@ class OrderStatusChanged(Event):
     stage: str
     reasons: list[Reason] = Field(default_factory=list)
     card_number: str | None = None
+    # Added (optional): registry_check's checks of this revision behind the status, so
+    # support shows them without reading registry_check's tables.
+    checks: list[CheckSummary] | None = None
+
+
+class CommandHandled(Event):
+    """`command.handled` on hmskort.order.command_outcomes.v1: what an owning service did
+    with a support command (its command_audit row, published for support to project)."""
+
+    event_type: Literal["command.handled"] = "command.handled"
+    command_id: UUID
+    command: str  # the command's event_type, e.g. order.override_check
+    service: str  # the service that handled it
+    actor: str  # as the command said (for a refused command: as it claimed)
+    reason: str | None = None
+    issued_at: UtcDatetime
+    outcome: str  # e.g. "overridden employment (failed)", "refused: bad signature"
 
 
 # --------------------------------------------------------------------------- commands
@@ -392,6 +420,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
     "order.approved": OrderApproved,
     "card.produced": CardProduced,
     "order.status": OrderStatusChanged,
+    "command.handled": CommandHandled,
 }
 
 

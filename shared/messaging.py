@@ -35,13 +35,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic
 import asyncpg
 from pydantic import ValidationError
 
-from shared.events import Command, E, Event, OrderStatusChanged, Reason, Status, encode, parse_event
+from shared.events import (
+    CheckSummary,
+    Command,
+    CommandHandled,
+    E,
+    Event,
+    OrderStatusChanged,
+    Reason,
+    Status,
+    encode,
+    parse_event,
+)
 from shared.identifiers import new_event_id
 from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
+from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -217,6 +228,7 @@ class Tx:
         status: Status,
         reasons: Sequence[Reason] = (),
         card_number: str | None = None,
+        checks: Sequence[CheckSummary] | None = None,
     ) -> None:
         self.emit(
             ORDER_STATUS,
@@ -227,6 +239,7 @@ class Tx:
                 stage=self.stage,
                 reasons=list(reasons),
                 card_number=card_number,
+                checks=list(checks) if checks is not None else None,
             ),
         )
         log.info(
@@ -267,10 +280,11 @@ def rerun_message(stage: str, origin_topic: str, event: Event) -> OutgoingMessag
 
 
 async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
-    """Record who asked what, when, why, and what came of it (the service's command_audit)."""
-    await tx.conn.execute(
+    """Record who asked what, when, why, and what came of it (the service's command_audit),
+    and publish it (`command.handled`) for support to show."""
+    new = await tx.conn.fetchval(
         "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
-        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
         command.event_id,
         command.event_type,
         command.order_id,
@@ -279,6 +293,20 @@ async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
         command.occurred_at,
         outcome,
     )
+    if new:
+        tx.emit(
+            COMMAND_OUTCOMES,
+            CommandHandled(
+                order_id=command.order_id,
+                command_id=command.event_id,
+                command=command.event_type,
+                service=tx.stage,
+                actor=command.actor,
+                reason=command.reason,
+                issued_at=command.occurred_at,
+                outcome=outcome,
+            ),
+        )
     log.info("command.handled", command=command.event_type, outcome=outcome)
 
 
@@ -296,6 +324,9 @@ class Route(Generic[E]):
     # False when a broken message on this topic says nothing about its order (a support
     # command): it is dead-lettered without changing the order's status.
     report_invalid: bool = True
+    # Whether the record may be trusted (support's signature on a command): None when it
+    # may, else the refusal, which goes to `Stage.on_refused` instead of `handle`.
+    verify: Callable[[Delivery], str | None] | None = None
 
 
 class Stage(ABC):
@@ -320,6 +351,12 @@ class Stage(ABC):
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
         final = failure.reason.settled()  # no longer "we will try again"
         tx.status(event.order_id, event.revision, Status.NEEDS_ATTENTION, [final])
+
+    async def on_refused(self, tx: Tx, event: Any, refusal: str) -> None:
+        """A message its route's `verify` refused: a command is audited as refused."""
+        if isinstance(event, Command):
+            await audit_command(tx, event, refusal)
+        log.warning("message.refused", refusal=refusal)
 
     def background(
         self, pool: asyncpg.Pool, settings: Settings
@@ -449,7 +486,15 @@ class Processor:
         )
         message_id = f"{event.event_id}:{d.attempt}"
         digest = content_digest(event)
+        # A message its route does not trust (a command without support's signature) is
+        # refused, once, in a transaction of its own: the stage records the refusal.
+        refusal = route.verify(d) if route.verify is not None else None
         try:
+            if refusal is not None:
+                async with self._transaction(message_id, d.topic, None, digest) as tx:
+                    if tx is not None:
+                        await self.stage.on_refused(tx, event, refusal)
+                return
             try:
                 prepared = None
                 if route.prepare is not None:

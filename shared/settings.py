@@ -117,4 +117,17 @@ class Settings(BaseSettings):
     employment_wait_days: float = Field(default=14.0, gt=0)
     employment_recheck_interval_s: float = Field(default=3600.0, gt=0)
 
+    # Commands (shared.signing): support signs with its private key; intake and
+    # registry_check trust only commands signed by one of the public keys (comma-separated).
+    command_signing_key_file: str = "/var/lib/kortflyt/keys/command-ed25519.pem"
+    command_public_key_files: str = "/var/lib/kortflyt/keys/command-ed25519.pub.pem"
+
+    # The support console and API (services.support.web).
+    support_web_host: str = "127.0.0.1"
+    support_web_port: int = Field(default=8000, ge=1, le=65535)
+    support_session_hours: float = Field(default=8.0, gt=0)
+    # Failed sign-ins in a row before an account is locked, and for how long.
+    support_lockout_failures: int = Field(default=5, ge=1)
+    support_lockout_minutes: float = Field(default=15.0, gt=0)
+
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets

@@ -25,6 +25,8 @@ ORDER_APPROVED = "hmskort.order.approved.v1"
 CARD_PRODUCED = "hmskort.card.produced.v1"
 ORDER_STATUS = "hmskort.order.status.v1"
 ORDER_COMMANDS = "hmskort.order.commands.v1"
+# What the owning services did with each command (support projects it; not compacted).
+COMMAND_OUTCOMES = "hmskort.order.command_outcomes.v1"
 
 
 def retry_topic(service: str) -> str:
@@ -47,6 +49,7 @@ class TopicSpec:
 
 
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
+_YEAR_MS = str(365 * 24 * 3600 * 1000)
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ORDER_SUBMITTED, config={"retention.ms": _WEEK_MS}),
@@ -58,6 +61,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         ORDER_STATUS, config={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
     ),
     TopicSpec(ORDER_COMMANDS, config={"retention.ms": _WEEK_MS}),
+    TopicSpec(COMMAND_OUTCOMES, config={"retention.ms": _YEAR_MS}),
     *(TopicSpec(retry_topic(s), config={"retention.ms": _WEEK_MS}) for s in SERVICES),
     # Dead letters are a notice for support: their raw bytes stay in the service's
     # dead_letters table, so the record itself is kept only as long as an input.

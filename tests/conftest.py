@@ -7,10 +7,12 @@ import os
 
 import pytest
 
-from deploy.dev import test_profile
+from deploy.dev import command_keys_up, test_profile
 
 for _key, _value in test_profile().env().items():
     os.environ.setdefault(_key, _value)
+# support's command key pair: the stages under test trust only commands signed with it.
+command_keys_up(test_profile())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

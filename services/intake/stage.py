@@ -44,6 +44,7 @@ from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class Intake(Stage):
         self,
         fetcher: Fetcher,
         blobs: BlobStore,
+        verifier: CommandVerifier,
         decode_concurrency: int = 2,
         replay_limit: int = 5,
     ) -> None:
@@ -125,7 +127,11 @@ class Intake(Stage):
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_COMMANDS: Route(
-                Command, self.on_command, parse=parse_command, report_invalid=False
+                Command,
+                self.on_command,
+                parse=parse_command,
+                report_invalid=False,
+                verify=verifier.check,
             ),
         }
 
@@ -291,6 +297,7 @@ def build(settings: Settings) -> Stage:
     return Intake(
         fetcher,
         DirectoryBlobStore(Path(settings.blob_dir)),
+        CommandVerifier.from_settings(settings),
         settings.document_decode_concurrency,
         settings.replay_limit,
     )

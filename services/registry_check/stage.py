@@ -41,6 +41,7 @@ from services.registry_check.domain import Approval, Decision, Outcome, RuleResu
 from shared.events import (
     CancelOrder,
     CheckResult,
+    CheckSummary,
     Command,
     LegalEmployer,
     OrderAccepted,
@@ -65,6 +66,7 @@ from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.replays import admit
 from shared.settings import Settings
+from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
 if TYPE_CHECKING:
@@ -139,6 +141,22 @@ def _summary(results: Sequence[RuleResult]) -> str:
     )
 
 
+def check_summaries(results: Sequence[RuleResult], checked_at: datetime) -> list[CheckSummary]:
+    """The checks as published on order.status for support: minimised (the detail is
+    never personal data; the evidence itself stays here)."""
+    return [
+        CheckSummary(
+            check=r.check.value,
+            outcome=r.outcome.value,
+            source=r.source.value if r.source else None,
+            code=r.code,
+            detail=r.detail,
+            checked_at=checked_at,
+        )
+        for r in results
+    ]
+
+
 def _approved_outcome(outcome: Outcome) -> Literal["passed", "warning", "overridden"]:
     """An approved order's results are passes, warnings and overrides only."""
     if outcome is Outcome.PASSED:
@@ -168,7 +186,11 @@ class RegistryCheck(Stage):
         self.routes = {
             ORDER_ACCEPTED: Route(OrderAccepted, self.on_accepted, prepare=self.evaluate),
             ORDER_COMMANDS: Route(
-                Command, self.on_command, parse=parse_command, report_invalid=False
+                Command,
+                self.on_command,
+                parse=parse_command,
+                report_invalid=False,
+                verify=CommandVerifier.from_settings(settings).check,
             ),
         }
 
@@ -264,7 +286,13 @@ class RegistryCheck(Stage):
                 ),
             )
         if not repeated_wait:
-            tx.status(event.order_id, event.revision, decision.status, decision.reasons)
+            tx.status(
+                event.order_id,
+                event.revision,
+                decision.status,
+                decision.reasons,
+                checks=check_summaries(decision.results, now),
+            )
         log.info(
             "order.checked",
             decision=decision.status.value,

@@ -8,11 +8,14 @@
                            [--lift-replay-limit]
     kortflyt orders override ORDER_ID --check CHECK --reason TEXT --by STAFF
     kortflyt orders cancel ORDER_ID --reason TEXT --by STAFF
+    kortflyt users add NAME --role viewer|operator|supervisor [--password-stdin]
 
-It reads support's projection of `order.status` (schema `support`) and, read-only,
-registry_check's evidence and both services' command audit trails; it writes nothing
-itself but commands on `hmskort.order.commands.v1`, which the owning service handles,
-audits and makes idempotent by command id. Settings come from KORTFLYT_* variables
+It reads support's own projections (schema `support`: statuses, the checks
+registry_check publishes with them, the command outcomes intake and registry_check
+publish), never another service's tables; it writes nothing itself but commands on
+`hmskort.order.commands.v1`, signed with support's key (KORTFLYT_COMMAND_SIGNING_KEY_FILE),
+which the owning service verifies, handles, audits and makes idempotent by command id.
+Settings come from KORTFLYT_* variables
 (`python deploy/dev.py env` prints them for a local system).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
@@ -32,21 +35,24 @@ import asyncio
 import getpass
 import json
 import os
+import secrets
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import ValidationError
 
-from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status, encode
+from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -67,23 +73,19 @@ class UsageError(Exception):
 
 
 class Store:
-    """Read-only queries on the projection, the evidence and the audit trails."""
+    """Read-only queries on support's own projections (never another service's schema):
+    statuses, the checks registry_check publishes with them, and the command outcomes
+    intake and registry_check publish."""
 
-    def __init__(
-        self,
-        conn: asyncpg.Connection[asyncpg.Record],
-        support: str = "support",
-        registry: str = "registry_check",
-        intake: str = "intake",
-    ) -> None:
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], support: str = "support") -> None:
         self.conn = conn
-        self.support, self.registry, self.intake = support, registry, intake
+        self.support = support
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return list(await self.conn.fetch(query, *args))
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-            return []  # that service has not run yet on this database
+            return []  # support has not run yet on this database
 
     async def order(self, order_id: str) -> asyncpg.Record | None:
         rows = await self._fetch(
@@ -99,43 +101,25 @@ class Store:
             order_id,
         )
 
-    async def evidence(self, order_id: str, revision: int) -> list[asyncpg.Record]:
-        """The latest result of every check of the revision (and register outages)."""
-        return await self._fetch(
-            f"SELECT DISTINCT ON (check_name) * FROM {self.registry}.check_evidence"  # noqa: S608
-            " WHERE order_id = $1 AND revision = $2 ORDER BY check_name, checked_at DESC, id DESC",
+    async def evidence(self, order_id: str, revision: int) -> list[dict[str, Any]]:
+        """The latest published result of every check of the revision."""
+        rows = await self._fetch(
+            f"SELECT checks FROM {self.support}.order_checks"  # noqa: S608
+            " WHERE order_id = $1 AND revision = $2",
             order_id,
             revision,
         )
+        return sorted(json.loads(rows[0]["checks"]), key=lambda c: c["check"]) if rows else []
 
     async def checks(self, order_id: str, revision: int) -> list[str]:
-        rows = await self._fetch(
-            f"SELECT DISTINCT check_name FROM {self.registry}.check_evidence"  # noqa: S608
-            " WHERE order_id = $1 AND revision = $2 AND check_name <> 'register'"
-            " ORDER BY check_name",
-            order_id,
-            revision,
-        )
-        return [r["check_name"] for r in rows]
-
-    async def overrides(self, order_id: str) -> list[asyncpg.Record]:
-        return await self._fetch(
-            f"SELECT * FROM {self.registry}.check_overrides WHERE order_id = $1"  # noqa: S608
-            " ORDER BY created_at",
-            order_id,
-        )
+        return [c["check"] for c in await self.evidence(order_id, revision)]
 
     async def audit(self, order_id: str) -> list[asyncpg.Record]:
-        rows = []
-        for service, schema in (("intake", self.intake), ("registry_check", self.registry)):
-            for r in await self._fetch(
-                f"SELECT *, $2::text AS service FROM {schema}.command_audit"  # noqa: S608
-                " WHERE order_id = $1",
-                order_id,
-                service,
-            ):
-                rows.append(r)
-        return sorted(rows, key=lambda r: r["handled_at"])
+        return await self._fetch(
+            f"SELECT * FROM {self.support}.command_outcomes WHERE order_id = $1"  # noqa: S608
+            " ORDER BY handled_at, service",
+            order_id,
+        )
 
     async def find(
         self,
@@ -179,8 +163,9 @@ class CommandSink(Protocol):
 class KafkaSink:
     """Commands to hmskort.order.commands.v1, keyed by order id (idempotent producer)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, signer: CommandSigner) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.signer = signer
         self.producer: Any = None
         self.pending: list[Any] = []
 
@@ -189,8 +174,14 @@ class KafkaSink:
         await self.producer.start()
 
     async def send(self, command: Command) -> None:
+        signed = self.signer.sign(command)
         self.pending.append(
-            await self.producer.send(ORDER_COMMANDS, encode(command), key=command.order_id.encode())
+            await self.producer.send(
+                ORDER_COMMANDS,
+                signed.value,
+                key=signed.key.encode(),
+                headers=list(signed.headers),
+            )
         )
         if len(self.pending) >= 200:
             await self.flush()
@@ -202,6 +193,16 @@ class KafkaSink:
     async def stop(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
+
+
+class NoSink:
+    """For reading commands: sending is a bug."""
+
+    async def send(self, command: Command) -> None:
+        raise AssertionError("this command sends nothing")
+
+    async def flush(self) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------- output
@@ -328,29 +329,20 @@ class Cli:
         if evidence:
             self.say(f"\nchecks (revision {order['revision']}, latest result of each):")
             rows: list[tuple[str, ...]] = [
-                ("check", "outcome", "register", "code", "checked", "detail", "evidence")
+                ("check", "outcome", "register", "code", "checked", "detail")
             ]
             for e in evidence:
                 rows.append(
                     (
-                        e["check_name"],
+                        e["check"],
                         e["outcome"],
-                        e["register"] or "-",
-                        e["code"] or "-",
-                        _time(e["checked_at"]),
-                        e["detail"] or "-",
-                        json.dumps(json.loads(e["answer"]), separators=(",", ":")),
+                        e.get("source") or "-",
+                        e.get("code") or "-",
+                        _time(datetime.fromisoformat(e["checked_at"])),
+                        e.get("detail") or "-",
                     )
                 )
             self.say(table(rows))
-        overrides = await self.store.overrides(order_id)
-        if overrides:
-            self.say("\noverrides:")
-            for o in overrides:
-                self.say(
-                    f"  {_time(o['created_at'])}  {o['check_name']} (revision {o['revision']})"
-                    f" by {o['actor']}: {o['reason']}"
-                )
         audit = await self.store.audit(order_id)
         if audit:
             self.say("\ncommands:")
@@ -513,6 +505,17 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("order_id")
     cancel.add_argument("--reason", required=True)
     cancel.add_argument("--by", required=True)
+
+    accounts = groups.add_parser("users", help="local accounts of the support console")
+    user_sub = accounts.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser(
+        "add", help="add a user (or set a user's role and password); prints a new password"
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["viewer", "operator", "supervisor"])
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     return top
 
 
@@ -555,25 +558,56 @@ async def dispatch(args: argparse.Namespace, cli: Cli) -> int:
     return await cli.cancel(args.order_id, args.reason, args.by)
 
 
+async def users(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """`kortflyt users add NAME --role ROLE`: a local account of the support console."""
+    from services.support.web.auth import Accounts
+    from shared.db import create_pool, migrate
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password, generated = secrets.token_urlsafe(18), True
+    await migrate(settings.database_url, "support", Path(__file__).parent / "migrations")
+    pool = await create_pool(settings.database_url, "support", 2)
+    try:
+        await Accounts(pool).add_user(args.name, args.role, password)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await pool.close()
+    out.write(f"user {args.name} ({args.role}) saved\n")
+    if generated:
+        out.write(f"password: {password}\n")
+    return 0
+
+
 async def amain(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
+    if args.group == "users":
+        try:
+            return await users(args, settings, out)
+        except UsageError as exc:
+            err.write(f"error: {exc}\n")
+            return 2
     conn = await asyncpg.connect(settings.database_url)
-    sink = KafkaSink(settings.kafka_bootstrap_servers)
-    started = False
+    sink: KafkaSink | None = None
     try:
         needs_kafka = args.action in ("replay", "override", "cancel") and not getattr(
             args, "dry_run", False
         )
         if needs_kafka:
+            sink = KafkaSink(
+                settings.kafka_bootstrap_servers, CommandSigner.from_settings(settings)
+            )
             await sink.start()
-            started = True
-        return await dispatch(args, Cli(Store(conn), sink, out, err))
+        return await dispatch(args, Cli(Store(conn), sink or NoSink(), out, err))
     except (UsageError, ValidationError) as exc:
         err.write(f"error: {exc}\n")
         return 2
     finally:
-        if started:
+        if sink is not None:
             await sink.stop()
         await conn.close()
 

@@ -27,9 +27,10 @@ from typing import Any
 
 import asyncpg
 
-from shared.events import CancelOrder, OrderStatusChanged, Status, encode
+from shared.events import CancelOrder, OrderStatusChanged, Status, encode, parse_command
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
+from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
 from tests.factories import submitted
@@ -129,6 +130,7 @@ class Case:
     codes: frozenset[ReasonCode] = frozenset()  # intake's DOCUMENTS_REJECTED reasons
     dead_letters: tuple[str, ...] = ()  # services whose DLT must hold it (by key)
     audit: tuple[str, str] | None = None  # (service, outcome) in its command_audit
+    signed: bool = False  # a command sent as support sends it (with its signature)
 
 
 def rejected(name: str, build: Build, *codes: ReasonCode, dlt: bool = False) -> Case:
@@ -179,7 +181,10 @@ CASES = [
         ORDER_COMMANDS,
         cancel_unknown,
         audit=("intake", "refused: unknown order"),
+        signed=True,
     ),
+    # Anyone who can write to Kafka: a command without support's signature is refused.
+    Case("cancel-unsigned", ORDER_COMMANDS, cancel_unknown, audit=("intake", "refused: unsigned")),
     broken_command("bad-actor", command_json(event_type="order.replay", actor="not staff")),
     broken_command("unknown-type", command_json(event_type="order.explode")),
     broken_command("override-no-reason", command_json(event_type="order.override_check")),
@@ -230,9 +235,14 @@ async def test_every_hostile_input_ends_with_its_exact_outcome_and_the_pipeline_
     await producer.start()
     started = time.monotonic()
     try:
+        signer = CommandSigner.from_settings(pipeline.settings)
         for case in CASES:
             value = case.value(ids[case.name], ctx)
-            await producer.send(case.topic, value, key=ids[case.name].encode())
+            headers: list[tuple[str, bytes]] = []
+            if case.signed:
+                signed = signer.sign(parse_command(value))
+                value, headers = signed.value, list(signed.headers)
+            await producer.send(case.topic, value, key=ids[case.name].encode(), headers=headers)
         await producer.flush()
     finally:
         await producer.stop()

@@ -22,6 +22,7 @@ import pytest
 from services.support.cli import Cli, KafkaSink, Store, dispatch, parser
 from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
 from shared.reasons import ReasonCode
+from shared.signing import CommandSigner
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
 from tests.factories import national_id, org_number, submitted
@@ -163,7 +164,9 @@ async def kortflyt(pipeline: Pipeline, *argv: str) -> str:
     """Run a `kortflyt` command in-process against the pipeline; its standard output."""
     out, err = io.StringIO(), io.StringIO()
     conn = await asyncpg.connect(pipeline.settings.database_url)
-    sink = KafkaSink(pipeline.settings.kafka_bootstrap_servers)
+    sink = KafkaSink(
+        pipeline.settings.kafka_bootstrap_servers, CommandSigner.from_settings(pipeline.settings)
+    )
     await sink.start()
     try:
         code = await dispatch(parser().parse_args(argv), Cli(Store(conn), sink, out, err))
@@ -264,7 +267,9 @@ async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_r
         print(summary.strip())  # noqa: T201
     # Replaying orders that already have their card must make no new card.
     produced = [c.order_id for c in cases if c.kind == "normal"][:20]
-    sink = KafkaSink(pipeline.settings.kafka_bootstrap_servers)
+    sink = KafkaSink(
+        pipeline.settings.kafka_bootstrap_servers, CommandSigner.from_settings(pipeline.settings)
+    )
     await sink.start()
     try:
         for order_id in produced:

@@ -13,12 +13,19 @@ import pytest
 
 from services.intake.stage import build
 from shared.db import create_pool, migrate
-from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status, encode
+from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from shared.topics import (
+    COMMAND_OUTCOMES,
+    ORDER_ACCEPTED,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    retry_topic,
+)
 from tests.factories import submitted
+from tests.signing import signed_delivery
 
 
 @pytest.fixture
@@ -69,9 +76,9 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
     late.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sample, late)  # the upload arrived after all
     replay = ReplayOrder(order_id=order_id, actor="s-9", reason="photo re-uploaded")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 2, order_id.encode(), encode(replay)))
+    await processor.process(signed_delivery(replay, 2))
     rows = await take(pool)
-    assert [r["topic"] for r in rows] == [retry_topic("intake"), ORDER_STATUS]
+    assert [r["topic"] for r in rows] == [retry_topic("intake"), ORDER_STATUS, COMMAND_OUTCOMES]
     assert statuses(rows) == [(Status.RECEIVED, [])]
 
     retry = rows[0]
@@ -83,8 +90,8 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
 
     # Accepted now: a second replay (or the same command again) does nothing.
     again = ReplayOrder(order_id=order_id, actor="s-9")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 4, order_id.encode(), encode(again)))
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 5, order_id.encode(), encode(replay)))
+    await processor.process(signed_delivery(again, 4))
+    await processor.process(signed_delivery(replay, 5))
     assert await take(pool) == []
     audit = await pool.fetch("SELECT actor, reason, outcome FROM command_audit")
     assert [tuple(r) for r in audit] == [
@@ -116,9 +123,7 @@ async def test_a_replay_storm_at_intake_is_coalesced_and_bounded(
         for _ in range(10):
             offset += 1
             replay = ReplayOrder(order_id=order_id, actor="s-9")
-            await processor.process(
-                Delivery(ORDER_COMMANDS, 0, offset, order_id.encode(), encode(replay))
-            )
+            await processor.process(signed_delivery(replay, offset))
             retries += [r for r in await take(pool) if r["topic"] == retry_topic("intake")]
         for retry in retries:  # the re-run: rejected again (still no photo)
             reruns += 1
@@ -146,7 +151,7 @@ async def test_a_cancel_of_an_order_intake_never_saw_is_refused_and_changes_noth
     processor, pool = intake
     order_id = f"IR-{uuid.uuid4().hex[:6]}"
     cancel = CancelOrder(order_id=order_id, revision=1, reason="duplicate", actor="s-3")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 1, order_id.encode(), encode(cancel)))
+    await processor.process(signed_delivery(cancel, 1))
     assert await take(pool) == []
     audit = await pool.fetch("SELECT actor, outcome FROM command_audit")
     assert [tuple(r) for r in audit] == [("s-3", "refused: unknown order")]
@@ -164,10 +169,10 @@ async def test_an_order_intake_still_holds_is_cancelled_by_intake(
     processor, pool = intake
     order_id = await rejected_at_intake(processor, pool, settings)
     cancel = CancelOrder(order_id=order_id, revision=1, reason="not needed", actor="s-3")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 5, order_id.encode(), encode(cancel)))
+    await processor.process(signed_delivery(cancel, 5))
     assert statuses(await take(pool)) == [(Status.CANCELLED, [])]
     replay = ReplayOrder(order_id=order_id, actor="s-3")
-    await processor.process(Delivery(ORDER_COMMANDS, 0, 6, order_id.encode(), encode(replay)))
+    await processor.process(signed_delivery(replay, 6))
     assert await take(pool) == []  # cancelled: nothing to replay
     audit = await pool.fetch("SELECT outcome FROM command_audit")
     assert [r["outcome"] for r in audit] == ["cancelled"]

@@ -17,12 +17,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.registry_check.adapters import HttpRegisters, http_registers
 from services.registry_check.stage import RegistryCheck
 from shared.db import create_pool, migrate
 from shared.events import (
     CancelOrder,
+    Command,
+    CommandHandled,
     Event,
     OrderAccepted,
     OrderApproved,
@@ -35,7 +38,9 @@ from shared.events import (
 from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.signing import CommandSigner
 from shared.topics import (
+    COMMAND_OUTCOMES,
     ORDER_ACCEPTED,
     ORDER_APPROVED,
     ORDER_COMMANDS,
@@ -47,6 +52,7 @@ from tests.factories import national_id, org_number, submitted
 from tests.fakes import register_data as rd
 from tests.fakes.registers import Admin
 from tests.integration.registers import RunningFake, fake_registers
+from tests.signing import signed_delivery
 
 RETRY = retry_topic("registry_check")
 BIRTH = date(1990, 5, 17)
@@ -107,6 +113,9 @@ class Harness:
         self, event: Event, topic: str = ORDER_ACCEPTED, headers: dict[str, bytes] | None = None
     ) -> None:
         self.offset += 1
+        if isinstance(event, Command) and headers is None:  # as support sends it: signed
+            await self.processor.process(signed_delivery(event, self.offset))
+            return
         await self.processor.process(
             Delivery(topic, 0, self.offset, event.order_id.encode(), encode(event), headers or {})
         )
@@ -478,7 +487,14 @@ async def test_an_override_approves_a_waiting_order_and_is_audited_once(
     )
     await harness.deliver(command, ORDER_COMMANDS)
     rows = await harness.take_outbox()
-    assert [r["topic"] for r in rows] == [RETRY, ORDER_STATUS]
+    assert [r["topic"] for r in rows] == [RETRY, ORDER_STATUS, COMMAND_OUTCOMES]
+    outcome = CommandHandled.model_validate_json(rows[2]["value"])  # published for support
+    assert (outcome.command_id, outcome.service, outcome.actor, outcome.outcome) == (
+        command.event_id,
+        "registry_check",
+        "s-17",
+        "overridden employment (wait)",
+    )
     await harness.redeliver_retries(rows)
     out = await harness.take_outbox()
     approved = OrderApproved.model_validate_json(
@@ -509,7 +525,8 @@ async def test_an_override_of_a_check_that_does_not_exist_is_refused_and_audited
         OverrideCheck(order_id="RC-NX", revision=1, check="horoscope", reason="x", actor="s-1"),
         ORDER_COMMANDS,
     )
-    assert await harness.take_outbox() == []
+    # only the outcome, for support: the order is not touched
+    assert [r["topic"] for r in await harness.take_outbox()] == [COMMAND_OUTCOMES]
     assert await audit(harness, "RC-NX") == [
         ("order.override_check", "s-1", "refused: no check 'horoscope'")
     ]
@@ -532,7 +549,8 @@ async def test_a_replay_after_the_register_is_corrected_approves_and_a_second_do
     assert [r["topic"] for r in out] == [ORDER_APPROVED, ORDER_STATUS]
 
     await harness.deliver(ReplayOrder(order_id="RC-RP", actor="s-2"), ORDER_COMMANDS)
-    assert await harness.take_outbox() == []  # approved: nothing to replay
+    # only the outcome, for support: the order is not touched; approved: nothing to replay
+    assert [r["topic"] for r in await harness.take_outbox()] == [COMMAND_OUTCOMES]
     assert [o for _, _, o in await audit(harness, "RC-RP")] == [
         "replayed from REJECTED",
         "ignored: APPROVED",
@@ -624,7 +642,8 @@ async def test_cancelling_an_approved_order_is_refused(harness: Harness, world: 
         CancelOrder(order_id="RC-LATE", revision=1, reason="too late", actor="s-5"),
         ORDER_COMMANDS,
     )
-    assert await harness.take_outbox() == []
+    # only the outcome, for support: the order is not touched
+    assert [r["topic"] for r in await harness.take_outbox()] == [COMMAND_OUTCOMES]
     assert [o for _, _, o in await audit(harness, "RC-LATE")] == [
         "refused: already approved (the card is in production)"
     ]
@@ -716,3 +735,56 @@ async def test_a_replay_storm_runs_the_order_once_at_a_time_and_at_most_the_limi
         "boss",
         "replayed from REJECTED (replay limit lifted)",
     )
+
+
+async def test_commands_without_support_signature_are_refused_audited_and_change_nothing(
+    harness: Harness, world: World
+) -> None:
+    """design.md "Support access": only commands signed by support are obeyed."""
+    org = world.employer(60)
+    nid = world.worker(61)
+    await harness.admin.load(world.ds.to_json())
+    await harness.deliver(accepted("RC-SIG", org, nid))
+    await harness.take_outbox()
+
+    def override(actor: str) -> OverrideCheck:
+        return OverrideCheck(
+            order_id="RC-SIG", revision=1, check="employment", reason="trust me", actor=actor
+        )
+
+    # 1. No signature at all (anyone who can write to Kafka).
+    await harness.deliver(override("mallory"), ORDER_COMMANDS, headers={})
+    # 2. Signed by support, then changed on the way (another actor): the signature breaks.
+    real = signed_delivery(override("s-1"), 0)
+    forged = real.value.replace(b'"actor":"s-1"', b'"actor":"s-2"')
+    assert forged != real.value
+    await harness.deliver_raw(ORDER_COMMANDS, forged, dict(real.headers))
+    # 3. Signed with a key support does not own.
+    other = CommandSigner(Ed25519PrivateKey.generate()).sign(override("eve"))
+    await harness.deliver_raw(ORDER_COMMANDS, other.value, dict(other.headers))
+
+    rows = await harness.take_outbox()
+    assert [r["topic"] for r in rows] == [COMMAND_OUTCOMES] * 3  # no status, no re-check
+    assert [CommandHandled.model_validate_json(r["value"]).outcome for r in rows] == [
+        "refused: unsigned",
+        "refused: bad signature",
+        "refused: unknown key",
+    ]
+    assert await audit(harness, "RC-SIG") == [
+        ("order.override_check", "mallory", "refused: unsigned"),
+        ("order.override_check", "s-2", "refused: bad signature"),
+        ("order.override_check", "eve", "refused: unknown key"),
+    ]
+    assert await harness.pool.fetchval("SELECT count(*) FROM check_overrides") == 0
+    status = await harness.pool.fetchval(
+        "SELECT status FROM checked_orders WHERE order_id = 'RC-SIG'"
+    )
+    assert status == Status.AWAITING_REGISTER.value
+
+    # The same override, signed by support, is obeyed.
+    await harness.deliver(override("s-1"), ORDER_COMMANDS)
+    assert [r["topic"] for r in await harness.take_outbox()] == [
+        RETRY,
+        ORDER_STATUS,
+        COMMAND_OUTCOMES,
+    ]

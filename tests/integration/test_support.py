@@ -1,8 +1,9 @@
 # ruff: noqa: S608 - the only names put into SQL are this test's own random schema names
-"""support's projection of order.status and the `kortflyt` CLI, on real PostgreSQL.
+"""support's projections and the `kortflyt` CLI, on real PostgreSQL.
 
-The CLI reads schemas of this test's own (the projection, registry_check's evidence and
-audit) and its commands go to a list instead of Kafka; the Kafka path is the e2e test's.
+The CLI reads a support schema of this test's own, filled only by support's stage from
+published events (statuses with their checks, command outcomes); its commands go to a
+list instead of Kafka; the Kafka path is the e2e test's.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.registry_check.stage import RegistryCheck
 from services.support.cli import Cli, Store, UsageError, dispatch, parser
 from services.support.stage import Support
 from shared.db import create_pool, migrate
 from shared.events import (
+    CheckSummary,
     Command,
+    CommandHandled,
     OrderStatusChanged,
     OverrideCheck,
     Reason,
@@ -35,7 +37,7 @@ from shared.events import (
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import ORDER_STATUS
+from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS
 
 
 @dataclass
@@ -54,7 +56,6 @@ class World:
     processor: Processor
     conn: asyncpg.Connection[asyncpg.Record]
     support: str
-    registry: str
     sent: Sent
     offset: int = 0
 
@@ -66,6 +67,7 @@ class World:
         stage: str = "registry_check",
         codes: tuple[ReasonCode, ...] = (),
         at: datetime | None = None,
+        checks: list[CheckSummary] | None = None,
     ) -> OrderStatusChanged:
         event = OrderStatusChanged(
             order_id=order_id,
@@ -74,6 +76,7 @@ class World:
             stage=stage,
             reasons=[Reason.of(c, "employment") for c in codes],
             occurred_at=at or datetime.now(UTC),
+            checks=checks,
         )
         self.offset += 1
         await self.processor.process(
@@ -81,9 +84,15 @@ class World:
         )
         return event
 
+    async def handled(self, event: CommandHandled) -> None:
+        self.offset += 1
+        await self.processor.process(
+            Delivery(COMMAND_OUTCOMES, 0, self.offset, event.order_id.encode(), encode(event))
+        )
+
     async def run(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        cli = Cli(Store(self.conn, self.support, self.registry, "no_intake"), self.sent, out, err)
+        cli = Cli(Store(self.conn, self.support), self.sent, out, err)
         try:
             code = await dispatch(parser().parse_args(argv), cli)
         except UsageError as exc:
@@ -93,18 +102,15 @@ class World:
 
 @pytest.fixture
 async def world(settings: Settings) -> AsyncIterator[World]:
-    suffix = uuid.uuid4().hex[:8]
-    support, registry = f"it_sup_{suffix}", f"it_reg_{suffix}"
+    support = f"it_sup_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, support, Support.migrations)
-    await migrate(settings.database_url, registry, RegistryCheck.migrations)
     pool = await create_pool(settings.database_url, support, 4)
     conn = await asyncpg.connect(settings.database_url)
     try:
-        yield World(Processor(pool, Support(), settings), conn, support, registry, Sent())
+        yield World(Processor(pool, Support(), settings), conn, support, Sent())
     finally:
         await pool.close()
-        for schema in (support, registry):
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.execute(f"DROP SCHEMA {support} CASCADE")
         await conn.close()
 
 
@@ -131,24 +137,38 @@ async def test_show_tells_an_unknown_order_plainly(world: World) -> None:
     assert "unknown order 'NOPE-1'" in err
 
 
-async def test_show_prints_the_timeline_checks_with_evidence_overrides_and_commands(
+async def test_show_prints_the_timeline_and_the_published_checks_and_command_outcomes(
     world: World,
 ) -> None:
+    now = datetime.now(UTC)
     await world.status("S-2", Status.RECEIVED, stage="intake")
     await world.status("S-2", Status.CHECKING)
-    await world.status("S-2", Status.AWAITING_REGISTER, codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,))
-    await world.conn.execute(
-        f"INSERT INTO {world.registry}.check_evidence (evaluation_id, order_id, revision,"
-        " check_name, register, outcome, code, detail, answer)"
-        " VALUES ($1, 'S-2', 1, 'employment', 'aaregisteret', 'wait', 'EMPLOYMENT_NOT_FOUND',"
-        " '', '{\"employments_on_record\": 0}')",
-        uuid.uuid4(),
+    await world.status(
+        "S-2",
+        Status.AWAITING_REGISTER,
+        codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,),
+        checks=[
+            CheckSummary(
+                check="employment",
+                outcome="waiting",
+                source="aaregisteret",
+                code=ReasonCode.EMPLOYMENT_NOT_FOUND,
+                detail="0 employments on record",
+                checked_at=now,
+            )
+        ],
     )
-    await world.conn.execute(
-        f"INSERT INTO {world.registry}.command_audit (command_id, command, order_id, actor,"
-        " reason, issued_at, outcome) VALUES ($1, 'order.replay', 'S-2', 's-1', 'why not',"
-        " now(), 'replayed from NEEDS_ATTENTION')",
-        uuid.uuid4(),
+    await world.handled(
+        CommandHandled(
+            order_id="S-2",
+            command_id=uuid.uuid4(),
+            command="order.replay",
+            service="registry_check",
+            actor="s-1",
+            reason="why not",
+            issued_at=now,
+            outcome="replayed from NEEDS_ATTENTION",
+        )
     )
     code, out, _ = await world.run("orders", "show", "S-2")
     assert code == 0
@@ -158,7 +178,8 @@ async def test_show_prints_the_timeline_checks_with_evidence_overrides_and_comma
     timeline = lines[lines.index("timeline:") + 2 : lines.index("timeline:") + 5]
     assert [line.split()[2] for line in timeline] == ["RECEIVED", "CHECKING", "AWAITING_REGISTER"]
     assert any(
-        "employment" in line and "aaregisteret" in line and '{"employments_on_record":0}' in line
+        line.split()[:4] == ["employment", "waiting", "aaregisteret", "EMPLOYMENT_NOT_FOUND"]
+        and "0 employments on record" in line
         for line in lines
     )
     assert "order.replay by s-1: why not -> registry_check: replayed from NEEDS_ATTENTION" in out
@@ -246,12 +267,15 @@ async def test_a_supervisor_lifts_the_replay_limit_only_when_asked(world: World)
 
 
 async def test_override_needs_a_known_order_an_existing_check_and_a_reason(world: World) -> None:
-    await world.status("O-1", Status.AWAITING_REGISTER, revision=2)
-    await world.conn.execute(
-        f"INSERT INTO {world.registry}.check_evidence (evaluation_id, order_id, revision,"
-        " check_name, register, outcome) VALUES ($1, 'O-1', 2, 'employment', 'aaregisteret',"
-        " 'wait'), ($1, 'O-1', 2, 'person', 'folkeregisteret', 'passed')",
-        uuid.uuid4(),
+    now = datetime.now(UTC)
+    await world.status(
+        "O-1",
+        Status.AWAITING_REGISTER,
+        revision=2,
+        checks=[
+            CheckSummary(check="employment", outcome="waiting", checked_at=now),
+            CheckSummary(check="person", outcome="passed", checked_at=now),
+        ],
     )
     base = ("orders", "override")
     code, _, err = await world.run(

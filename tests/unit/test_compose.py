@@ -252,6 +252,24 @@ def test_notify_keeps_its_proof_signing_key_on_a_named_volume() -> None:
     assert keys[key_dir] in load_config()["volumes"]
 
 
+def test_only_the_console_can_write_the_command_key_and_the_owning_services_read_it() -> None:
+    web = app_service("support-web")
+    assert web["command"] == ["python", "-m", "services.support.web"]
+    key_file = Path(web["environment"]["KORTFLYT_COMMAND_SIGNING_KEY_FILE"])
+    key_dir = str(key_file.parent)
+    assert web["ports"][0]["target"] == 8000
+    web_mount = next(m for m in web["volumes"] if m["target"] == key_dir)
+    assert not web_mount.get("read_only", False)
+    for name in ("intake", "registry_check"):
+        service = app_service(name)
+        public = service["environment"]["KORTFLYT_COMMAND_PUBLIC_KEY_FILES"]
+        assert public == str(key_file.with_suffix(".pub.pem"))
+        mount = next(m for m in service["volumes"] if m["target"] == key_dir)
+        assert (mount["source"], mount.get("read_only")) == (web_mount["source"], True)
+    for name in ("production", "notify", "support"):
+        assert key_dir not in named_volume_mounts(app_service(name))
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_service_has_the_heartbeat_healthcheck(name: str) -> None:
     healthcheck = app_service(name)["healthcheck"]

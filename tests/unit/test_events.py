@@ -19,6 +19,8 @@ from shared.events import (
     EVENT_MODELS,
     CardProduced,
     CheckResult,
+    CheckSummary,
+    CommandHandled,
     Documents,
     Event,
     ForeignId,
@@ -154,6 +156,26 @@ def sample_events() -> dict[str, Event]:
                 Reason.of(ReasonCode.REGISTER_UNAVAILABLE, "aa-registeret", "timeout"),
             ],
             card_number=card_number(7),
+            checks=[
+                CheckSummary(
+                    check="employer",
+                    outcome="failed",
+                    source="enhetsregisteret",
+                    code=ReasonCode.EMPLOYER_BANKRUPT,
+                    detail="konkurs",
+                    checked_at=datetime(2026, 6, 3, 8, 15, tzinfo=UTC),
+                )
+            ],
+        ),
+        "command.handled": CommandHandled(
+            order_id=ORDER_ID,
+            command_id=UUID("6f1c2a9e-2f0e-4a51-9a43-0c2d1f0b7c11"),
+            command="order.override_check",
+            service="registry_check",
+            actor="s-17",
+            reason="contract seen",
+            issued_at=datetime(2026, 6, 3, 8, 15, tzinfo=UTC),
+            outcome="overridden employment (wait)",
         ),
     }
 

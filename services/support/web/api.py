@@ -1,0 +1,275 @@
+"""The JSON API under /api/v1/: the same queries and commands as the console's pages.
+
+Clients sign in with `POST /api/v1/login` and send the token it returns as
+`Authorization: Bearer <token>` (no CSRF token needed: nothing ambient); a browser with
+the console's session cookie may call it too, with `X-CSRF-Token` on every POST.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from services.support.web.auth import Accounts, Role, Staff, require_role, session_token
+from services.support.web.commands import ConsoleCommands, Refused
+from services.support.web.queries import OrderFilter, Queries
+from shared.events import Status
+
+router = APIRouter(tags=["support"])
+Viewer = Annotated[Staff, Depends(require_role("viewer"))]
+Operator = Annotated[Staff, Depends(require_role("operator"))]
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class LoginResponse(BaseModel):
+    token: str
+    name: str
+    role: Role
+
+
+class ReasonOut(BaseModel):
+    code: str
+    check: str
+    message_nb: str
+    message_en: str
+    retryable: bool = False
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    revision: int
+    status: str
+    stage: str
+    reasons: list[ReasonOut]
+    card_number: str | None
+    first_seen: datetime
+    updated_at: datetime
+    card_type: str | None
+    employer_org_number: str | None
+    employer_name: str | None
+    birth_date: date | None
+
+
+class OrdersOut(BaseModel):
+    orders: list[OrderOut]
+    total: int
+    page: int
+    pages: int
+
+
+class FunnelOut(BaseModel):
+    ordered: int
+    produced: int
+    rejected: int
+    needs_attention: int
+    cancelled: int
+    in_progress: int
+
+
+class OverviewOut(BaseModel):
+    by_status: dict[str, int]
+    attention_by_reason: dict[str, int]
+    oldest_waiting: OrderOut | None
+    today: FunnelOut
+    week: FunnelOut
+
+
+class TimelineOut(BaseModel):
+    revision: int
+    status: str
+    stage: str
+    reasons: list[ReasonOut]
+    card_number: str | None
+    occurred_at: datetime
+
+
+class CheckOut(BaseModel):
+    check: str
+    outcome: str
+    source: str | None = None
+    code: str | None = None
+    detail: str = ""
+    checked_at: datetime
+
+
+class CommandOut(BaseModel):
+    command_id: str
+    service: str
+    command: str
+    actor: str
+    reason: str | None
+    issued_at: datetime
+    outcome: str
+    handled_at: datetime
+
+
+class CardOut(BaseModel):
+    card_number: str
+    issued_on: date
+    valid_until: date
+
+
+class OrderDetailOut(BaseModel):
+    order: OrderOut
+    timeline: list[TimelineOut]
+    checks: list[CheckOut]
+    checks_revision: int | None
+    card: CardOut | None
+    commands: list[CommandOut]
+    overridable: list[str]
+
+
+class OverrideIn(BaseModel):
+    check: str = Field(max_length=40)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ReasonIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class SentOut(BaseModel):
+    command_id: str
+    summary: str
+
+
+class AuditOut(BaseModel):
+    at: datetime
+    service: str
+    actor: str
+    action: str
+    order_id: str | None
+    command_id: str | None
+    reason: str | None
+    detail: str
+
+
+def _queries(request: Request) -> Queries:
+    q: Queries = request.app.state.queries
+    return q
+
+
+def _commands(request: Request) -> ConsoleCommands:
+    c: ConsoleCommands = request.app.state.commands
+    return c
+
+
+@router.post("/login", response_model=LoginResponse, responses={401: {}, 423: {}})
+async def login(request: Request, body: LoginRequest) -> Any:
+    accounts: Accounts = request.app.state.accounts
+    client = request.client.host if request.client else "-"
+    result = await accounts.login(body.username.strip(), body.password, f"api from {client}")
+    if result.token is None or result.staff is None:
+        locked = result.problem == "locked"
+        return JSONResponse(
+            {"detail": "account locked for now" if locked else "wrong user name or password"},
+            423 if locked else 401,
+        )
+    return LoginResponse(token=result.token, name=result.staff.name, role=result.staff.role)
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, staff: Viewer) -> None:
+    found = session_token(request)
+    if found:
+        accounts: Accounts = request.app.state.accounts
+        await accounts.logout(found[0], staff.name)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request, _staff: Viewer) -> dict[str, Any]:
+    return request.app.openapi()  # type: ignore[no-any-return]
+
+
+@router.get("/overview", response_model=OverviewOut)
+async def overview(request: Request, _staff: Viewer) -> Any:
+    o = await _queries(request).overview()
+    return {
+        "by_status": o.by_status,
+        "attention_by_reason": dict(o.attention_by_reason),
+        "oldest_waiting": o.oldest_waiting,
+        "today": vars(o.today),
+        "week": vars(o.week),
+    }
+
+
+@router.get("/orders", response_model=OrdersOut)
+async def orders(
+    request: Request,
+    _staff: Viewer,
+    status: Status | None = None,
+    reason: Annotated[str | None, Query(max_length=60)] = None,
+    org: Annotated[str | None, Query(max_length=9)] = None,
+    card_type: Literal["construction", "cleaning"] | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Literal["newest", "oldest"] = "newest",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+) -> Any:
+    result = await _queries(request).orders(
+        OrderFilter(status, reason, org, card_type, since, until, order_id, sort == "newest", page)
+    )
+    return vars(result)
+
+
+@router.get("/orders/{order_id}", response_model=OrderDetailOut, responses={404: {}})
+async def order(request: Request, _staff: Viewer, order_id: str) -> Any:
+    view = await _queries(request).order(order_id)
+    if view is None:
+        raise HTTPException(404, f"unknown order {order_id}")
+    return {
+        "order": view.order,
+        "timeline": view.timeline,
+        "checks": view.checks,
+        "checks_revision": view.checks_revision,
+        "card": view.card,
+        "commands": [{**c, "command_id": str(c["command_id"])} for c in view.commands],
+        "overridable": view.overridable,
+    }
+
+
+async def _sent(action: Any) -> Any:
+    try:
+        sent = await action
+    except Refused as exc:
+        raise HTTPException(409, str(exc)) from None
+    return SentOut(command_id=sent.command_id, summary=sent.summary)
+
+
+@router.post("/orders/{order_id}/override", response_model=SentOut, status_code=202)
+async def override(request: Request, staff: Operator, order_id: str, body: OverrideIn) -> Any:
+    return await _sent(_commands(request).override(staff, order_id, body.check, body.reason))
+
+
+@router.post("/orders/{order_id}/replay", response_model=SentOut, status_code=202)
+async def replay(request: Request, staff: Operator, order_id: str, body: ReasonIn) -> Any:
+    return await _sent(_commands(request).replay(staff, order_id, body.reason))
+
+
+@router.post("/orders/{order_id}/cancel", response_model=SentOut, status_code=202)
+async def cancel(request: Request, staff: Operator, order_id: str, body: CancelIn) -> Any:
+    return await _sent(_commands(request).cancel(staff, order_id, body.reason))
+
+
+@router.get("/audit", response_model=list[AuditOut])
+async def audit(
+    request: Request,
+    _staff: Viewer,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    return await _queries(request).audit(actor, action, order_id)

@@ -1,0 +1,21 @@
+"""The console's templates (Jinja2, autoescaped) and their filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi.templating import Jinja2Templates
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def oslo_time(value: datetime | None) -> str:
+    """A moment as Oslo wall-clock time (what the staff's clocks say)."""
+    return value.astimezone(OSLO).strftime("%Y-%m-%d %H:%M:%S") if value else "\N{EN DASH}"
+
+
+templates.env.filters["oslo"] = oslo_time
