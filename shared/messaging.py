@@ -258,9 +258,19 @@ def retry_message(
     attempt: int,
     due_ms: int,
     error: str = "",
+    carried: Mapping[str, bytes] | None = None,
 ) -> OutgoingMessage:
-    """A message for `stage`'s retry topic: handled as if from `origin_topic` once due."""
+    """A message for `stage`'s retry topic: handled as if from `origin_topic` once due.
+
+    `carried` are the original record's own headers (a command's signature): they travel
+    with it, so the retried message is trusted exactly as the original was."""
+    ours = {HEADER_ORIGIN, HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR}
     headers = [
+        (name, raw.decode())
+        for name, raw in (carried or {}).items()
+        if name not in ours and raw.isascii()
+    ]
+    headers += [
         (HEADER_ORIGIN, origin_topic),
         (HEADER_ATTEMPT, str(attempt)),
         (HEADER_DUE_AT, str(due_ms)),
@@ -631,6 +641,7 @@ class Processor:
                         attempt,
                         due_ms,
                         failure.reason.code.value,
+                        carried=d.headers,
                     )
                 )
                 await self.stage.on_transient(tx, event, failure, d.attempt)

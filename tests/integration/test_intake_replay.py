@@ -152,7 +152,7 @@ async def test_a_cancel_of_an_order_intake_never_saw_is_refused_and_changes_noth
     order_id = f"IR-{uuid.uuid4().hex[:6]}"
     cancel = CancelOrder(order_id=order_id, revision=1, reason="duplicate", actor="s-3")
     await processor.process(signed_delivery(cancel, 1))
-    assert await take(pool) == []
+    assert [r["topic"] for r in await take(pool)] == [COMMAND_OUTCOMES]  # the refusal, told
     audit = await pool.fetch("SELECT actor, outcome FROM command_audit")
     assert [tuple(r) for r in audit] == [("s-3", "refused: unknown order")]
 

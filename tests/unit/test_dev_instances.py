@@ -48,8 +48,16 @@ def test_instances_are_found_by_their_numbered_pid_files(profile: dev.Profile) -
 def test_services_up_is_idempotent_and_scales_down(
     profile: dev.Profile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Real processes (`sleep`) stand in for the services; the fakes are not started."""
-    for helper in ("mail_sink_up", "registers_up", "docstore_up", "proof_key_up"):
+    """Real processes (`sleep`) stand in for the services; the fakes, the keys and the
+    console (one process, not scaled) are not started."""
+    for helper in (
+        "mail_sink_up",
+        "registers_up",
+        "docstore_up",
+        "proof_key_up",
+        "command_keys_up",
+        "web_up",
+    ):
         monkeypatch.setattr(dev, helper, lambda _p: None)
     monkeypatch.setattr(
         dev,
