@@ -103,7 +103,7 @@ async def test_a_produced_card_verifies_valid_by_the_qr_code_of_its_print_file(
     card = answer["card"]
     assert card["card_number"] == produced.card.card_number
     assert card["holder_name"] == "Kari Nordmann"
-    assert card["employer"] == {"org_number": "974760673", "name": "Bygg og Betong AS"}
+    assert card["employer"] == {"org_number": "974760673", "name": "BYGG OG BETONG AS"}
     assert card["valid_until"] == produced.card.valid_until.isoformat()
     async with httpx.AsyncClient(base_url=pipeline.profile.verify_url, timeout=10) as client:
         photo = await client.get(card["photo_url"])
