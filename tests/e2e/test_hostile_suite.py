@@ -7,8 +7,12 @@ each consuming service's DLT, or an audited refusal. None may stall a service, f
 PROCESSING_FAILED or vanish. Afterwards a fresh valid order still goes all the way to
 PRODUCED: every service is still consuming.
 
-The cases are data (`CASES`); add more beside them. This module covers intake's fetch path
-(links, special files, TLS), fields that cannot be stored, and order.commands;
+The cases are data (`CASES`, 118 kinds); add more beside them. They cover intake's fetch
+path (links, special files, TLS), every field of order.submitted a careless sender can get
+wrong, bytes that are no order at all (deep nesting, huge integers, bad UTF-8, a content-type
+header that must not pick the decoder, the 800 kB unterminated body), order.commands
+(broken, unsigned, signed for an unknown order), garbage on every internal topic, and
+unreadable headers or a foreign origin on every service's retry topic.
 tests/unit/test_hostile_input.py fuzzes the event model and
 tests/integration/test_intake_documents.py the documents' bytes.
 """
@@ -28,10 +32,22 @@ from typing import Any
 import asyncpg
 
 from shared.events import CancelOrder, OrderStatusChanged, Status, encode, parse_command
+from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
-from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
+from shared.topics import (
+    CARD_PRODUCED,
+    COMMAND_OUTCOMES,
+    ORDER_ACCEPTED,
+    ORDER_APPROVED,
+    ORDER_COMMANDS,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    SERVICES,
+    dlt_topic,
+    retry_topic,
+)
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
 from tests.factories import submitted
 
@@ -116,6 +132,42 @@ def command_json(**fields: Any) -> Build:
     return build
 
 
+def with_field(path: str, value: Any) -> Build:
+    """An otherwise valid submission with one field (dotted path) set, or removed (DROP)."""
+
+    def build(order_id: str, _ctx: Context) -> bytes:
+        order = submitted(order_id)
+        *parents, last = path.split(".")
+        node = order
+        for part in parents:
+            node = node[part]
+        if value is DROP:
+            del node[last]
+        else:
+            node[last] = value
+        return as_bytes(order)
+
+    return build
+
+
+def raw(data: bytes) -> Build:
+    return lambda _order_id, _ctx: data
+
+
+DROP = object()
+UNREADABLE = (
+    ("not-json", b"\xff{not json"),
+    ("empty-body", b""),
+    ("json-null", b"null"),
+    ("json-array", b"[]"),
+    ("json-string", b'"order"'),
+    ("deep-nesting", b"[" * 100_000 + b"]" * 100_000),
+    ("huge-integer", b'{"revision": ' + b"9" * 5000 + b"}"),
+    ("invalid-utf8", b'{"order_id": "\xc3\x28"}'),
+    ("truncated-800kb", b'{"order_id": "H3-big", "pad": "' + b"x" * 800_000),
+)
+
+
 def cancel_unknown(order_id: str, _ctx: Context) -> bytes:
     return encode(CancelOrder(order_id=order_id, revision=1, reason="dup", actor="s-1"))
 
@@ -131,6 +183,7 @@ class Case:
     dead_letters: tuple[str, ...] = ()  # services whose DLT must hold it (by key)
     audit: tuple[str, str] | None = None  # (service, outcome) in its command_audit
     signed: bool = False  # a command sent as support sends it (with its signature)
+    headers: tuple[tuple[str, bytes], ...] = ()  # Kafka headers the sender adds
 
 
 def rejected(name: str, build: Build, *codes: ReasonCode, dlt: bool = False) -> Case:
@@ -191,6 +244,121 @@ CASES = [
     broken_command("cancel-rev-0", command_json(event_type="order.cancel", revision=0, reason="x")),
     broken_command("nul-reason", command_json(event_type="order.replay", reason="a\u0000b")),
     broken_command("not-json", lambda _o, _c: b"\xff{not json"),
+    broken_command("command-empty", raw(b"")),
+    broken_command("command-array", raw(b"[]")),
+    broken_command(
+        "check-name-bad",
+        command_json(event_type="order.override_check", revision=1, check="DROP TABLE", reason="x"),
+    ),
+    broken_command("cancel-no-revision", command_json(event_type="order.cancel", reason="x")),
+    broken_command("replay-bad-stage", command_json(event_type="order.replay", stage="notify")),
+    broken_command("actor-too-long", command_json(event_type="order.replay", actor="a" * 65)),
+    broken_command(
+        "cmd-occurred-at-naive",
+        command_json(event_type="order.replay", occurred_at="2026-06-03T08:15:00"),
+    ),
+    broken_command("cmd-event-id-not-uuid", command_json(event_type="order.replay", event_id="x")),
+    # Every field of order.submitted a careless sender can get wrong: its exact code at once.
+    *(
+        rejected(name, with_field(path, value), *codes, dlt=True)
+        for name, path, value, codes in (
+            ("org-check-digit", "employer.org_number", "974760674", [R.ORG_NUMBER_INVALID]),
+            ("org-8-digits", "employer.org_number", "97476067", [R.ORG_NUMBER_INVALID]),
+            ("org-letters", "employer.org_number", "97476067a", [R.ORG_NUMBER_INVALID]),
+            ("org-as-number", "employer.org_number", 974760673, [SI]),
+            ("employer-missing", "employer", DROP, [SI]),
+            ("employer-not-object", "employer", "Bygg AS", [SI]),
+            ("employer-name-empty", "employer.name", "", [SI]),
+            ("employer-name-bell", "employer.name", "Bygg\u0007 AS", [SI]),
+            ("email-bad", "employer.contact_email", "not-an-email", [SI]),
+            ("nid-check-digit", "worker.national_id", "17059012346", [R.NATIONAL_ID_INVALID]),
+            ("nid-10-digits", "worker.national_id", "1705901234", [R.NATIONAL_ID_INVALID]),
+            ("nid-as-number", "worker.national_id", 17059012345, [SI]),
+            ("no-identity", "worker.national_id", None, [R.WORKER_IDENTITY_MISSING]),
+            ("given-name-too-long", "worker.given_name", "K" * 500, [SI]),
+            ("family-name-nul", "worker.family_name", "Nord\u0000mann", [SI]),
+            ("family-name-newline", "worker.family_name", "Nord\nmann", [SI]),
+            ("birth-date-30-feb", "worker.birth_date", "1990-02-30", [SI]),
+            ("birth-date-year-0", "worker.birth_date", "0000-01-01", [SI]),
+            ("birth-date-number", "worker.birth_date", 19900517, [SI]),
+            ("nationality-lower", "worker.nationality", "no", [SI]),
+            ("worker-list", "worker", [], [SI]),
+            ("card-type-unknown", "card_type", "mining", [SI]),
+            ("card-type-missing", "card_type", DROP, [SI]),
+            ("revision-0", "revision", 0, [SI]),
+            ("revision-huge", "revision", 10**30, [SI]),
+            ("revision-string", "revision", "1", [SI]),
+            ("revision-bool", "revision", True, [SI]),
+            ("occurred-at-overflow", "occurred_at", "9999-12-31T23:59:59-14:00", [SI]),
+            ("occurred-at-naive", "occurred_at", "2026-06-03T08:15:00", [SI]),
+            ("occurred-at-garbage", "occurred_at", "yesterday", [SI]),
+            ("event-id-not-uuid", "event_id", "not-a-uuid", [SI]),
+            ("event-id-missing", "event_id", DROP, [SI]),
+            ("employment-type-unknown", "employment.type", "volunteer", [SI]),
+            ("start-date-bad", "employment.start_date", "2026-13-01", [SI]),
+            ("end-before-start", "employment.end_date", "2020-01-01", [SI]),
+            ("agency-missing", "employment.type", "hired_from_agency", [SI]),
+            ("sha256-upper", "documents.photo.sha256", "A" * 64, [SI]),
+            ("sha256-short", "documents.id_copy.sha256", "ab", [SI]),
+            ("photo-null", "documents.photo", None, [PM]),
+            ("id-copy-missing", "documents.id_copy", DROP, [IM]),
+            ("documents-missing", "documents", DROP, [PM, IM]),
+            ("url-empty", "documents.photo.url", "", [SI]),
+        )
+    ),
+    # Bytes that are no order at all: dead-lettered, and the order named by the key told.
+    *(rejected(f"bytes-{name}", raw(data), SI, dlt=True) for name, data in UNREADABLE),
+    # A content-type header must not choose a decoder (defect 2).
+    Case(
+        "json-header-garbage-body",
+        ORDER_SUBMITTED,
+        raw(b"<html>"),
+        frozenset({SI}),
+        ("intake",),
+        headers=(("content-type", b"application/json"),),
+    ),
+    Case(
+        "text-header-bad-utf8",
+        ORDER_SUBMITTED,
+        raw(b"\xfe\xff"),
+        frozenset({SI}),
+        ("intake",),
+        headers=(("content-type", b"text/plain; charset=utf-8"),),
+    ),
+    # Garbage on every internal topic: each service that reads it dead-letters it.
+    Case("garbage-accepted", ORDER_ACCEPTED, raw(b"{"), dead_letters=("registry_check", "verify")),
+    Case("garbage-approved", ORDER_APPROVED, raw(b"{"), dead_letters=("production",)),
+    Case("garbage-card", CARD_PRODUCED, raw(b"{"), dead_letters=("notify", "support", "verify")),
+    Case(
+        "garbage-status",
+        ORDER_STATUS,
+        raw(b"{"),
+        dead_letters=("intake", "notify", "support", "verify"),
+    ),
+    Case("garbage-outcome", COMMAND_OUTCOMES, raw(b"{"), dead_letters=("support",)),
+    # Every retry topic: unreadable retry headers, or an origin the service does not read.
+    *(
+        Case(
+            f"retry-{service}-{what}",
+            retry_topic(service),
+            raw(b"{}"),
+            dead_letters=(service,),
+            headers=headers,
+        )
+        for service in SERVICES
+        for what, headers in (
+            ("bad-attempt", ((HEADER_ORIGIN, ORDER_STATUS.encode()), (HEADER_ATTEMPT, b"x"))),
+            (
+                "bad-due",
+                (
+                    (HEADER_ORIGIN, ORDER_STATUS.encode()),
+                    (HEADER_ATTEMPT, b"1"),
+                    (HEADER_DUE_AT, b"soon"),
+                ),
+            ),
+            ("unknown-origin", ((HEADER_ORIGIN, b"hmskort.bogus.v1"), (HEADER_ATTEMPT, b"1"))),
+        )
+    ),
 ]
 
 
@@ -238,7 +406,7 @@ async def test_every_hostile_input_ends_with_its_exact_outcome_and_the_pipeline_
         signer = CommandSigner.from_settings(pipeline.settings)
         for case in CASES:
             value = case.value(ids[case.name], ctx)
-            headers: list[tuple[str, bytes]] = []
+            headers = list(case.headers)
             if case.signed:
                 signed = signer.sign(parse_command(value))
                 value, headers = signed.value, list(signed.headers)
@@ -249,7 +417,7 @@ async def test_every_hostile_input_ends_with_its_exact_outcome_and_the_pipeline_
 
     expect_status = {ids[c.name] for c in CASES if c.codes}
     expect_dlt = {(s, ids[c.name]) for c in CASES for s in c.dead_letters}
-    topics = [ORDER_STATUS, *(dlt_topic(s) for s in COMMAND_READERS)]
+    topics = [ORDER_STATUS, *(dlt_topic(s) for s in SERVICES)]
 
     def done(found: dict[str, list[Any]]) -> bool:
         return all(intake_final(found, o) for o in expect_status) and all(
