@@ -151,26 +151,38 @@ async def test_500_orders_with_production_and_notify_killed_give_one_card_file_a
     print(f"\n{len(mails)} e-mails, {len(copies)} distinct, unconfirmed: {unconfirmed}")  # noqa: T201 - shown with -s
 
     by_id: dict[str, EmailMessage] = {m["Message-ID"]: m for m in mails}
+
+    def mail(order_id: str, status: str) -> EmailMessage | None:
+        """The e-mail sent, or None for the one handed to a person as unconfirmed."""
+        message_id = f"<hmskort.{order_id}.r1.{status}@{DOMAIN}>"
+        if message_id in unconfirmed and message_id not in by_id:
+            return None
+        return by_id[message_id]
+
     for o in approved:
-        produced = by_id[f"<hmskort.{o}.r1.produced@{DOMAIN}>"].get_body(("plain",))
-        assert produced is not None
-        assert cards[o]["card_number"] in produced.get_content()
+        if (sent := mail(o, "produced")) is not None:
+            produced = sent.get_body(("plain",))
+            assert produced is not None
+            assert cards[o]["card_number"] in produced.get_content()
     for o in rejected:
-        note = by_id[f"<hmskort.{o}.r1.documents_rejected@{DOMAIN}>"].get_body(("plain",))
-        assert note is not None
-        assert "ORG_NUMBER_INVALID" in note.get_content()
+        if (sent := mail(o, "documents_rejected")) is not None:
+            note = sent.get_body(("plain",))
+            assert note is not None
+            assert "ORG_NUMBER_INVALID" in note.get_content()
 
     # ---- every proof of order verifies with the published key; a tampered one does not
     public_key_file = pipeline.profile.state / "proof-public-key.pem"
     public_key = load_public_key(public_key_file)
     proofs: dict[str, bytes] = defaultdict(bytes)
     for o in approved:
-        (attachment,) = list(by_id[f"<hmskort.{o}.r1.received@{DOMAIN}>"].iter_attachments())
+        if (sent := mail(o, "received")) is None:
+            continue
+        (attachment,) = list(sent.iter_attachments())
         proofs[o] = attachment.get_content()
         verdict = verify(proofs[o], public_key)
         assert verdict.valid, (o, verdict.reason)
     sample = pipeline.profile.state / f"proof-{run}.pdf"
-    sample.write_bytes(proofs[min(approved)])
+    sample.write_bytes(proofs[min(proofs)])
     tampered = bytearray(sample.read_bytes())
     tampered[len(tampered) // 2] ^= 0x01
     tampered_file = pipeline.profile.state / f"proof-{run}-tampered.pdf"
