@@ -85,7 +85,7 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
         ("national id with wrong control digits", json.dumps(bad_id).encode()),
         ("documents missing", json.dumps(no_docs).encode()),
         ("revision is not a number", json.dumps(wrong_type).encode()),
-        ("not JSON at all (dead-lettered, order told)", f'{{"order_id": "DEMO-{run}-7", oops'.encode()),
+        ("not JSON (dead-lettered, order told)", f'{{"order_id": "DEMO-{run}-7", oops'.encode()),
         ("photo in landscape and too small", json.dumps(bad_photo).encode()),
         ("ID copy linked from a foreign server", json.dumps(foreign_link).encode()),
     ]
