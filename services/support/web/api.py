@@ -10,18 +10,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from services.support.web.auth import Accounts, Role, Staff, require_role, session_token
-from services.support.web.commands import ConsoleCommands, Refused
-from services.support.web.queries import OrderFilter, Queries
+from services.support.web.auth import Accounts, Role, session_token
+from services.support.web.commands import Refused
+from services.support.web.deps import Operator, Viewer, commands, queries
+from services.support.web.queries import OrderFilter
 from shared.events import Status
 
 router = APIRouter(tags=["support"])
-Viewer = Annotated[Staff, Depends(require_role("viewer"))]
-Operator = Annotated[Staff, Depends(require_role("operator"))]
 
 
 class LoginRequest(BaseModel):
@@ -156,16 +155,6 @@ class AuditOut(BaseModel):
     detail: str
 
 
-def _queries(request: Request) -> Queries:
-    q: Queries = request.app.state.queries
-    return q
-
-
-def _commands(request: Request) -> ConsoleCommands:
-    c: ConsoleCommands = request.app.state.commands
-    return c
-
-
 @router.post("/login", response_model=LoginResponse, responses={401: {}, 423: {}})
 async def login(request: Request, body: LoginRequest) -> Any:
     accounts: Accounts = request.app.state.accounts
@@ -195,7 +184,7 @@ async def openapi(request: Request, _staff: Viewer) -> dict[str, Any]:
 
 @router.get("/overview", response_model=OverviewOut)
 async def overview(request: Request, _staff: Viewer) -> Any:
-    o = await _queries(request).overview()
+    o = await queries(request).overview()
     return {
         "by_status": o.by_status,
         "attention_by_reason": dict(o.attention_by_reason),
@@ -219,7 +208,7 @@ async def orders(
     sort: Literal["newest", "oldest"] = "newest",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Any:
-    result = await _queries(request).orders(
+    result = await queries(request).orders(
         OrderFilter(status, reason, org, card_type, since, until, order_id, sort == "newest", page)
     )
     return vars(result)
@@ -227,7 +216,7 @@ async def orders(
 
 @router.get("/orders/{order_id}", response_model=OrderDetailOut, responses={404: {}})
 async def order(request: Request, _staff: Viewer, order_id: str) -> Any:
-    view = await _queries(request).order(order_id)
+    view = await queries(request).order(order_id)
     if view is None:
         raise HTTPException(404, f"unknown order {order_id}")
     return {
@@ -251,17 +240,17 @@ async def _sent(action: Any) -> Any:
 
 @router.post("/orders/{order_id}/override", response_model=SentOut, status_code=202)
 async def override(request: Request, staff: Operator, order_id: str, body: OverrideIn) -> Any:
-    return await _sent(_commands(request).override(staff, order_id, body.check, body.reason))
+    return await _sent(commands(request).override(staff, order_id, body.check, body.reason))
 
 
 @router.post("/orders/{order_id}/replay", response_model=SentOut, status_code=202)
 async def replay(request: Request, staff: Operator, order_id: str, body: ReasonIn) -> Any:
-    return await _sent(_commands(request).replay(staff, order_id, body.reason))
+    return await _sent(commands(request).replay(staff, order_id, body.reason))
 
 
 @router.post("/orders/{order_id}/cancel", response_model=SentOut, status_code=202)
 async def cancel(request: Request, staff: Operator, order_id: str, body: CancelIn) -> Any:
-    return await _sent(_commands(request).cancel(staff, order_id, body.reason))
+    return await _sent(commands(request).cancel(staff, order_id, body.reason))
 
 
 @router.get("/audit", response_model=list[AuditOut])
@@ -272,4 +261,4 @@ async def audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
-    return await _queries(request).audit(actor, action, order_id)
+    return await queries(request).audit(actor, action, order_id)

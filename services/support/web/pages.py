@@ -9,7 +9,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from services.support.web.auth import (
@@ -18,29 +18,17 @@ from services.support.web.auth import (
     Accounts,
     CsrfRejected,
     Staff,
-    require_role,
     session_token,
 )
-from services.support.web.commands import ConsoleCommands, Refused
-from services.support.web.queries import OrderFilter, Queries
+from services.support.web.commands import Refused
+from services.support.web.deps import Operator, Viewer, commands, queries
+from services.support.web.queries import OrderFilter
 from services.support.web.reference import STATUSES, reason_codes
 from services.support.web.render import templates
 from shared.events import Status
 
 router = APIRouter(include_in_schema=False)
-Viewer = Annotated[Staff, Depends(require_role("viewer"))]
-Operator = Annotated[Staff, Depends(require_role("operator"))]
 COOKIE = {"httponly": True, "secure": True, "samesite": "strict", "path": "/"}
-
-
-def _queries(request: Request) -> Queries:
-    q: Queries = request.app.state.queries
-    return q
-
-
-def _commands(request: Request) -> ConsoleCommands:
-    c: ConsoleCommands = request.app.state.commands
-    return c
 
 
 def _safe_next(target: str | None) -> str:
@@ -113,7 +101,7 @@ def _page(request: Request, name: str, staff: Staff, context: dict[str, Any]) ->
 
 @router.get("/")
 async def overview(request: Request, staff: Viewer) -> Response:
-    data = await _queries(request).overview()
+    data = await queries(request).overview()
     return _page(request, "overview.html", staff, {"o": data, "statuses": STATUSES})
 
 
@@ -157,7 +145,7 @@ async def orders(
         newest_first=sort == "newest",
         page=page,
     )
-    result = await _queries(request).orders(f)
+    result = await queries(request).orders(f)
     params = {
         k: v
         for k, v in {
@@ -194,7 +182,7 @@ async def orders(
 async def _order_page(
     request: Request, staff: Staff, order_id: str, extra: dict[str, Any] | None = None
 ) -> Response:
-    view = await _queries(request).order(order_id)
+    view = await queries(request).order(order_id)
     if view is None:
         return _page(request, "not_found.html", staff, {"order_id": order_id, "status_code": 404})
     return _page(request, "order.html", staff, {"v": view, **(extra or {})})
@@ -226,7 +214,7 @@ async def override(
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     return await _act(
-        request, staff, order_id, _commands(request).override(staff, order_id, check, reason)
+        request, staff, order_id, commands(request).override(staff, order_id, check, reason)
     )
 
 
@@ -237,7 +225,7 @@ async def replay(
     order_id: str,
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    return await _act(request, staff, order_id, _commands(request).replay(staff, order_id, reason))
+    return await _act(request, staff, order_id, commands(request).replay(staff, order_id, reason))
 
 
 @router.post("/orders/{order_id}/cancel")
@@ -247,7 +235,7 @@ async def cancel(
     order_id: str,
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    return await _act(request, staff, order_id, _commands(request).cancel(staff, order_id, reason))
+    return await _act(request, staff, order_id, commands(request).cancel(staff, order_id, reason))
 
 
 @router.get("/audit")
@@ -258,7 +246,7 @@ async def audit_log(
     action: Annotated[str | None, Query(max_length=64)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows = await _queries(request).audit(actor, action, order_id)
+    rows = await queries(request).audit(actor, action, order_id)
     params = {
         k: v for k, v in {"actor": actor, "action": action, "order_id": order_id}.items() if v
     }
@@ -278,7 +266,7 @@ async def audit_csv(
     action: Annotated[str | None, Query(max_length=64)] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows = await _queries(request).audit(actor, action, order_id, limit=100_000)
+    rows = await queries(request).audit(actor, action, order_id, limit=100_000)
     out = io.StringIO()
     columns = ["at", "service", "actor", "action", "order_id", "command_id", "reason", "detail"]
     writer = csv.writer(out)
