@@ -32,24 +32,13 @@ from services.support.web.auth import ROLES, Accounts, Role
 from shared.db import create_pool
 from shared.events import ReplayOrder, encode
 from shared.topics import ORDER_COMMANDS
+from tests.browser import AXE, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
 from tests.factories import national_id, org_number, submitted
 from tests.fakes import register_data as rd
 
 ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 DOCS = ROOT / "docs"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "e2e console password"  # noqa: S105 - a test account
 AXE_PATH = "/__axe-under-test.js"
 

@@ -26,23 +26,11 @@ from playwright.async_api import Page, async_playwright
 
 from shared.events import CardProduced
 from shared.topics import CARD_PRODUCED
+from tests.browser import AXE, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
 from tests.factories import submitted
 from tests.qr import qr_codes_in_pdf
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = os.environ.get("KORTFLYT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 JSON = {"Accept": "application/json"}
 
 
