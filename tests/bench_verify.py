@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -50,6 +50,7 @@ from services.verify.stage import Verify
 from shared.db import migrate
 from shared.identifiers import card_number
 from shared.keys import publish_public_key
+from shared.norway import today_in_norway
 from shared.qrtoken import Payload, sign_token
 from shared.settings import Settings
 
@@ -90,7 +91,7 @@ class Phase:
 async def seed(settings: Settings, cards: int, key: Ed25519PrivateKey) -> list[str]:
     """`cards` valid cards in verify's projection; returns their signed tokens."""
     await migrate(settings.database_url, Verify.name, Verify.migrations)
-    until = date.today() + timedelta(days=700)
+    until = today_in_norway() + timedelta(days=700)
     now = datetime.now(UTC)
     rows, tokens = [], []
     for i in range(cards):
@@ -105,7 +106,8 @@ async def seed(settings: Settings, cards: int, key: Ed25519PrivateKey) -> list[s
             "cards",
             schema_name="verify",
             records=[
-                (*r[:3], "ACTIVE", now, r[3], r[4], "Bench AS", date.today(), r[5]) for r in rows
+                (*r[:3], "ACTIVE", now, r[3], r[4], "Bench AS", today_in_norway(), r[5])
+                for r in rows
             ],
             columns=[
                 "card_number",

@@ -34,7 +34,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL, day
+from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL
 from shared.events import Status
 from shared.keys import (
     key_id,
@@ -44,6 +44,7 @@ from shared.keys import (
     public_pem,
     publish_public_key,
 )
+from shared.norway import norwegian_date
 from shared.pdffonts import BOLD, REGULAR, draw_qr, printable, register_fonts
 from shared.qrtoken import Payload, token_url
 
@@ -148,7 +149,7 @@ def render_proof(
     status_nb, status_en = STATUS_LABEL[content.status]
     worker = content.worker_name or "-"
     if content.worker_birth_date is not None:
-        worker += f", født / born {day(content.worker_birth_date)}"
+        worker += f", født / born {norwegian_date(content.worker_birth_date)}"
     employer = content.employer_name or "-"
     if content.employer_org_number:
         employer += f", org.nr. {content.employer_org_number}"
@@ -157,7 +158,7 @@ def render_proof(
         ("Arbeidstaker / Worker", worker),
         ("Arbeidsgiver / Employer", employer),
         ("Korttype / Card type", f"{kind_nb} / {kind_en}"),
-        ("Bestilt / Ordered", day(content.ordered_on)),
+        ("Bestilt / Ordered", norwegian_date(content.ordered_on)),
         (
             "Status",
             f"{status_nb} / {status_en} (per {content.issued_at.strftime('%d.%m.%Y %H:%M')} UTC)",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from shared.events import Reason, Status
+from shared.norway import norwegian_date
 
 MAILED = frozenset(
     {
@@ -68,10 +69,6 @@ class Notice:
 class MailText:
     subject: str
     body: str
-
-
-def day(value: date) -> str:
-    return value.strftime("%d.%m.%Y")
 
 
 def _reasons(reasons: Sequence[Reason], english: bool) -> list[str]:
@@ -134,8 +131,8 @@ def _body_nb(n: Notice) -> list[str]:
             f"{about[0].upper()}{about[1:]} er produsert.",
             "",
             f"  Kortnummer:   {n.card.number}",
-            f"  Utstedt:      {day(n.card.issued_on)}",
-            f"  Gyldig til:   {day(n.card.valid_until)}",
+            f"  Utstedt:      {norwegian_date(n.card.issued_on)}",
+            f"  Gyldig til:   {norwegian_date(n.card.valid_until)}",
             "",
             "Kortet gjelder bare så lenge arbeidsforholdet varer. Bestill nytt kort før det "
             "går ut.",
@@ -184,8 +181,8 @@ def _body_en(n: Notice) -> list[str]:
             f"{about[0].upper()}{about[1:]} has been produced.",
             "",
             f"  Card number:  {n.card.number}",
-            f"  Issued:       {day(n.card.issued_on)}",
-            f"  Valid until:  {day(n.card.valid_until)}",
+            f"  Issued:       {norwegian_date(n.card.issued_on)}",
+            f"  Valid until:  {norwegian_date(n.card.valid_until)}",
             "",
             "The card is valid only while the employment lasts. Order a new card before it "
             "expires.",

@@ -93,11 +93,6 @@ CARD_TYPE_REGULATION: dict[CardType, tuple[str, ...]] = {
 }
 
 
-def card_date(day: date) -> str:
-    """Dates on a card and in e-mails: DD.MM.YYYY, as Norwegians write them."""
-    return day.strftime("%d.%m.%Y")
-
-
 def print_file_name(card_number: str) -> str:
     """One name per card, so writing a card's file again can only replace it."""
     return f"HMSKORT-{card_number}.pdf"

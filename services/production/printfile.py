@@ -25,8 +25,8 @@ from services.production.domain import (
     CARD_TYPE_REGULATION,
     CardFace,
     CardType,
-    card_date,
 )
+from shared.norway import norwegian_date
 from shared.pdffonts import BOLD, REGULAR, draw_qr, printable, register_fonts
 
 PAGE_WIDTH = 85.60 * mm
@@ -100,12 +100,17 @@ def _front(c: Canvas, face: CardFace, photo: bytes | None) -> None:
     top = PAGE_HEIGHT - 13 * mm
     step = 7.3 * mm
     _field(c, x, top, "Navn / Name", face.holder_name, width)
-    _field(c, x, top - step, "Fødselsdato / Date of birth", card_date(face.birth_date), half)
+    _field(c, x, top - step, "Fødselsdato / Date of birth", norwegian_date(face.birth_date), half)
     _field(c, x + half + 2 * mm, top - step, "Kortnr. / Card no.", face.card_number, half)
     _field(c, x, top - 2 * step, "Arbeidsgiver / Employer", face.employer_name, width)
     _field(c, x, top - 3 * step, "Org.nr. / Org. no.", face.employer_org_number, half)
     _field(
-        c, x + half + 2 * mm, top - 3 * step, "Utstedt / Issued", card_date(face.issued_on), half
+        c,
+        x + half + 2 * mm,
+        top - 3 * step,
+        "Utstedt / Issued",
+        norwegian_date(face.issued_on),
+        half,
     )
     c.setFillColor(GREY)
     _text(
@@ -128,7 +133,7 @@ def _back(c: Canvas, face: CardFace) -> None:
     top = PAGE_HEIGHT - 13 * mm
     step = 7.3 * mm
     _field(c, x, top, "Kortnr. / Card no.", face.card_number, width)
-    _field(c, x, top - step, "Gyldig til / Valid until", card_date(face.valid_until), width)
+    _field(c, x, top - step, "Gyldig til / Valid until", norwegian_date(face.valid_until), width)
     _field(c, x, top - 2 * step, "Utsteder / Issuer", face.issuer, width)
     c.setFillColor(GREY)
     lines = [

@@ -9,10 +9,8 @@ in the register with its validity and what the card shows, and tells the order
 from __future__ import annotations
 
 from collections.abc import Coroutine, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,11 +25,11 @@ from shared.keys import load_or_create_private_key, publish_public_key
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
+from shared.norway import today_in_norway
 from shared.settings import Settings
 from shared.topics import ORDER_APPROVED
 
 log = get_logger(__name__)
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 class Production(Stage):
@@ -52,7 +50,7 @@ class Production(Stage):
             return
         order = event.order
         number = card_number(await tx.conn.fetchval("SELECT nextval('card_number_seq')"))
-        issued_on = datetime.now(OSLO).date()
+        issued_on = today_in_norway()
         until = valid_until(issued_on, order, event.d_number_active, event.employment_end_date)
         employer_name, employer_org = card_employer(event)
         await tx.conn.execute(

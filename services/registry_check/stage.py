@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -62,6 +61,7 @@ from shared.messaging import (
     audit_command,
     rerun_message,
 )
+from shared.norway import today_in_norway
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.replays import admit
@@ -73,7 +73,6 @@ if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
-OSLO = ZoneInfo("Europe/Oslo")
 NAME = "registry_check"
 # Statuses after which nothing at this stage changes the order of this revision.
 SETTLED = frozenset({Status.APPROVED.value, Status.CANCELLED.value})
@@ -199,7 +198,7 @@ class RegistryCheck(Stage):
     async def evaluate(self, event: OrderAccepted) -> Evaluation:
         now = self.clock()
         try:
-            checked = await run_checks(self.registers, event.order, now.astimezone(OSLO).date())
+            checked = await run_checks(self.registers, event.order, today_in_norway(now))
         except* RegisterUnavailable as group:
             first = group.exceptions[0]
             assert isinstance(first, RegisterUnavailable)

@@ -43,19 +43,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TextIO
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import ValidationError
 
 from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status
+from shared.norway import OSLO
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
-OSLO = ZoneInfo("Europe/Oslo")
 REPLAYABLE = (
     Status.REJECTED,
     Status.DOCUMENTS_REJECTED,

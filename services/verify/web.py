@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -53,11 +52,11 @@ from shared.db import create_pool, migrate
 from shared.events import Status
 from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
+from shared.norway import OSLO, norwegian_date, today_in_norway
 from shared.qrtoken import Checked, Kind, Payload
 from shared.settings import Settings
 
 log = get_logger(__name__)
-OSLO = ZoneInfo("Europe/Oslo")
 HERE = Path(__file__).parent
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
@@ -77,18 +76,13 @@ ENV = Environment(
 )
 
 
-def today_in_norway() -> date:
-    return datetime.now(OSLO).date()
-
-
 def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
 
 
-def norwegian_date(iso: str | None) -> str:
-    """2028-06-03 -> 03.06.2028, as dates are written in Norway."""
-    return date.fromisoformat(iso).strftime("%d.%m.%Y") if iso else "-"
+def iso_day(iso: str | None) -> str:
+    return norwegian_date(date.fromisoformat(iso)) if iso else "-"
 
 
 def norwegian_time(iso: str | None) -> str:
@@ -98,7 +92,7 @@ def norwegian_time(iso: str | None) -> str:
     return datetime.fromisoformat(iso).astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
 
 
-ENV.filters["day"] = norwegian_date
+ENV.filters["day"] = iso_day
 ENV.filters["moment"] = norwegian_time
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from services.support.cli import Cli, KafkaSink, Store, dispatch, parser
 from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
+from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED
@@ -226,7 +227,7 @@ async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_r
     assert unexpected == {}, f"{len(unexpected)} unexpected: {list(unexpected.items())[:5]}"
 
     # 2. The registers are corrected: the new hires are reported, Aa-registeret is back.
-    today = date.today()
+    today = today_in_norway()
     await registers.load(
         {
             "arbeidsforhold": {
@@ -358,7 +359,7 @@ def real_register_cases(run: str) -> tuple[list[Real], rd.DataSet, dict[str, str
     statuses, Folkeregisteret's ceased, dead and emigrated persons, Aa-registeret's
     employers that are persons. Also returns the Renholdsregisteret record to correct."""
     ds = rd.DataSet()
-    today = date.today()
+    today = today_in_norway()
     main, site, gone_site = org_number(), org_number(), org_number()
     main_name = f"BYGG {run} HOLDING AS"
     ds.put("enheter", main, rd.enhet(main, main_name))

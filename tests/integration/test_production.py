@@ -13,10 +13,9 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -39,11 +38,12 @@ from shared.events import (
 )
 from shared.identifiers import is_valid_card_number
 from shared.messaging import Delivery, Processor
+from shared.norway import today_in_norway
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED, ORDER_STATUS
 from tests.factories import national_id, sample_photo
 
-TODAY = datetime.now(ZoneInfo("Europe/Oslo")).date()
+TODAY = today_in_norway()
 
 
 def approved(order_id: str, **changes: Any) -> OrderApproved:

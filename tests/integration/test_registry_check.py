@@ -36,6 +36,7 @@ from shared.events import (
     encode,
 )
 from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
+from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.signing import CommandSigner
@@ -236,7 +237,7 @@ async def test_the_approval_carries_the_main_unit_and_every_validity_input(
     dnr = national_id(BIRTH, d_number=True, seed=13)
     person = rd.person(dnr, "Kari", "Nordmann", BIRTH, d_number=True, active=False)
     world.ds.put("personer", dnr, person)
-    end = date.today() + timedelta(days=200)
+    end = today_in_norway() + timedelta(days=200)
     world.ds.employ(dnr, site, date(2020, 1, 1), end, legal_entity=org)
     await harness.admin.load(world.ds.to_json())
 
@@ -358,7 +359,7 @@ async def test_WRONGFUL_a_new_hire_waits_is_rechecked_and_approved_once_reported
     assert await harness.statuses() == []
 
     await harness.admin.put(
-        "arbeidsforhold", nid, [rd.arbeidsforhold(org, date.today() + timedelta(days=10))]
+        "arbeidsforhold", nid, [rd.arbeidsforhold(org, today_in_norway() + timedelta(days=10))]
     )
     await harness.pool.execute("UPDATE checked_orders SET next_check_at = now()")
     await harness.stage.recheck_due(harness.pool)

@@ -38,6 +38,7 @@ from shared.events import (
     parse_command,
 )
 from shared.messaging import Delivery, Processor
+from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.signing import CommandVerifier
@@ -450,7 +451,7 @@ async def test_orders_filter_sort_and_page_and_the_audit_exports_as_csv(
         assert await ids(card_type="cleaning") == ["W-CLEAN"]
         assert await ids(org=other["employer"]["org_number"]) == ["W-CLEAN"]
         assert await ids(order_id="W-F1") == ["W-F1"]
-        today = datetime.now(UTC).date()
+        today = today_in_norway()
         assert await ids(until=(today - timedelta(days=2)).isoformat()) == []
         assert len(await ids(since=(today - timedelta(days=1)).isoformat())) == 4
         r = await api.get("/api/v1/orders", params={"status": "LOST"}, headers=bearer)

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -42,13 +42,14 @@ from shared.events import (
 from shared.identifiers import card_number
 from shared.keys import publish_public_key
 from shared.messaging import Delivery, Processor
+from shared.norway import today_in_norway
 from shared.qrtoken import Payload, sign_token, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
 from tests.factories import national_id, org_number, sample_photo, submitted
 
 JSON = {"Accept": "application/json"}
-TODAY = datetime.now(UTC).date()
+TODAY = today_in_norway()
 EMPLOYER = org_number()
 
 

@@ -6,13 +6,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from shared.events import FINAL_STATUSES, Status
+from shared.norway import OSLO, today_in_norway
 
-OSLO = ZoneInfo("Europe/Oslo")
 PAGE_SIZE = 50
 # Orders that wait on something: the pipeline, a register, or a person.
 WAITING = (
@@ -185,7 +184,7 @@ class Queries:
             " WHERE o.status = ANY($1::text[]) ORDER BY o.first_seen, o.order_id LIMIT 1",
             list(WAITING),
         )
-        today = now.astimezone(OSLO).date()
+        today = today_in_norway(now)
         monday = today - timedelta(days=today.weekday())
         return Overview(
             by_status=by_status,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
-OSLO = ZoneInfo("Europe/Oslo")
+from shared.norway import OSLO
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
