@@ -700,7 +700,7 @@ def start_instance(p: Profile, instance: Instance, env: dict[str, str]) -> int:
 
 
 def fake_up(p: Profile, name: str, port: int, module: str, *args: str) -> None:
-    """Start one of our development fakes (tests/fakes/) unless it runs: idempotent."""
+    """Start one of our development fakes (devtools/fakes/) unless it runs: idempotent."""
     pidfile = p.state / "run" / f"{name}.pid"
     if read_pid(pidfile) is not None:
         log(f"{name} already running on 127.0.0.1:{port}")
@@ -716,7 +716,7 @@ def fake_up(p: Profile, name: str, port: int, module: str, *args: str) -> None:
 
 def mail_sink_up(p: Profile) -> None:
     """The development mail sink: every e-mail lands as a .eml file in p.mail_dir."""
-    fake_up(p, "mail-sink", p.smtp_port, "tests.fakes.mail_sink", "--dir", str(p.mail_dir))
+    fake_up(p, "mail-sink", p.smtp_port, "devtools.fakes.mail_sink", "--dir", str(p.mail_dir))
 
 
 def docstore_up(p: Profile) -> None:
@@ -725,7 +725,7 @@ def docstore_up(p: Profile) -> None:
         p,
         "docstore",
         p.docstore_port,
-        "tests.fakes.docstore",
+        "devtools.fakes.docstore",
         "--host",
         "127.0.0.1",
         "--dir",
@@ -765,7 +765,7 @@ def registers_up(p: Profile) -> None:
         p,
         "fake-registers",
         p.registers_port,
-        "tests.fakes.registers",
+        "devtools.fakes.registers",
         "--host",
         "127.0.0.1",
         "--maskinporten-public-key",

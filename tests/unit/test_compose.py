@@ -408,10 +408,10 @@ def test_the_dev_services_are_absent_without_the_profile() -> None:
 def test_the_dev_services_are_present_with_the_profile() -> None:
     dev = services("dev")
     assert set(DEV_SERVICES) <= set(dev)
-    assert dev["fake-registers"]["command"][:3] == ["python", "-m", "tests.fakes.registers"]
+    assert dev["fake-registers"]["command"][:3] == ["python", "-m", "devtools.fakes.registers"]
     assert dev["fake-registers"]["command"][3:5] == ["--host", "0.0.0.0"]  # noqa: S104
-    assert dev["docstore"]["command"][:3] == ["python", "-m", "tests.fakes.docstore"]
-    assert dev["mail-sink"]["command"][:3] == ["python", "-m", "tests.fakes.mail_sink"]
+    assert dev["docstore"]["command"][:3] == ["python", "-m", "devtools.fakes.docstore"]
+    assert dev["mail-sink"]["command"][:3] == ["python", "-m", "devtools.fakes.mail_sink"]
     # the sink listens on every interface of its container, so the services reach it
     assert dev["mail-sink"]["command"][3:7] == ["--host", "0.0.0.0", "--port", "1025"]  # noqa: S104
     assert "8080" in dev["fake-registers"]["expose"]
