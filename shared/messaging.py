@@ -30,10 +30,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
 
 import asyncpg
 from pydantic import ValidationError
+from typing_extensions import TypeVar
 
 from shared.events import (
     CheckSummary,
@@ -209,13 +210,23 @@ class TransientFailure(Exception):
         self.status = status
 
 
-class Tx:
-    """A handler's unit of work: its connection inside the transaction, and what it emits."""
+# What a route's `prepare` hands its handler (`Tx.prepared`); None for a route without one.
+P = TypeVar("P", default=None)
 
-    def __init__(self, conn: Connection, stage: str, prepared: object = None) -> None:
+
+class Tx(Generic[P]):
+    """A handler's unit of work: its connection inside the transaction, what it emits, and
+    what its route's `prepare` found before the transaction (`prepared`, typed by the
+    route: `Tx[Checked]`; a plain `Tx` is `Tx[None]`)."""
+
+    @overload
+    def __init__(self: Tx[None], conn: Connection, stage: str) -> None: ...
+    @overload
+    def __init__(self, conn: Connection, stage: str, prepared: P) -> None: ...
+    def __init__(self, conn: Connection, stage: str, prepared: Any = None) -> None:
         self.conn = conn
         self.stage = stage
-        self.prepared = prepared
+        self.prepared: P = prepared
         self.messages: list[OutgoingMessage] = []
 
     def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -321,13 +332,14 @@ async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
 
 
 @dataclass(frozen=True)
-class Route(Generic[E]):
+class Route(Generic[E, P]):
     model: type[E]
-    handle: Callable[[Tx, E], Awaitable[None]]
+    handle: Callable[[Tx[P], E], Awaitable[None]]
     # Slow I/O (fetching a document, asking a register) runs here, before the transaction,
-    # so no database connection waits on it; `handle` finds the result in `tx.prepared`.
+    # so no database connection waits on it; `handle` finds the result in `tx.prepared`,
+    # typed: a `Route[OrderSubmitted, Checked]` hands its handler a `Tx[Checked]`.
     # A TransientFailure raised here is retried like one raised by `handle`.
-    prepare: Callable[[E], Awaitable[object]] | None = None
+    prepare: Callable[[E], Awaitable[P]] | None = None
     # How to read the bytes when `model.model_validate_json` is not enough (a union of
     # command types on one topic); must raise pydantic.ValidationError like it.
     parse: Callable[[bytes], E] | None = None
@@ -346,7 +358,7 @@ class Stage(ABC):
     migrations: Path
     # The status an order gets when its message cannot be read at this stage.
     invalid_status: ClassVar[Status] = Status.NEEDS_ATTENTION
-    routes: Mapping[str, Route[Any]]
+    routes: Mapping[str, Route[Any, Any]]
 
     async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
         if ref is not None:
@@ -438,8 +450,8 @@ class Processor:
 
     @asynccontextmanager
     async def _transaction(
-        self, message_id: str, topic: str, prepared: object = None, digest: str | None = None
-    ) -> AsyncIterator[Tx | None]:
+        self, message_id: str, topic: str, prepared: Any = None, digest: str | None = None
+    ) -> AsyncIterator[Tx[Any] | None]:
         """A transaction that owns `message_id`, or None when it was handled before (with
         the same `digest`; with another, EventIdConflict)."""
         async with self.pool.acquire() as conn, conn.transaction():

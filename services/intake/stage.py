@@ -184,9 +184,8 @@ class Intake(Stage):
 
     # ------------------------------------------------------------------ handlers
 
-    async def on_submitted(self, tx: Tx, event: OrderSubmitted) -> None:
+    async def on_submitted(self, tx: Tx[Checked], event: OrderSubmitted) -> None:
         checked = tx.prepared
-        assert isinstance(checked, Checked)
         progress, _known = await begin(tx.conn, event.order_id, event.revision)
         if progress == "stale":  # a late old revision or a second event: forget what it stored
             await self._discard(tx.conn, checked.stored.values())

@@ -216,9 +216,8 @@ class RegistryCheck(Stage):
             order_id,
         )
 
-    async def on_accepted(self, tx: Tx, event: OrderAccepted) -> None:
+    async def on_accepted(self, tx: Tx[Evaluation], event: OrderAccepted) -> None:
         evaluation = tx.prepared
-        assert isinstance(evaluation, Evaluation)
         row = await self._current(tx.conn, event.order_id)
         if row is not None and (
             row["revision"] > event.revision
