@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.events import CancelOrder, Command, OrderSubmitted, ReplayOrder, Status, encode
+from shared.events import (
+    REPLAYABLE_STATUSES,
+    CancelOrder,
+    Command,
+    OrderSubmitted,
+    ReplayOrder,
+    Status,
+    encode,
+)
 from shared.logging import get_logger
 from shared.messaging import Tx, audit_command, rerun_message
 from shared.replays import admit
@@ -29,7 +37,6 @@ if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
-REPLAYABLE = frozenset({Status.DOCUMENTS_REJECTED.value, Status.NEEDS_ATTENTION.value})
 # Statuses of an order intake has not passed on: intake cancels it itself.
 HELD = frozenset(
     {Status.RECEIVED.value, Status.DOCUMENTS_REJECTED.value, Status.NEEDS_ATTENTION.value}
@@ -68,7 +75,7 @@ async def _replay(tx: Tx, command: ReplayOrder, replay_limit: int) -> str | None
     if row is None or row["submitted"] is None:
         return None  # never readable here: nothing to do
     running = row["status"] == Status.RECEIVED.value
-    if not running and row["status"] not in REPLAYABLE:
+    if not running and row["status"] not in REPLAYABLE_STATUSES:
         return None  # not failed here: another stage's
     admission = await admit(tx.conn, command, row["revision"], running, replay_limit)
     if admission.refused is not None:

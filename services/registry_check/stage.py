@@ -38,6 +38,7 @@ from services.registry_check.adapters import (
 from services.registry_check.checks import run_checks
 from services.registry_check.domain import Approval, Decision, Outcome, RuleResult, decide
 from shared.events import (
+    REPLAYABLE_STATUSES,
     CancelOrder,
     CheckResult,
     CheckSummary,
@@ -76,15 +77,6 @@ log = get_logger(__name__)
 NAME = "registry_check"
 # Statuses after which nothing at this stage changes the order of this revision.
 SETTLED = frozenset({Status.APPROVED.value, Status.CANCELLED.value})
-# Statuses from which support may replay the order here.
-REPLAYABLE = frozenset(
-    {
-        Status.REJECTED.value,
-        Status.NEEDS_ATTENTION.value,
-        Status.AWAITING_REGISTER.value,
-        Status.CHECKING.value,
-    }
-)
 RECHECK_BATCH = 200
 # A re-run (replay, override) not back after this long was lost (dead-lettered): the
 # order may be replayed again rather than count as "already being re-run".
@@ -406,11 +398,12 @@ class RegistryCheck(Stage):
         row = await self._current(tx.conn, cmd.order_id)
         if row is None or row["accepted"] is None:
             return None
-        if row["status"] not in REPLAYABLE:
-            return f"ignored: {row['status']}"
         # CHECKING: a re-run (replay, override) is on its way; one that has not come back
         # for RERUN_LOST_AFTER (dead-lettered) may be replayed again.
-        running = row["status"] == Status.CHECKING.value and bool(
+        checking = row["status"] == Status.CHECKING.value
+        if not checking and row["status"] not in REPLAYABLE_STATUSES:
+            return f"ignored: {row['status']}"
+        running = checking and bool(
             await tx.conn.fetchval(
                 "SELECT $1::timestamptz > now() - $2::interval", row["updated_at"], RERUN_LOST_AFTER
             )
