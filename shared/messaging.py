@@ -24,13 +24,14 @@ import json
 import math
 import re
 import time
+import uuid
 from abc import ABC
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
 
 import asyncpg
 from pydantic import ValidationError
@@ -44,6 +45,7 @@ from shared.events import (
     Event,
     OrderStatusChanged,
     Reason,
+    ReplayOrder,
     Status,
     encode,
     parse_event,
@@ -52,6 +54,7 @@ from shared.identifiers import new_event_id
 from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
+from shared.replays import Admission, admit
 from shared.settings import Settings
 from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
 
@@ -300,20 +303,66 @@ def rerun_message(stage: str, origin_topic: str, event: Event) -> OutgoingMessag
     )
 
 
-async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
-    """Record who asked what, when, why, and what came of it (the service's command_audit),
-    and publish it (`command.handled`) for support to show."""
-    new = await tx.conn.fetchval(
-        "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
-        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
-        command.event_id,
-        command.event_type,
-        command.order_id,
-        command.actor,
-        command.reason,
-        command.occurred_at,
-        outcome,
-    )
+class Ledger(Protocol):
+    """What a stage that takes support's commands keeps of them: each command handled once
+    and audited (`command_audit`), and the replays it ran (`replays`, shared/replays.py)."""
+
+    async def seen(self, command_id: uuid.UUID) -> bool:
+        """Whether this command was handled (audited) before."""
+        ...
+
+    async def record(self, command: Command, outcome: str) -> bool:
+        """Audit the command's outcome; False when it was audited before."""
+        ...
+
+    async def admit_replay(
+        self, command: ReplayOrder, revision: int, running: bool, limit: int
+    ) -> Admission:
+        """Whether the replay runs (shared/replays.py), counted when it does."""
+        ...
+
+
+class CommandLedger:
+    """`Ledger` on the stage's own tables, in the handler's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def seen(self, command_id: uuid.UUID) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM command_audit WHERE command_id = $1", command_id
+            )
+        )
+
+    async def record(self, command: Command, outcome: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "INSERT INTO command_audit (command_id, command, order_id, actor, reason,"
+                " issued_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                command.event_id,
+                command.event_type,
+                command.order_id,
+                command.actor,
+                command.reason,
+                command.occurred_at,
+                outcome,
+            )
+        )
+
+    async def admit_replay(
+        self, command: ReplayOrder, revision: int, running: bool, limit: int
+    ) -> Admission:
+        return await admit(self.conn, command, revision, running, limit)
+
+
+async def audit_command(
+    tx: Tx[Any], command: Command, outcome: str, ledger: Ledger | None = None
+) -> None:
+    """Record who asked what, when, why, and what came of it (the service's command_audit,
+    or the `ledger` given), and publish it (`command.handled`) for support to show."""
+    new = await (ledger or CommandLedger(tx.conn)).record(command, outcome)
     if new:
         tx.emit(
             COMMAND_OUTCOMES,
