@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ from shared.replays import ALREADY_RUNNING
 from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import COMMAND_OUTCOMES, ORDER_ACCEPTED, ORDER_SUBMITTED, retry_topic
-from tests.factories import national_id
+from tests.factories import submitted
 from tests.unit.fake_uow import FakeLedger, emitted, fake_tx, sent_to, statuses
 
 MIGRATIONS = Path(__file__).parents[2] / "services" / "intake" / "migrations"
@@ -133,34 +131,10 @@ def world() -> World:
 
 
 def submission(order_id: str = "ORD-1", revision: int = 1) -> OrderSubmitted:
+    """A submitted order whose documents are links nobody fetches here."""
     ref = {"url": "https://docs.example.no/x", "sha256": "0" * 64}
-    return OrderSubmitted.model_validate_json(
-        json.dumps(
-            {
-                "event_id": str(uuid.uuid4()),
-                "event_type": "order.submitted",
-                "occurred_at": "2026-06-03T08:15:00Z",
-                "order_id": order_id,
-                "revision": revision,
-                "card_type": "construction",
-                "employer": {
-                    "org_number": "974760673",
-                    "name": "Bygg og Betong AS",
-                    "contact_email": "hms@example.no",
-                },
-                "worker": {
-                    "given_name": "Kari",
-                    "family_name": "Nordmann",
-                    "birth_date": "1990-05-17",
-                    "national_id": national_id(date(1990, 5, 17)),
-                    "foreign_id": None,
-                    "nationality": "NO",
-                },
-                "employment": {"type": "employee", "start_date": "2026-06-01"},
-                "documents": {"photo": ref, "id_copy": ref},
-            }
-        )
-    )
+    raw = submitted(order_id, revision, documents={"photo": ref, "id_copy": ref})
+    return OrderSubmitted.model_validate_json(json.dumps(raw))
 
 
 async def stored(world: World, event: OrderSubmitted, tag: str) -> Checked:
