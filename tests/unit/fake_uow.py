@@ -7,8 +7,10 @@ given here refuses every use, so a handler that still runs SQL itself fails its 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.events import Command, Event, OrderStatusChanged, ReplayOrder
@@ -52,6 +54,15 @@ def statuses(tx: Tx[Any]) -> list[tuple[str, int, str, list[str]]]:
 
 def sent_to(tx: Tx[Any], topic: str) -> list[OutgoingMessage]:
     return [m for m in tx.messages if m.topic == topic]
+
+
+def allowed_statuses(service: str) -> set[str]:
+    """The statuses the CHECK constraint in `service`'s migrations allows (`status IN (...)`)."""
+    folder = Path(__file__).parents[2] / "services" / service / "migrations"
+    sql = "\n".join(p.read_text() for p in sorted(folder.glob("*.sql")))
+    match = re.search(r"CHECK \(\s*status IN \(([^)]*)\)", sql)
+    assert match is not None, f"{service} has no CHECK on its status column"
+    return set(re.findall(r"'([A-Z_]+)'", match.group(1)))
 
 
 @dataclass
