@@ -362,7 +362,7 @@ async def audit_command(
 ) -> None:
     """Record who asked what, when, why, and what came of it (the service's command_audit,
     or the `ledger` given), and publish it (`command.handled`) for support to show."""
-    new = await (ledger or CommandLedger(tx.conn)).record(command, outcome)
+    new = await (ledger if ledger is not None else CommandLedger(tx.conn)).record(command, outcome)
     if new:
         tx.emit(
             COMMAND_OUTCOMES,
