@@ -101,8 +101,9 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
     """An `order.submitted` event as a JSON-ready dict; override any top-level field.
 
     Its documents are real files in the upload directory of the current settings
-    (KORTFLYT_UPLOAD_DIR), so intake accepts them.
+    (KORTFLYT_UPLOAD_DIR), so intake accepts them, unless `documents` is given.
     """
+    documents = overrides.pop("documents", None)
     event: dict[str, Any] = {
         "event_id": str(__import__("uuid").uuid4()),
         "event_type": "order.submitted",
@@ -129,7 +130,7 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
             "end_date": None,
             "agency_org_number": None,
         },
-        "documents": sample_documents(Path(Settings().upload_dir)),
+        "documents": documents or sample_documents(Path(Settings().upload_dir)),
     }
     event.update(overrides)
     return event

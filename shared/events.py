@@ -57,6 +57,21 @@ FINAL_STATUSES = frozenset(
     }
 )
 
+# Statuses support may replay an order from (`order.replay`, design.md "Support access"):
+# it failed or waits at the stage that owns it: intake (DOCUMENTS_REJECTED), registry_check
+# (REJECTED, AWAITING_REGISTER) or either (NEEDS_ATTENTION). Support offers a replay for
+# these; the owning stage replays from those of them it set itself, and treats its own
+# status of an order being run (intake's RECEIVED, registry_check's CHECKING) as "already
+# being re-run" (shared/replays.py). A produced, approved or cancelled order is never replayed.
+REPLAYABLE_STATUSES = frozenset(
+    {
+        Status.DOCUMENTS_REJECTED,
+        Status.REJECTED,
+        Status.NEEDS_ATTENTION,
+        Status.AWAITING_REGISTER,
+    }
+)
+
 # Statuses after which the order is closed for good (a new revision is a new start):
 # the ID copy is no longer needed and is deleted (design.md "Personal data").
 CLOSED_STATUSES = frozenset(

@@ -24,16 +24,18 @@ import json
 import math
 import re
 import time
+import uuid
 from abc import ABC
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
 
 import asyncpg
 from pydantic import ValidationError
+from typing_extensions import TypeVar
 
 from shared.events import (
     CheckSummary,
@@ -43,6 +45,7 @@ from shared.events import (
     Event,
     OrderStatusChanged,
     Reason,
+    ReplayOrder,
     Status,
     encode,
     parse_event,
@@ -51,6 +54,7 @@ from shared.identifiers import new_event_id
 from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
+from shared.replays import Admission, admit
 from shared.settings import Settings
 from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
 
@@ -209,13 +213,23 @@ class TransientFailure(Exception):
         self.status = status
 
 
-class Tx:
-    """A handler's unit of work: its connection inside the transaction, and what it emits."""
+# What a route's `prepare` hands its handler (`Tx.prepared`); None for a route without one.
+P = TypeVar("P", default=None)
 
-    def __init__(self, conn: Connection, stage: str, prepared: object = None) -> None:
+
+class Tx(Generic[P]):
+    """A handler's unit of work: its connection inside the transaction, what it emits, and
+    what its route's `prepare` found before the transaction (`prepared`, typed by the
+    route: `Tx[Checked]`; a plain `Tx` is `Tx[None]`)."""
+
+    @overload
+    def __init__(self: Tx[None], conn: Connection, stage: str) -> None: ...
+    @overload
+    def __init__(self, conn: Connection, stage: str, prepared: P) -> None: ...
+    def __init__(self, conn: Connection, stage: str, prepared: Any = None) -> None:
         self.conn = conn
         self.stage = stage
-        self.prepared = prepared
+        self.prepared: P = prepared
         self.messages: list[OutgoingMessage] = []
 
     def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -289,20 +303,66 @@ def rerun_message(stage: str, origin_topic: str, event: Event) -> OutgoingMessag
     )
 
 
-async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
-    """Record who asked what, when, why, and what came of it (the service's command_audit),
-    and publish it (`command.handled`) for support to show."""
-    new = await tx.conn.fetchval(
-        "INSERT INTO command_audit (command_id, command, order_id, actor, reason, issued_at,"
-        " outcome) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
-        command.event_id,
-        command.event_type,
-        command.order_id,
-        command.actor,
-        command.reason,
-        command.occurred_at,
-        outcome,
-    )
+class Ledger(Protocol):
+    """What a stage that takes support's commands keeps of them: each command handled once
+    and audited (`command_audit`), and the replays it ran (`replays`, shared/replays.py)."""
+
+    async def seen(self, command_id: uuid.UUID) -> bool:
+        """Whether this command was handled (audited) before."""
+        ...
+
+    async def record(self, command: Command, outcome: str) -> bool:
+        """Audit the command's outcome; False when it was audited before."""
+        ...
+
+    async def admit_replay(
+        self, command: ReplayOrder, revision: int, running: bool, limit: int
+    ) -> Admission:
+        """Whether the replay runs (shared/replays.py), counted when it does."""
+        ...
+
+
+class CommandLedger:
+    """`Ledger` on the stage's own tables, in the handler's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def seen(self, command_id: uuid.UUID) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM command_audit WHERE command_id = $1", command_id
+            )
+        )
+
+    async def record(self, command: Command, outcome: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "INSERT INTO command_audit (command_id, command, order_id, actor, reason,"
+                " issued_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                command.event_id,
+                command.event_type,
+                command.order_id,
+                command.actor,
+                command.reason,
+                command.occurred_at,
+                outcome,
+            )
+        )
+
+    async def admit_replay(
+        self, command: ReplayOrder, revision: int, running: bool, limit: int
+    ) -> Admission:
+        return await admit(self.conn, command, revision, running, limit)
+
+
+async def audit_command(
+    tx: Tx[Any], command: Command, outcome: str, ledger: Ledger | None = None
+) -> None:
+    """Record who asked what, when, why, and what came of it (the service's command_audit,
+    or the `ledger` given), and publish it (`command.handled`) for support to show."""
+    new = await (ledger if ledger is not None else CommandLedger(tx.conn)).record(command, outcome)
     if new:
         tx.emit(
             COMMAND_OUTCOMES,
@@ -321,13 +381,14 @@ async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
 
 
 @dataclass(frozen=True)
-class Route(Generic[E]):
+class Route(Generic[E, P]):
     model: type[E]
-    handle: Callable[[Tx, E], Awaitable[None]]
+    handle: Callable[[Tx[P], E], Awaitable[None]]
     # Slow I/O (fetching a document, asking a register) runs here, before the transaction,
-    # so no database connection waits on it; `handle` finds the result in `tx.prepared`.
+    # so no database connection waits on it; `handle` finds the result in `tx.prepared`,
+    # typed: a `Route[OrderSubmitted, Checked]` hands its handler a `Tx[Checked]`.
     # A TransientFailure raised here is retried like one raised by `handle`.
-    prepare: Callable[[E], Awaitable[object]] | None = None
+    prepare: Callable[[E], Awaitable[P]] | None = None
     # How to read the bytes when `model.model_validate_json` is not enough (a union of
     # command types on one topic); must raise pydantic.ValidationError like it.
     parse: Callable[[bytes], E] | None = None
@@ -346,7 +407,7 @@ class Stage(ABC):
     migrations: Path
     # The status an order gets when its message cannot be read at this stage.
     invalid_status: ClassVar[Status] = Status.NEEDS_ATTENTION
-    routes: Mapping[str, Route[Any]]
+    routes: Mapping[str, Route[Any, Any]]
 
     async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
         if ref is not None:
@@ -438,8 +499,8 @@ class Processor:
 
     @asynccontextmanager
     async def _transaction(
-        self, message_id: str, topic: str, prepared: object = None, digest: str | None = None
-    ) -> AsyncIterator[Tx | None]:
+        self, message_id: str, topic: str, prepared: Any = None, digest: str | None = None
+    ) -> AsyncIterator[Tx[Any] | None]:
         """A transaction that owns `message_id`, or None when it was handled before (with
         the same `digest`; with another, EventIdConflict)."""
         async with self.pool.acquire() as conn, conn.transaction():

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from services.intake import commands
 from services.intake.documents import LIMITS, Inspected, Kind, inspect
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
+from services.intake.orders import Arrival, IntakeOrder, IntakeStatus
+from services.intake.repository import IntakeOrders, IntakeRepository
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
     CLOSED_STATUSES,
@@ -52,7 +54,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-Progress = Literal["new", "resume", "stale"]
 BLOB_FOLDERS: dict[Kind, str] = {"photo": "photos", "id_copy": "id-copies"}
 
 
@@ -62,37 +63,6 @@ class Checked:
 
     reasons: list[Reason] = field(default_factory=list)
     stored: dict[Kind, str] = field(default_factory=dict)
-
-
-async def begin(conn: Connection, order_id: str, revision: int) -> tuple[Progress, int]:
-    """Where this revision stands: new (tell the employer it was received), resumed after a
-    retry, or stale (an older or already handled revision). Locks the order's row."""
-    await conn.execute(
-        "INSERT INTO orders (order_id, revision, status) VALUES ($1, 0, 'NEW')"
-        " ON CONFLICT DO NOTHING",
-        order_id,
-    )
-    row = await conn.fetchrow(
-        "SELECT revision, status FROM orders WHERE order_id = $1 FOR UPDATE", order_id
-    )
-    assert row is not None
-    known: int = row["revision"]
-    if row["status"] == "NEW" or known < revision:
-        await set_status(conn, order_id, revision, Status.RECEIVED)
-        return "new", known
-    if known == revision and row["status"] == Status.RECEIVED.value:
-        return "resume", known
-    log.info("order.revision_ignored", revision=revision, known=known)
-    return "stale", known
-
-
-async def set_status(conn: Connection, order_id: str, revision: int, status: Status) -> None:
-    await conn.execute(
-        "UPDATE orders SET revision = $2, status = $3, updated_at = now() WHERE order_id = $1",
-        order_id,
-        revision,
-        status.value,
-    )
 
 
 def blob_key(kind: Kind, event: OrderSubmitted, inspected: Inspected) -> str:
@@ -115,10 +85,12 @@ class Intake(Stage):
         verifier: CommandVerifier,
         decode_concurrency: int = 2,
         replay_limit: int = 5,
+        orders: Callable[[Connection], IntakeRepository] = IntakeOrders,
     ) -> None:
         self.fetcher = fetcher
         self.blobs = blobs
         self.replay_limit = replay_limit
+        self.orders = orders
         # Memory stays bounded whatever is sent: the fetcher holds at most a fixed number
         # of documents (each at most LIMITS.max_bytes), and at most this many are
         # decoded at once (each at most max_pixels).
@@ -184,33 +156,37 @@ class Intake(Stage):
 
     # ------------------------------------------------------------------ handlers
 
-    async def on_submitted(self, tx: Tx, event: OrderSubmitted) -> None:
+    async def _arrive(
+        self, orders: IntakeRepository, order_id: str, revision: int
+    ) -> tuple[Arrival, IntakeOrder]:
+        """Lock the order and admit `revision` (`IntakeOrder.admit`); a new revision is
+        saved RECEIVED at once."""
+        arrival, order = (await orders.claim(order_id)).admit(revision)
+        if arrival is Arrival.NEW:
+            await orders.save(order)
+        elif arrival is Arrival.STALE:
+            log.info("order.revision_ignored", revision=revision, known=order.revision)
+        return arrival, order
+
+    async def on_submitted(self, tx: Tx[Checked], event: OrderSubmitted) -> None:
         checked = tx.prepared
-        assert isinstance(checked, Checked)
-        progress, _known = await begin(tx.conn, event.order_id, event.revision)
-        if progress == "stale":  # a late old revision or a second event: forget what it stored
-            await self._discard(tx.conn, checked.stored.values())
+        orders = self.orders(tx.conn)
+        arrival, order = await self._arrive(orders, event.order_id, event.revision)
+        if arrival is Arrival.STALE:  # a late old revision or a second event: forget its blobs
+            await self._discard(orders, checked.stored.values())
             return
-        if progress == "new":
+        if arrival is Arrival.NEW:
             tx.status(event.order_id, event.revision, Status.RECEIVED)
-        await commands.remember_submission(tx.conn, event)
+        await orders.remember_submission(event)
         if checked.reasons:
-            await set_status(tx.conn, event.order_id, event.revision, Status.DOCUMENTS_REJECTED)
+            await orders.save(order.to(IntakeStatus.DOCUMENTS_REJECTED))
             tx.status(event.order_id, event.revision, Status.DOCUMENTS_REJECTED, checked.reasons)
             return
         # The order's reference switches here, in the transaction that wins; documents an
         # earlier run of this revision left behind (none, normally) are replaced.
-        replaced = await tx.conn.fetch(
-            "DELETE FROM documents WHERE order_id = $1 AND revision = $2 RETURNING blob_key",
-            event.order_id,
-            event.revision,
-        )
-        await tx.conn.executemany(
-            "INSERT INTO documents (order_id, revision, kind, blob_key) VALUES ($1, $2, $3, $4)",
-            [(event.order_id, event.revision, kind, key) for kind, key in checked.stored.items()],
-        )
-        await self._discard(tx.conn, (r["blob_key"] for r in replaced))
-        await set_status(tx.conn, event.order_id, event.revision, Status.ACCEPTED)
+        replaced = await orders.replace_documents(event.order_id, event.revision, checked.stored)
+        await self._discard(orders, replaced)
+        await orders.save(order.to(IntakeStatus.ACCEPTED))
         tx.emit(
             ORDER_ACCEPTED,
             OrderAccepted(
@@ -223,38 +199,27 @@ class Intake(Stage):
         )
         tx.status(event.order_id, event.revision, Status.ACCEPTED)
 
-    async def _discard(self, conn: Connection, keys: Iterable[str]) -> None:
+    async def _discard(self, orders: IntakeRepository, keys: Iterable[str]) -> None:
         """Delete blobs an event stored but lost with, unless an order refers to them (a
         re-delivered copy of the winning event stored the very same key)."""
         keys = list(keys)
         if not keys:
             return
-        used = {
-            r["blob_key"]
-            for r in await conn.fetch(
-                "SELECT blob_key FROM documents WHERE blob_key = ANY($1::text[])", keys
-            )
-        }
+        used = await orders.referenced(keys)
         for key in keys:
             if key not in used:
                 await self.blobs.delete(key)
         log.info("documents.discarded", count=len(set(keys) - used))
 
     async def on_command(self, tx: Tx, command: Command) -> None:
-        await commands.on_command(tx, command, self.replay_limit)
+        await commands.on_command(tx, self.orders(tx.conn), command, self.replay_limit)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
         """A closed order no longer needs its ID copy: delete it (personal data)."""
         if event.status not in CLOSED_STATUSES:
             return
-        rows = await tx.conn.fetch(
-            "UPDATE documents SET deleted_at = now() WHERE order_id = $1 AND revision <= $2"
-            " AND kind = 'id_copy' AND deleted_at IS NULL RETURNING blob_key",
-            event.order_id,
-            event.revision,
-        )
-        for row in rows:
-            await self.blobs.delete(row["blob_key"])
+        for key in await self.orders(tx.conn).close_id_copies(event.order_id, event.revision):
+            await self.blobs.delete(key)
             log.info("id_copy.deleted", status=event.status.value)
 
     # ------------------------------------------------------------------ failures
@@ -263,24 +228,26 @@ class Intake(Stage):
         # Tell the employer only about the order's newest revision.
         if ref is None:
             return
-        progress, _known = await begin(tx.conn, ref.order_id, ref.revision)
-        if progress != "stale":
-            await set_status(tx.conn, ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED)
+        orders = self.orders(tx.conn)
+        arrival, order = await self._arrive(orders, ref.order_id, ref.revision)
+        if arrival is not Arrival.STALE:
+            await orders.save(order.to(IntakeStatus.DOCUMENTS_REJECTED))
             tx.status(ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED, reasons)
 
     async def on_transient(
         self, tx: Tx, event: OrderSubmitted, failure: TransientFailure, attempt: int
     ) -> None:
         # RECEIVED once, with the retryable reason; later tries change nothing visible.
-        progress, _known = await begin(tx.conn, event.order_id, event.revision)
-        if progress == "new":
+        arrival, _order = await self._arrive(self.orders(tx.conn), event.order_id, event.revision)
+        if arrival is Arrival.NEW:
             tx.status(event.order_id, event.revision, Status.RECEIVED, [failure.reason])
 
     async def on_exhausted(self, tx: Tx, event: OrderSubmitted, failure: TransientFailure) -> None:
-        progress, _known = await begin(tx.conn, event.order_id, event.revision)
-        if progress != "stale":
-            await set_status(tx.conn, event.order_id, event.revision, Status.NEEDS_ATTENTION)
-            await commands.remember_submission(tx.conn, event)
+        orders = self.orders(tx.conn)
+        arrival, order = await self._arrive(orders, event.order_id, event.revision)
+        if arrival is not Arrival.STALE:
+            await orders.save(order.to(IntakeStatus.NEEDS_ATTENTION))
+            await orders.remember_submission(event)
             await super().on_exhausted(tx, event, failure)
 
 

@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +34,9 @@ from services.registry_check.adapters import (
     http_registers,
 )
 from services.registry_check.checks import run_checks
-from services.registry_check.domain import Approval, Decision, Outcome, RuleResult, decide
+from services.registry_check.domain import Approval, Outcome, RuleResult, decide
+from services.registry_check.orders import CheckedOrder
+from services.registry_check.repository import CheckedOrders, CheckRepository
 from shared.events import (
     CancelOrder,
     CheckResult,
@@ -49,7 +49,6 @@ from shared.events import (
     Reason,
     ReplayOrder,
     Status,
-    encode,
     parse_command,
 )
 from shared.logging import get_logger
@@ -62,9 +61,8 @@ from shared.messaging import (
     rerun_message,
 )
 from shared.norway import today_in_norway
-from shared.outbox import OutgoingMessage, enqueue
+from shared.outbox import enqueue
 from shared.reasons import ReasonCode
-from shared.replays import admit
 from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
@@ -74,21 +72,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 NAME = "registry_check"
-# Statuses after which nothing at this stage changes the order of this revision.
-SETTLED = frozenset({Status.APPROVED.value, Status.CANCELLED.value})
-# Statuses from which support may replay the order here.
-REPLAYABLE = frozenset(
-    {
-        Status.REJECTED.value,
-        Status.NEEDS_ATTENTION.value,
-        Status.AWAITING_REGISTER.value,
-        Status.CHECKING.value,
-    }
-)
 RECHECK_BATCH = 200
-# A re-run (replay, override) not back after this long was lost (dead-lettered): the
-# order may be replayed again rather than count as "already being re-run".
-RERUN_LOST_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -98,11 +82,6 @@ class Evaluation:
     results: list[RuleResult]
     checked_at: datetime
     approval: Approval = field(default_factory=lambda: Approval(None, None, None))
-
-
-def recheck_message(order_id: str, accepted_json: str) -> OutgoingMessage:
-    """The stored order.accepted again, under a new event id, due now on our retry topic."""
-    return rerun_message(NAME, ORDER_ACCEPTED, OrderAccepted.model_validate_json(accepted_json))
 
 
 def approved_facts(event: OrderAccepted, approval: Approval) -> dict[str, Any]:
@@ -119,25 +98,6 @@ def approved_facts(event: OrderAccepted, approval: Approval) -> dict[str, Any]:
         "d_number_active": approval.d_number_active,
         "employment_end_date": approval.employment_end,
     }
-
-
-def reported(status: Status, reasons: Sequence[Reason]) -> str:
-    """What an order's last status told the employer, to tell nothing twice."""
-    return f"{status.value}:{','.join(sorted(r.code.value for r in reasons))}"
-
-
-def _summary(results: Sequence[RuleResult]) -> str:
-    return json.dumps(
-        [
-            {
-                "check": r.check.value,
-                "outcome": r.outcome.value,
-                "source": r.source.value if r.source else None,
-                "code": r.code.value if r.code else None,
-            }
-            for r in results
-        ]
-    )
 
 
 def check_summaries(results: Sequence[RuleResult], checked_at: datetime) -> list[CheckSummary]:
@@ -175,10 +135,12 @@ class RegistryCheck(Stage):
         registers: Registers,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         closers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        orders: Callable[[Connection], CheckRepository] = CheckedOrders,
     ) -> None:
         self.settings = settings
         self.registers = registers
         self.clock = clock
+        self.orders = orders
         self.closers = closers
         self.wait_limit = timedelta(days=settings.employment_wait_days)
         self.recheck_interval = timedelta(seconds=settings.employment_recheck_interval_s)
@@ -209,61 +171,29 @@ class RegistryCheck(Stage):
             ) from None
         return Evaluation(checked.results, now, checked.approval)
 
-    async def _current(self, conn: Connection, order_id: str) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT revision, status, waiting_since, checks, accepted, reported, updated_at"
-            " FROM checked_orders WHERE order_id = $1 FOR UPDATE",
-            order_id,
-        )
-
-    async def on_accepted(self, tx: Tx, event: OrderAccepted) -> None:
+    async def on_accepted(self, tx: Tx[Evaluation], event: OrderAccepted) -> None:
         evaluation = tx.prepared
-        assert isinstance(evaluation, Evaluation)
-        row = await self._current(tx.conn, event.order_id)
-        if row is not None and (
-            row["revision"] > event.revision
-            or (row["revision"] == event.revision and row["status"] in SETTLED)
-        ):
-            log.info("order.check_skipped", revision=event.revision, current=row["status"])
-            if row["revision"] == event.revision and row["status"] == Status.CANCELLED.value:
+        orders = self.orders(tx.conn)
+        previous = await orders.get_for_update(event.order_id)
+        if previous is not None and not previous.may_change(event.revision):
+            log.info("order.check_skipped", revision=event.revision, current=previous.status.value)
+            if previous.revision == event.revision and previous.status is Status.CANCELLED:
                 # intake may have said ACCEPTED after the cancel: CANCELLED stays the last word.
                 tx.status(event.order_id, event.revision, Status.CANCELLED)
             return
-        same_revision = row is not None and row["revision"] == event.revision
-        waiting_since = row["waiting_since"] if same_revision and row is not None else None
-        overridden = [
-            r["check_name"]
-            for r in await tx.conn.fetch(
-                "SELECT check_name FROM check_overrides WHERE order_id = $1 AND revision = $2",
-                event.order_id,
-                event.revision,
-            )
-        ]
         now = evaluation.checked_at
-        decision = decide(evaluation.results, overridden, waiting_since, now, self.wait_limit)
-        waiting = decision.status is Status.AWAITING_REGISTER
-        await self._store_evidence(tx.conn, event, decision, now)
-        told = reported(decision.status, decision.reasons)
-        # A re-check that finds the same wait tells nobody again (no status, no e-mail).
-        repeated_wait = waiting and same_revision and row is not None and row["reported"] == told
-        await tx.conn.execute(
-            "INSERT INTO checked_orders (order_id, revision, status, checks, accepted,"
-            " waiting_since, next_check_at, reported)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $8)"
-            " ON CONFLICT (order_id) DO UPDATE SET revision = EXCLUDED.revision,"
-            " status = EXCLUDED.status, checks = EXCLUDED.checks, accepted = EXCLUDED.accepted,"
-            " waiting_since = EXCLUDED.waiting_since, next_check_at = EXCLUDED.next_check_at,"
-            " reported = EXCLUDED.reported, updated_at = now()",
-            event.order_id,
-            event.revision,
-            decision.status.value,
-            _summary(decision.results),
-            encode(event).decode(),
-            (waiting_since or now) if waiting else None,
-            now + self.recheck_interval if waiting else None,
-            told,
+        waiting_since = previous.waiting_since_for(event.revision) if previous else None
+        decision = decide(
+            evaluation.results,
+            await orders.overridden(event.order_id, event.revision),
+            waiting_since,
+            now,
+            self.wait_limit,
         )
-        if not same_revision:
+        await orders.add_evidence(event.order_id, event.revision, decision.results, now)
+        order = CheckedOrder.checked(previous, event, decision, now, self.recheck_interval)
+        await orders.save(order)
+        if previous is None or previous.revision != event.revision:
             tx.status(event.order_id, event.revision, Status.CHECKING)
         if decision.status is Status.APPROVED:
             tx.emit(
@@ -284,7 +214,7 @@ class RegistryCheck(Stage):
                     **approved_facts(event, evaluation.approval),
                 ),
             )
-        if not repeated_wait:
+        if order.tells_again(previous):
             tx.status(
                 event.order_id,
                 event.revision,
@@ -298,158 +228,86 @@ class RegistryCheck(Stage):
             outcomes={r.check.value: r.outcome.value for r in decision.results},
         )
 
-    async def _store_evidence(
-        self, conn: Connection, event: OrderAccepted, decision: Decision, now: datetime
-    ) -> None:
-        evaluation_id = uuid.uuid4()
-        await conn.executemany(
-            "INSERT INTO check_evidence (evaluation_id, order_id, revision, check_name, register,"
-            " outcome, code, detail, answer, checked_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)",
-            [
-                (
-                    evaluation_id,
-                    event.order_id,
-                    event.revision,
-                    r.check.value,
-                    r.source.value if r.source else None,
-                    r.outcome.value,
-                    r.code.value if r.code else None,
-                    r.detail,
-                    json.dumps(dict(r.evidence), default=str),
-                    now,
-                )
-                for r in decision.results
-            ],
-        )
-
-    async def _may_change(self, conn: Connection, event: OrderAccepted) -> bool:
-        """False when this revision is settled here (approved, cancelled) or superseded."""
-        row = await self._current(conn, event.order_id)
-        return row is None or not (
-            row["revision"] > event.revision
-            or (row["revision"] == event.revision and row["status"] in SETTLED)
-        )
-
     async def on_transient(
         self, tx: Tx, event: Any, failure: TransientFailure, attempt: int
     ) -> None:
-        if not isinstance(event, OrderAccepted) or not await self._may_change(tx.conn, event):
-            return
-        await self._mark(tx.conn, event, Status.AWAITING_REGISTER, failure.reason)
-        await super().on_transient(tx, event, failure, attempt)
+        if await self._mark(tx, event, Status.AWAITING_REGISTER, failure.reason):
+            await super().on_transient(tx, event, failure, attempt)
 
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
-        if not isinstance(event, OrderAccepted) or not await self._may_change(tx.conn, event):
-            return
-        await self._mark(tx.conn, event, Status.NEEDS_ATTENTION, failure.reason)
-        await super().on_exhausted(tx, event, failure)
+        if await self._mark(tx, event, Status.NEEDS_ATTENTION, failure.reason):
+            await super().on_exhausted(tx, event, failure)
 
-    async def _mark(
-        self, conn: Connection, event: OrderAccepted, status: Status, reason: Reason
-    ) -> None:
-        """Remember an order the registers could not check (so it can be replayed)."""
-        await conn.execute(
-            "INSERT INTO checked_orders (order_id, revision, status, accepted, reported)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (order_id) DO UPDATE SET"
-            " revision = EXCLUDED.revision, status = EXCLUDED.status,"
-            " accepted = EXCLUDED.accepted, reported = EXCLUDED.reported,"
-            " next_check_at = NULL, updated_at = now()",
-            event.order_id,
-            event.revision,
-            status.value,
-            encode(event).decode(),
-            reported(status, [reason]),
-        )
-        await conn.execute(
-            "INSERT INTO check_evidence (evaluation_id, order_id, revision, check_name, register,"
-            " outcome, code, detail) VALUES ($1, $2, $3, 'register', $4, 'unavailable', $5, $6)",
-            uuid.uuid4(),
-            event.order_id,
-            event.revision,
-            reason.check,
-            reason.code.value,
-            reason.message_en,
-        )
+    async def _mark(self, tx: Tx, event: Any, status: Status, reason: Reason) -> bool:
+        """Remember an order the registers could not check (so it can be replayed);
+        False when the order is not one this stage may still change."""
+        if not isinstance(event, OrderAccepted):
+            return False
+        orders = self.orders(tx.conn)
+        previous = await orders.get_for_update(event.order_id)
+        if previous is not None and not previous.may_change(event.revision):
+            return False
+        await orders.save(CheckedOrder.unavailable(previous, event, status, reason))
+        await orders.add_unavailable(event.order_id, event.revision, reason)
+        return True
 
     # ------------------------------------------------------------------ commands
 
     async def on_command(self, tx: Tx, command: Command) -> None:
-        if await tx.conn.fetchval(
-            "SELECT true FROM command_audit WHERE command_id = $1", command.event_id
-        ):
+        orders = self.orders(tx.conn)
+        if await orders.seen(command.event_id):
             log.info("command.duplicate", command=command.event_type)
             return
         outcome: str | None = None
         if isinstance(command, OverrideCheck):
-            outcome = await self._override(tx, command)
+            outcome = await self._override(tx, orders, command)
         elif isinstance(command, ReplayOrder):
-            outcome = await self._replay(tx, command)
+            outcome = await self._replay(tx, orders, command)
         elif isinstance(command, CancelOrder):
-            outcome = await self._cancel(tx, command)
+            outcome = await self._cancel(tx, orders, command)
         if outcome is None:
             return  # not ours (an order that never reached registry_check)
-        await audit_command(tx, command, outcome)
+        await audit_command(tx, command, outcome, orders)
 
-    async def _recheck(self, tx: Tx, order_id: str, accepted: str) -> None:
+    async def _recheck(self, tx: Tx, orders: CheckRepository, order: CheckedOrder) -> None:
         """Re-run the checks of the stored order now (through the retry topic)."""
-        await tx.conn.execute(
-            "UPDATE checked_orders SET status = $2, waiting_since = NULL, next_check_at = NULL,"
-            " updated_at = now() WHERE order_id = $1",
-            order_id,
-            Status.CHECKING.value,
-        )
-        tx.messages.append(recheck_message(order_id, accepted))
+        assert order.accepted is not None
+        await orders.save(order.rechecking())
+        tx.messages.append(rerun_message(NAME, ORDER_ACCEPTED, order.accepted))
+        tx.status(order.order_id, order.revision, Status.CHECKING)
 
-    async def _replay(self, tx: Tx, cmd: ReplayOrder) -> str | None:
+    async def _replay(self, tx: Tx, orders: CheckRepository, cmd: ReplayOrder) -> str | None:
         if cmd.stage not in (None, NAME):
             return None
-        row = await self._current(tx.conn, cmd.order_id)
-        if row is None or row["accepted"] is None:
+        order = await orders.get_for_update(cmd.order_id)
+        if order is None or order.accepted is None:
             return None
-        if row["status"] not in REPLAYABLE:
-            return f"ignored: {row['status']}"
-        # CHECKING: a re-run (replay, override) is on its way; one that has not come back
-        # for RERUN_LOST_AFTER (dead-lettered) may be replayed again.
-        running = row["status"] == Status.CHECKING.value and bool(
-            await tx.conn.fetchval(
-                "SELECT $1::timestamptz > now() - $2::interval", row["updated_at"], RERUN_LOST_AFTER
-            )
+        if not order.replayable:
+            return f"ignored: {order.status.value}"
+        running = order.rerun_running(self.clock())
+        admission = await orders.admit_replay(
+            cmd, order.revision, running, self.settings.replay_limit
         )
-        admission = await admit(tx.conn, cmd, row["revision"], running, self.settings.replay_limit)
         if admission.refused is not None:
             return admission.refused
-        await self._recheck(tx, cmd.order_id, row["accepted"])
-        tx.status(cmd.order_id, row["revision"], Status.CHECKING)
-        return admission.outcome(row["status"])
+        await self._recheck(tx, orders, order)
+        return admission.outcome(order.status.value)
 
-    async def _override(self, tx: Tx, cmd: OverrideCheck) -> str:
-        row = await self._current(tx.conn, cmd.order_id)
-        if row is None or row["revision"] != cmd.revision:
+    async def _override(self, tx: Tx, orders: CheckRepository, cmd: OverrideCheck) -> str:
+        order = await orders.get_for_update(cmd.order_id)
+        if order is None:
             return "refused: unknown order or revision"
-        checks = {c["check"]: c for c in json.loads(row["checks"] or "[]")}
-        if cmd.check not in checks:
-            return f"refused: no check {cmd.check!r}"
-        if row["status"] in SETTLED:
-            return f"refused: {row['status']}"
-        await tx.conn.execute(
-            "INSERT INTO check_overrides (order_id, revision, check_name, reason, actor,"
-            " command_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            cmd.order_id,
-            cmd.revision,
-            cmd.check,
-            cmd.reason,
-            cmd.actor,
-            cmd.event_id,
-        )
-        if row["accepted"] is not None:
-            await self._recheck(tx, cmd.order_id, row["accepted"])
-            tx.status(cmd.order_id, cmd.revision, Status.CHECKING)
-        return f"overridden {cmd.check} ({checks[cmd.check]['outcome']})"
+        refusal = order.override(cmd.revision, cmd.check)
+        if refusal is not None:
+            return refusal
+        await orders.add_override(cmd)
+        if order.accepted is not None:
+            await self._recheck(tx, orders, order)
+        return f"overridden {cmd.check} ({order.outcome_of(cmd.check)})"
 
-    async def _cancel(self, tx: Tx, cmd: CancelOrder) -> str:
-        row = await self._current(tx.conn, cmd.order_id)
-        if row is None or row["revision"] < cmd.revision:
+    async def _cancel(self, tx: Tx, orders: CheckRepository, cmd: CancelOrder) -> str:
+        order = await orders.get_for_update(cmd.order_id)
+        if order is None or not order.has(cmd.revision):
             # Not here (yet): intake answers for an order it never saw ("refused: unknown
             # order") or still holds; an order it has just accepted arrives shortly, so
             # look again later (the retry topic), never cancel an order in advance.
@@ -457,23 +315,11 @@ class RegistryCheck(Stage):
                 Reason.of(ReasonCode.PROCESSING_FAILED, "order", "order not checked here yet"),
                 Status.CANCELLED,
             )
-        if row["status"] == Status.APPROVED.value:
-            return "refused: already approved (the card is in production)"
-        if row["revision"] > cmd.revision:
-            return f"refused: revision {row['revision']} is newer"
-        accepted = OrderAccepted.model_validate_json(row["accepted"]) if row["accepted"] else None
-        if accepted is not None and accepted.occurred_at > cmd.occurred_at:
-            # Support cannot have seen it: the cancel was meant for no order (or one intake
-            # still held, which intake answered). It never cancels an order in advance.
-            return "refused: the order was accepted after this cancel was issued"
-        await tx.conn.execute(
-            "UPDATE checked_orders SET status = $2, next_check_at = NULL, updated_at = now()"
-            " WHERE order_id = $1",
-            cmd.order_id,
-            Status.CANCELLED.value,
-        )
-        tx.status(cmd.order_id, cmd.revision, Status.CANCELLED)
-        return "cancelled"
+        outcome, after = order.cancel(cmd.revision, cmd.occurred_at)
+        if after != order:
+            await orders.save(after)
+            tx.status(cmd.order_id, cmd.revision, Status.CANCELLED)
+        return outcome
 
     # ------------------------------------------------------------------ background
 
@@ -492,24 +338,12 @@ class RegistryCheck(Stage):
     async def recheck_due(self, pool: asyncpg.Pool) -> int:
         """Send every waiting order whose next check is due to be checked again."""
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT order_id, accepted FROM checked_orders"
-                " WHERE status = $1 AND next_check_at <= now() AND accepted IS NOT NULL"
-                " ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                Status.AWAITING_REGISTER.value,
-                RECHECK_BATCH,
-            )
-            if not rows:
+            due = await self.orders(conn).due_for_recheck(RECHECK_BATCH, self.recheck_interval)
+            if not due:
                 return 0
-            await conn.execute(
-                "UPDATE checked_orders SET next_check_at = now() + make_interval(secs => $2)"
-                " WHERE order_id = ANY($1::text[])",
-                [r["order_id"] for r in rows],
-                self.recheck_interval.total_seconds(),
-            )
-            await enqueue(conn, NAME, [recheck_message(r["order_id"], r["accepted"]) for r in rows])
-        log.info("orders.recheck_scheduled", orders=len(rows))
-        return len(rows)
+            await enqueue(conn, NAME, [rerun_message(NAME, ORDER_ACCEPTED, a) for a in due])
+        log.info("orders.recheck_scheduled", orders=len(due))
+        return len(due)
 
     async def recheck_loop(self, pool: asyncpg.Pool) -> None:
         pause = min(5.0, self.recheck_interval.total_seconds())

@@ -47,7 +47,14 @@ from typing import Any, Protocol, TextIO
 import asyncpg
 from pydantic import ValidationError
 
-from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status
+from shared.events import (
+    REPLAYABLE_STATUSES,
+    CancelOrder,
+    Command,
+    OverrideCheck,
+    ReplayOrder,
+    Status,
+)
 from shared.norway import OSLO
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
@@ -55,12 +62,6 @@ from shared.settings import Settings
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
-REPLAYABLE = (
-    Status.REJECTED,
-    Status.DOCUMENTS_REJECTED,
-    Status.NEEDS_ATTENTION,
-    Status.AWAITING_REGISTER,
-)
 OWNING_STAGES = ("intake", "registry_check")
 
 
@@ -392,7 +393,7 @@ class Cli:
         rate: float | None,
         lift_replay_limit: bool = False,
     ) -> int:
-        chosen = [o for o in orders if o["status"] in {s.value for s in REPLAYABLE}]
+        chosen = [o for o in orders if o["status"] in REPLAYABLE_STATUSES]
         skipped = Counter(o["status"] for o in orders if o not in chosen)
         for order_id in unknown:
             self.err.write(f"error: unknown order {order_id!r}\n")

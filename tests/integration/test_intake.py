@@ -171,3 +171,15 @@ async def test_no_input_crashes_intake_or_is_lost(
     await Feed(processor).send(raw)
     topics = {e[0] for e in await emitted(pool)}
     assert ORDER_ACCEPTED in topics or dlt_topic(processor.stage.name) in topics
+
+
+async def test_intakes_orders_refuse_a_status_intake_does_not_know(
+    intake: tuple[Processor, asyncpg.Pool],
+) -> None:
+    """The CHECK constraint of migration 0004 matches IntakeStatus (tests/unit checks the
+    list): a status written by mistake stops at the database."""
+    _processor, pool = intake
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "INSERT INTO orders (order_id, revision, status) VALUES ('X-1', 1, 'PENDING')"
+        )

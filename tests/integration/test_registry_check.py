@@ -790,3 +790,14 @@ async def test_commands_without_support_signature_are_refused_audited_and_change
         ORDER_STATUS,
         COMMAND_OUTCOMES,
     ]
+
+
+async def test_checked_orders_refuse_a_status_registry_check_does_not_give(
+    harness: Harness,
+) -> None:
+    """The CHECK constraint of migration 0003 matches orders.STATUSES (tests/unit checks
+    the list): a status written by mistake stops at the database."""
+    with pytest.raises(asyncpg.CheckViolationError):
+        await harness.pool.execute(
+            "INSERT INTO checked_orders (order_id, revision, status) VALUES ('X-1', 1, 'RECEIVED')"
+        )

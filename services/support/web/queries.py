@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from shared.events import FINAL_STATUSES, Status
+from shared.events import FINAL_STATUSES, REPLAYABLE_STATUSES, Status
 from shared.norway import OSLO, today_in_norway
 
 PAGE_SIZE = 50
@@ -17,15 +17,6 @@ PAGE_SIZE = 50
 WAITING = (
     *(s.value for s in Status if s not in FINAL_STATUSES),
     Status.NEEDS_ATTENTION.value,
-)
-# Statuses a replay may start again from (the owning services decide for good).
-REPLAYABLE = frozenset(
-    {
-        Status.REJECTED.value,
-        Status.DOCUMENTS_REJECTED.value,
-        Status.NEEDS_ATTENTION.value,
-        Status.AWAITING_REGISTER.value,
-    }
 )
 CANCELLABLE = frozenset(
     s.value for s in Status if s not in (Status.PRODUCED, Status.CANCELLED, Status.IN_PRODUCTION)
@@ -124,7 +115,7 @@ class OrderView:
 
     @property
     def replayable(self) -> bool:
-        return bool(self.order["status"] in REPLAYABLE)
+        return bool(self.order["status"] in REPLAYABLE_STATUSES)
 
     @property
     def cancellable(self) -> bool:
