@@ -63,6 +63,10 @@ HEADER_ATTEMPT = "kortflyt-attempt"
 HEADER_DUE_AT = "kortflyt-due-at"  # epoch milliseconds
 HEADER_ORIGIN = "kortflyt-origin-topic"
 HEADER_ERROR = "kortflyt-error"
+# Set on every event kortflyt publishes, so a consumer can pass over what it does not act
+# on without decoding it or opening a transaction (`Route.statuses`).
+HEADER_EVENT_TYPE = "kortflyt-event-type"
+HEADER_STATUS = "kortflyt-status"  # on order.status events only
 
 _ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COUNT = re.compile(rb"^[0-9]{1,6}$")
@@ -209,6 +213,13 @@ class TransientFailure(Exception):
         self.status = status
 
 
+def described(event: Event) -> tuple[tuple[str, str], ...]:
+    """The headers that say what an event is, so a reader can pass it over undecoded."""
+    if isinstance(event, OrderStatusChanged):
+        return ((HEADER_EVENT_TYPE, event.event_type), (HEADER_STATUS, event.status.value))
+    return ((HEADER_EVENT_TYPE, event.event_type),)
+
+
 class Tx:
     """A handler's unit of work: its connection inside the transaction, and what it emits."""
 
@@ -219,7 +230,9 @@ class Tx:
         self.messages: list[OutgoingMessage] = []
 
     def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.messages.append(OutgoingMessage(topic, event.order_id, encode(event), tuple(headers)))
+        self.messages.append(
+            OutgoingMessage(topic, event.order_id, encode(event), (*described(event), *headers))
+        )
 
     def status(
         self,
@@ -337,6 +350,16 @@ class Route(Generic[E]):
     # Whether the record may be trusted (support's signature on a command): None when it
     # may, else the refusal, which goes to `Stage.on_refused` instead of `handle`.
     verify: Callable[[Delivery], str | None] | None = None
+    # For order.status: the statuses `handle` acts on. Any other status event is passed
+    # over before it is decoded (by its `kortflyt-status` header, which `Tx.emit` sets)
+    # or, without the header, once decoded: no transaction, no inbox row.
+    statuses: frozenset[Status] | None = None
+
+    def passes_over(self, d: Delivery) -> bool:
+        """Whether this status record is one `handle` does not act on (by its header)."""
+        if self.statuses is None or (status := d.headers.get(HEADER_STATUS)) is None:
+            return False
+        return status.decode(errors="replace") not in self.statuses
 
 
 class Stage(ABC):
@@ -472,6 +495,8 @@ class Processor:
                 {"error": f"no route for topic {d.origin_topic[:200]}"},
             )
             return
+        if route.passes_over(d):
+            return
         try:
             event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
@@ -485,6 +510,8 @@ class Processor:
                 [Reason.of(ReasonCode.SCHEMA_INVALID, "message")],
                 {"error": f"{type(exc).__name__}: {str(exc)[:200]}"},
             )
+            return
+        if route.statuses is not None and getattr(event, "status", None) not in route.statuses:
             return
         bind_message(
             topic=d.topic,

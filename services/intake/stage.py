@@ -125,7 +125,7 @@ class Intake(Stage):
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
-            ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
+            ORDER_STATUS: Route(OrderStatusChanged, self.on_status, statuses=CLOSED_STATUSES),
             ORDER_COMMANDS: Route(
                 Command,
                 self.on_command,
@@ -244,9 +244,8 @@ class Intake(Stage):
         await commands.on_command(tx, command, self.replay_limit)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
-        """A closed order no longer needs its ID copy: delete it (personal data)."""
-        if event.status not in CLOSED_STATUSES:
-            return
+        """A closed order no longer needs its ID copy: delete it (personal data). The
+        route passes over every other status (`statuses`)."""
         rows = await tx.conn.fetch(
             "UPDATE documents SET deleted_at = now() WHERE order_id = $1 AND revision <= $2"
             " AND kind = 'id_copy' AND deleted_at IS NULL RETURNING blob_key",
