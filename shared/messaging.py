@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic
 import asyncpg
 from pydantic import ValidationError
 
+from shared.batches import Batches
 from shared.events import (
     CheckSummary,
     Command,
@@ -453,6 +454,8 @@ class Processor:
         self.settings = settings
         self.stopping = False
         self._failures: dict[str, int] = {}
+        # Each message's transaction is a savepoint in a group-committed one (see there).
+        self.batches = Batches(pool, settings.consumer_max_in_flight)
 
     async def _handled_before(self, message_id: str, digest: str | None) -> bool:
         """Whether `message_id` was handled; raises EventIdConflict if with other content."""
@@ -465,7 +468,7 @@ class Processor:
     ) -> AsyncIterator[Tx | None]:
         """A transaction that owns `message_id`, or None when it was handled before (with
         the same `digest`; with another, EventIdConflict)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.batches.member() as conn:
             claimed = await conn.fetchval(
                 "INSERT INTO inbox (message_id, topic, digest) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING RETURNING true",
