@@ -21,7 +21,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared.events import COMMAND_MODELS, EVENT_MODELS
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR, HEADER_ORIGIN
+from shared.messaging import (
+    HEADER_ATTEMPT,
+    HEADER_DUE_AT,
+    HEADER_ERROR,
+    HEADER_EVENT_TYPE,
+    HEADER_ORIGIN,
+    HEADER_STATUS,
+)
 from shared.reasons import CATALOGUE
 from shared.signing import HEADER_KEY_ID, HEADER_SIGNATURE
 from shared.topics import (
@@ -61,6 +68,10 @@ RETRY_HEADERS = (
     (HEADER_DUE_AT, "when the next try is due, epoch milliseconds (decimal)"),
     (HEADER_ERROR, "the reason code of the last failure (optional)"),
 )
+EVENT_TYPE_HEADER = (
+    HEADER_EVENT_TYPE,
+    "the event's `event_type`, on every event kortflyt's services publish",
+)
 
 CHANNELS: tuple[Channel, ...] = (
     Channel(
@@ -77,6 +88,7 @@ CHANNELS: tuple[Channel, ...] = (
         ("intake",),
         ("registry_check", "verify"),
         ("order.accepted",),
+        headers=(EVENT_TYPE_HEADER,),
     ),
     Channel(
         ORDER_APPROVED,
@@ -84,6 +96,7 @@ CHANNELS: tuple[Channel, ...] = (
         ("registry_check",),
         ("production",),
         ("order.approved",),
+        headers=(EVENT_TYPE_HEADER,),
     ),
     Channel(
         CARD_PRODUCED,
@@ -91,6 +104,7 @@ CHANNELS: tuple[Channel, ...] = (
         ("production",),
         ("notify", "verify", "other internal systems"),
         ("card.produced",),
+        headers=(EVENT_TYPE_HEADER,),
     ),
     Channel(
         ORDER_STATUS,
@@ -100,6 +114,15 @@ CHANNELS: tuple[Channel, ...] = (
         ("intake", "registry_check", "production"),
         ("notify", "support", "intake", "verify", "internal systems"),
         ("order.status",),
+        headers=(
+            EVENT_TYPE_HEADER,
+            (
+                HEADER_STATUS,
+                "the event's `status`: a reader that acts on a few statuses (intake on the"
+                " closed ones, notify on those it mails) passes over the rest by this header"
+                " without decoding them; a record without it is judged by its body",
+            ),
+        ),
     ),
     Channel(
         ORDER_COMMANDS,
@@ -126,6 +149,7 @@ CHANNELS: tuple[Channel, ...] = (
         ("intake", "registry_check"),
         ("support",),
         ("command.handled",),
+        headers=(EVENT_TYPE_HEADER,),
     ),
     *(
         Channel(

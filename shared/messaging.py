@@ -37,6 +37,7 @@ import asyncpg
 from pydantic import ValidationError
 from typing_extensions import TypeVar
 
+from shared.batches import Batches
 from shared.events import (
     CheckSummary,
     Command,
@@ -67,6 +68,10 @@ HEADER_ATTEMPT = "kortflyt-attempt"
 HEADER_DUE_AT = "kortflyt-due-at"  # epoch milliseconds
 HEADER_ORIGIN = "kortflyt-origin-topic"
 HEADER_ERROR = "kortflyt-error"
+# Set on every event kortflyt publishes, so a consumer can pass over what it does not act
+# on without decoding it or opening a transaction (`Route.statuses`).
+HEADER_EVENT_TYPE = "kortflyt-event-type"
+HEADER_STATUS = "kortflyt-status"  # on order.status events only
 
 _ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COUNT = re.compile(rb"^[0-9]{1,6}$")
@@ -213,6 +218,13 @@ class TransientFailure(Exception):
         self.status = status
 
 
+def described(event: Event) -> tuple[tuple[str, str], ...]:
+    """The headers that say what an event is, so a reader can pass it over undecoded."""
+    if isinstance(event, OrderStatusChanged):
+        return ((HEADER_EVENT_TYPE, event.event_type), (HEADER_STATUS, event.status.value))
+    return ((HEADER_EVENT_TYPE, event.event_type),)
+
+
 # What a route's `prepare` hands its handler (`Tx.prepared`); None for a route without one.
 P = TypeVar("P", default=None)
 
@@ -233,7 +245,9 @@ class Tx(Generic[P]):
         self.messages: list[OutgoingMessage] = []
 
     def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.messages.append(OutgoingMessage(topic, event.order_id, encode(event), tuple(headers)))
+        self.messages.append(
+            OutgoingMessage(topic, event.order_id, encode(event), (*described(event), *headers))
+        )
 
     def status(
         self,
@@ -398,6 +412,16 @@ class Route(Generic[E, P]):
     # Whether the record may be trusted (support's signature on a command): None when it
     # may, else the refusal, which goes to `Stage.on_refused` instead of `handle`.
     verify: Callable[[Delivery], str | None] | None = None
+    # For order.status: the statuses `handle` acts on. Any other status event is passed
+    # over before it is decoded (by its `kortflyt-status` header, which `Tx.emit` sets)
+    # or, without the header, once decoded: no transaction, no inbox row.
+    statuses: frozenset[Status] | None = None
+
+    def passes_over(self, d: Delivery) -> bool:
+        """Whether this status record is one `handle` does not act on (by its header)."""
+        if self.statuses is None or (status := d.headers.get(HEADER_STATUS)) is None:
+            return False
+        return status.decode(errors="replace") not in self.statuses
 
 
 class Stage(ABC):
@@ -491,6 +515,8 @@ class Processor:
         self.settings = settings
         self.stopping = False
         self._failures: dict[str, int] = {}
+        # Each message's transaction is a savepoint in a group-committed one (see there).
+        self.batches = Batches(pool, settings.consumer_max_in_flight)
 
     async def _handled_before(self, message_id: str, digest: str | None) -> bool:
         """Whether `message_id` was handled; raises EventIdConflict if with other content."""
@@ -503,7 +529,7 @@ class Processor:
     ) -> AsyncIterator[Tx[Any] | None]:
         """A transaction that owns `message_id`, or None when it was handled before (with
         the same `digest`; with another, EventIdConflict)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.batches.member() as conn:
             claimed = await conn.fetchval(
                 "INSERT INTO inbox (message_id, topic, digest) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING RETURNING true",
@@ -533,6 +559,8 @@ class Processor:
                 {"error": f"no route for topic {d.origin_topic[:200]}"},
             )
             return
+        if route.passes_over(d):
+            return
         try:
             event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
@@ -546,6 +574,8 @@ class Processor:
                 [Reason.of(ReasonCode.SCHEMA_INVALID, "message")],
                 {"error": f"{type(exc).__name__}: {str(exc)[:200]}"},
             )
+            return
+        if route.statuses is not None and getattr(event, "status", None) not in route.statuses:
             return
         bind_message(
             topic=d.topic,

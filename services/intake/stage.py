@@ -97,7 +97,7 @@ class Intake(Stage):
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
             ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
-            ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
+            ORDER_STATUS: Route(OrderStatusChanged, self.on_status, statuses=CLOSED_STATUSES),
             ORDER_COMMANDS: Route(
                 Command,
                 self.on_command,
@@ -215,9 +215,8 @@ class Intake(Stage):
         await commands.on_command(tx, self.orders(tx.conn), command, self.replay_limit)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
-        """A closed order no longer needs its ID copy: delete it (personal data)."""
-        if event.status not in CLOSED_STATUSES:
-            return
+        """A closed order no longer needs its ID copy: delete it (personal data). The
+        route passes over every other status (`statuses`)."""
         for key in await self.orders(tx.conn).close_id_copies(event.order_id, event.revision):
             await self.blobs.delete(key)
             log.info("id_copy.deleted", status=event.status.value)

@@ -66,7 +66,7 @@ class Notify(Stage):
         self.domain = mail_domain(settings.smtp_from)
         self.routes = {
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted),
-            ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
+            ORDER_STATUS: Route(OrderStatusChanged, self.on_status, statuses=MAILED),
             CARD_PRODUCED: Route(CardProduced, self.on_card_produced),
         }
 
@@ -145,10 +145,8 @@ class Notify(Stage):
         ):
             log.info("notification.already_recorded", status=event.status.value)
             return
+        # The route passes over the statuses that get no e-mail (`statuses`).
         reasons = json.dumps([r.code.value for r in event.reasons])
-        if event.status not in MAILED:
-            await self._record(tx, event, reasons, "none")
-            return
         contact = await tx.conn.fetchrow(
             "SELECT * FROM contacts WHERE order_id = $1 AND revision = $2",
             event.order_id,

@@ -19,7 +19,9 @@ from shared.events import OrderStatusChanged, Reason, Status, encode
 from shared.messaging import (
     HEADER_ATTEMPT,
     HEADER_DUE_AT,
+    HEADER_EVENT_TYPE,
     HEADER_ORIGIN,
+    HEADER_STATUS,
     Delivery,
     Processor,
     Route,
@@ -66,6 +68,12 @@ def event_bytes(order_id: str = "A-1", revision: int = 1) -> bytes:
     )
 
 
+def checking_bytes() -> bytes:
+    return encode(
+        OrderStatusChanged(order_id="A-1", revision=1, status=Status.CHECKING, stage="probe")
+    )
+
+
 def delivery(
     value: bytes,
     offset: int = 0,
@@ -96,7 +104,32 @@ async def test_a_message_is_handled_once_and_its_events_written_with_it(
     status = OrderStatusChanged.model_validate_json(rows[0]["value"])
     assert (status.order_id, status.status, status.stage) == ("A-1", Status.APPROVED, schema)
     assert rows[0]["key"] == b"A-1"
+    # The record says what it is, so readers that do not act on it pass it over undecoded.
+    assert json.loads(rows[0]["headers"]) == [
+        [HEADER_EVENT_TYPE, "order.status"],
+        [HEADER_STATUS, "APPROVED"],
+    ]
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_a_route_passes_over_the_statuses_it_does_not_act_on_without_a_transaction(
+    pool: asyncpg.Pool, schema: str, settings: Settings
+) -> None:
+    stage = Probe(schema, approve)
+    stage.routes = {
+        INPUT: Route(OrderStatusChanged, stage.handle, statuses=frozenset({Status.ACCEPTED}))
+    }
+    processor = Processor(pool, stage, settings)
+    said = {HEADER_STATUS: b"CHECKING"}
+    # Told by the header, the body is not even read: this one would be dead-lettered.
+    await processor.process(delivery(b"not json", 1, said))
+    # Without the header, the body decides.
+    await processor.process(delivery(checking_bytes(), 2))
+    assert stage.calls == 0
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+    assert await outbox(pool) == []
+    await processor.process(delivery(event_bytes(), 3, {HEADER_STATUS: b"ACCEPTED"}))
+    assert stage.calls == 1
 
 
 async def test_a_failing_handler_leaves_nothing_behind_and_is_redelivered(
