@@ -320,6 +320,11 @@ async def audit_command(tx: Tx, command: Command, outcome: str) -> None:
     log.info("command.handled", command=command.event_type, outcome=outcome)
 
 
+# The reason codes a validation error at `loc` (field path) of `type` means to a route,
+# or None for the general rule (SCHEMA_INVALID with the field's path).
+CodesFor = Callable[[tuple[str, ...], str], Sequence[ReasonCode] | None]
+
+
 @dataclass(frozen=True)
 class Route(Generic[E]):
     model: type[E]
@@ -337,6 +342,9 @@ class Route(Generic[E]):
     # Whether the record may be trusted (support's signature on a command): None when it
     # may, else the refusal, which goes to `Stage.on_refused` instead of `handle`.
     verify: Callable[[Delivery], str | None] | None = None
+    # What a validation error means on this topic beyond SCHEMA_INVALID (intake: a missing
+    # document is PHOTO_MISSING or ID_COPY_MISSING); see `reasons_from_validation`.
+    codes_for: CodesFor | None = None
 
 
 class Stage(ABC):
@@ -385,26 +393,22 @@ def backoff_s(attempt: int, settings: Settings) -> float:
     return float(min(settings.retry_base_delay_s * 2 ** (attempt - 1), settings.retry_max_delay_s))
 
 
-def reasons_from_validation(exc: ValidationError) -> list[Reason]:
-    """Every problem of a message, each as the reason code an employer can act on."""
+def reasons_from_validation(
+    exc: ValidationError, codes_for: CodesFor | None = None
+) -> list[Reason]:
+    """Every problem of a message, each as the reason code an employer can act on: a code
+    a validator raised, what the route's `codes_for` says, or SCHEMA_INVALID."""
     known = {c.value for c in ReasonCode}
     reasons: dict[tuple[str, str], Reason] = {}
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(str(part) for part in error["loc"])
         path = ".".join(loc) or "message"
-        codes: list[ReasonCode]
+        codes: Sequence[ReasonCode] | None = None
         if error["type"] in known:
             codes = [ReasonCode(error["type"])]
-        # A document (or its link) left out, or given as null or not as a document at all.
-        elif loc[:2] == ("documents", "photo") and (error["type"] == "missing" or len(loc) == 2):
-            codes = [ReasonCode.PHOTO_MISSING]
-        elif loc[:2] == ("documents", "id_copy") and (error["type"] == "missing" or len(loc) == 2):
-            codes = [ReasonCode.ID_COPY_MISSING]
-        elif loc == ("documents",):
-            codes = [ReasonCode.PHOTO_MISSING, ReasonCode.ID_COPY_MISSING]
-        else:
-            codes = [ReasonCode.SCHEMA_INVALID]
-        for code in codes:
+        elif codes_for is not None:
+            codes = codes_for(loc, error["type"])
+        for code in codes or [ReasonCode.SCHEMA_INVALID]:
             detail = f"felt/field: {path}" if code is ReasonCode.SCHEMA_INVALID else ""
             reasons.setdefault((code.value, path), Reason.of(code, path, detail))
     return list(reasons.values()) or [Reason.of(ReasonCode.SCHEMA_INVALID, "message")]
@@ -476,7 +480,9 @@ class Processor:
             event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
             await self.dead_letter(
-                d, reasons_from_validation(exc), {"validation": _validation_summary(exc)}
+                d,
+                reasons_from_validation(exc, route.codes_for),
+                {"validation": _validation_summary(exc)},
             )
             return
         except UNPARSEABLE as exc:

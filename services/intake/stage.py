@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from services.intake import commands
-from services.intake.documents import LIMITS, Inspected, Kind, inspect
+from services.intake.documents import LIMITS, Inspected, Kind, inspect, missing_document_codes
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
@@ -124,7 +124,12 @@ class Intake(Stage):
         # decoded at once (each at most max_pixels).
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
-            ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
+            ORDER_SUBMITTED: Route(
+                OrderSubmitted,
+                self.on_submitted,
+                prepare=self.check_documents,
+                codes_for=missing_document_codes,
+            ),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_COMMANDS: Route(
                 Command,
