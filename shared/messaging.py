@@ -376,6 +376,14 @@ class Stage(ABC):
             await audit_command(tx, event, refusal)
         log.warning("message.refused", refusal=refusal)
 
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The stage's clients (a document fetcher, register connection pools) for the
+        life of the service: the runtime enters this before the first message and leaves
+        it after the last message and the background work are done, so each client is
+        closed in one place. Nothing by default."""
+        yield
+
     def background(
         self, pool: asyncpg.Pool, settings: Settings
     ) -> Sequence[Coroutine[Any, Any, None]]:

@@ -3,8 +3,9 @@
 Per service: a subscriber on its input topics and one on its retry topic, each feeding a
 concurrent, per-order-ordered dispatcher (shared.consumer) that commits offsets only
 after `Processor` has committed the transactions below them. The lifespan migrates the
-schema, opens the pool, starts the outbox relay and the heartbeat; on SIGTERM the
-service finishes what is in flight, commits, drains the outbox and exits.
+schema, opens the stage's resources and the pool, starts the outbox relay and the heartbeat;
+on SIGTERM the service finishes what is in flight, commits, drains the outbox, closes the
+stage's resources and exits.
 """
 
 from __future__ import annotations
@@ -221,6 +222,13 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
+        """The stage's resources around everything else: open before the first message,
+        closed after the last one and the background work."""
+        async with self.stage.resources(), self._running():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
         s, name = self.settings, self.stage.name
         await migrate(s.database_url, name, self.stage.migrations)
         pool = await create_pool(s.database_url, name, s.db_pool_max)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -139,6 +140,14 @@ class Intake(Stage):
                 verify=verifier.check,
             ),
         }
+
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The document fetcher's HTTP connection pool, closed when the service stops."""
+        try:
+            yield
+        finally:
+            await self.fetcher.close()
 
     # ------------------------------------------------------------------ documents
 

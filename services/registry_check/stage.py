@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -480,11 +481,13 @@ class RegistryCheck(Stage):
     def background(
         self, pool: asyncpg.Pool, settings: Settings
     ) -> Sequence[Coroutine[Any, Any, None]]:
-        return (self.recheck_loop(pool), self._close_on_stop())
+        return (self.recheck_loop(pool),)
 
-    async def _close_on_stop(self) -> None:
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The registers' HTTP connection pools, closed when the service stops."""
         try:
-            await asyncio.Event().wait()
+            yield
         finally:
             for close in self.closers:
                 await close()

@@ -171,3 +171,15 @@ async def test_no_input_crashes_intake_or_is_lost(
     await Feed(processor).send(raw)
     topics = {e[0] for e in await emitted(pool)}
     assert ORDER_ACCEPTED in topics or dlt_topic(processor.stage.name) in topics
+
+
+async def test_the_document_fetchers_connections_are_closed_with_the_stages_resources(
+    settings: Settings,
+) -> None:
+    """The runtime leaves Stage.resources when the service stops: the fetcher's HTTP
+    connection pool closes there (it was never closed before)."""
+    stage = build(settings)
+    client = stage.fetcher._client  # type: ignore[attr-defined]  # the fetcher's own pool
+    async with stage.resources():
+        assert not client.is_closed
+    assert client.is_closed

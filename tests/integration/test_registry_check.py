@@ -790,3 +790,17 @@ async def test_commands_without_support_signature_are_refused_audited_and_change
         ORDER_STATUS,
         COMMAND_OUTCOMES,
     ]
+
+
+async def test_the_registers_http_clients_are_closed_with_the_stages_resources(
+    settings: Settings, world: World
+) -> None:
+    """Closed once, when the runtime leaves Stage.resources (no background task that waits
+    forever only to close them)."""
+    async with fake_registers(world.ds) as fake:
+        s = fake.settings(settings)
+        http = http_registers(s)
+        stage = RegistryCheck(s, http.registers, closers=(http.aclose,))
+        async with stage.resources():
+            assert not any(client.is_closed for client in http.clients)
+        assert all(client.is_closed for client in http.clients)
