@@ -27,6 +27,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.dev import PROFILES
+from services.intake.settings import IntakeSettings
 from shared.events import FINAL_STATUSES, OrderStatusChanged
 from shared.outbox import kafka_producer
 from shared.settings import Settings
@@ -71,7 +72,7 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
     bad_photo = submitted(f"DEMO-{run}-8")
     bad_photo["documents"] = {
         **bad_photo["documents"],
-        "photo": landscape_photo(Path(Settings().upload_dir)),
+        "photo": landscape_photo(Path(IntakeSettings().upload_dir)),
     }
     foreign_link = submitted(f"DEMO-{run}-9")
     foreign_link["documents"] = {

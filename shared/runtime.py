@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -155,7 +155,10 @@ class Subscription:
             await self.consumer.commit(as_kafka_offsets(mine))
 
 
-class Service:
+S = TypeVar("S", bound=Settings)
+
+
+class Service(Generic[S]):
     """A running stage: broker, processor and relay, built from settings.
 
     Two consumer groups: `kortflyt-<service>` on the stage's input topics and
@@ -165,7 +168,7 @@ class Service:
     below them are done (AckPolicy.MANUAL: FastStream itself never commits).
     """
 
-    def __init__(self, stage_factory: Callable[[Settings], Stage], settings: Settings) -> None:
+    def __init__(self, stage_factory: Callable[[S], Stage], settings: S) -> None:
         self.settings = settings
         self.stage = stage_factory(settings)
         self.processor: Processor | None = None
@@ -278,8 +281,9 @@ class Service:
             log.info("service.stopped", published=relay.published)
 
 
-def run(stage_factory: Callable[[Settings], Stage]) -> None:
-    settings = Settings()
+def run(stage_factory: Callable[[S], Stage], settings_type: type[S]) -> None:
+    """Run a service: its settings (its own class, read from KORTFLYT_*) and its stage."""
+    settings = settings_type()
     service = Service(stage_factory, settings)
     configure_logging(service.stage.name, settings.log_level, settings.log_format)
     asyncio.run(service.app.run())

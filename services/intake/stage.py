@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from services.intake import commands
 from services.intake.documents import LIMITS, Inspected, Kind, inspect, missing_document_codes
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
+from services.intake.settings import IntakeSettings
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
     CLOSED_STATUSES,
@@ -44,7 +45,6 @@ from shared.events import (
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
@@ -298,7 +298,7 @@ class Intake(Stage):
             await super().on_exhausted(tx, event, failure)
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: IntakeSettings) -> Stage:
     hosts = frozenset(h.strip().lower() for h in settings.document_hosts.split(",") if h.strip())
     fetcher = DocumentFetcher(
         Path(settings.upload_dir),

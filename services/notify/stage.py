@@ -33,6 +33,7 @@ from services.notify.proof import (
     publish_public_key,
 )
 from services.notify.sender import Sender, wake_channel
+from services.notify.settings import NotifySettings
 from services.notify.smtp import SmtpTransport
 from services.notify.templates import MAILED, Card, Notice, render
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
@@ -60,7 +61,7 @@ class Notify(Stage):
     name = "notify"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, settings: Settings, signing_key: Ed25519PrivateKey) -> None:
+    def __init__(self, settings: NotifySettings, signing_key: Ed25519PrivateKey) -> None:
         self.settings = settings
         self.signing_key = signing_key
         self.domain = mail_domain(settings.smtp_from)
@@ -264,8 +265,9 @@ class Notify(Stage):
             await self._record(tx, event, reasons, "failed", error=failure.reason.check)
 
     def background(
-        self, pool: asyncpg.Pool, settings: Settings
+        self, pool: asyncpg.Pool, _settings: Settings
     ) -> Sequence[Coroutine[Any, Any, None]]:
+        settings = self.settings
         sender = Sender(self.name, SmtpTransport(settings), settings)
         return [
             run_as_leader(
@@ -278,7 +280,7 @@ class Notify(Stage):
         ]
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: NotifySettings) -> Stage:
     key = load_or_create_private_key(Path(settings.proof_key_file))
     publish_public_key(key.public_key(), Path(settings.proof_public_key_file))
     return Notify(settings, key)

@@ -38,6 +38,7 @@ from services.registry_check.adapters import (
 )
 from services.registry_check.checks import run_checks
 from services.registry_check.domain import Approval, Decision, Outcome, RuleResult, decide
+from services.registry_check.settings import RegistryCheckSettings
 from shared.events import (
     CancelOrder,
     CheckResult,
@@ -172,7 +173,7 @@ class RegistryCheck(Stage):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: RegistryCheckSettings,
         registers: Registers,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         closers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
@@ -525,7 +526,7 @@ class RegistryCheck(Stage):
             await asyncio.sleep(pause)
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: RegistryCheckSettings) -> Stage:
     http: HttpRegisters = http_registers(settings)
     return RegistryCheck(settings, http.registers, closers=(http.aclose,))
 

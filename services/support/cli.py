@@ -15,7 +15,7 @@ registry_check publishes with them, the command outcomes intake and registry_che
 publish), never another service's tables; it writes nothing itself but commands on
 `hmskort.order.commands.v1`, signed with support's key (KORTFLYT_COMMAND_SIGNING_KEY_FILE),
 which the owning service verifies, handles, audits and makes idempotent by command id.
-Settings come from KORTFLYT_* variables
+SupportSettings come from KORTFLYT_* variables
 (`python deploy/dev.py env` prints them for a local system).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
@@ -59,12 +59,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from rich.text import Text
 
+from services.support.settings import SupportSettings
 from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder, Status
 from shared.logging import configure_logging
 from shared.norway import OSLO
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
@@ -507,7 +507,7 @@ class Backend:
     schema: str = "support"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Backend:
+    def from_settings(cls, settings: SupportSettings) -> Backend:
         @asynccontextmanager
         async def kafka() -> AsyncIterator[CommandSink]:
             sink = KafkaSink(
@@ -546,7 +546,7 @@ def fail(message: str) -> NoReturn:
 
 def backend_of(ctx: typer.Context) -> Backend:
     """The test's backend, or the deployment's from KORTFLYT_* settings."""
-    return ctx.obj if isinstance(ctx.obj, Backend) else Backend.from_settings(Settings())
+    return ctx.obj if isinstance(ctx.obj, Backend) else Backend.from_settings(SupportSettings())
 
 
 def run(ctx: typer.Context, sends: bool, action: Callable[[Cli], Awaitable[int]]) -> None:
@@ -732,7 +732,7 @@ def add_user_command(
 
 
 def main() -> None:
-    settings = Settings()  # logs (the console's audit, libraries') go to standard error
+    settings = SupportSettings()  # logs (the console's audit, libraries') go to standard error
     configure_logging("support-cli", settings.log_level, settings.log_format, sys.stderr)
     app(prog_name="kortflyt")
 

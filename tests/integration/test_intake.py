@@ -17,13 +17,13 @@ from shared.db import create_pool, migrate
 from shared.events import OrderAccepted, OrderStatusChanged, Status
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
 from tests.factories import submitted
+from tests.settings import AllSettings
 
 
 @pytest.fixture
-async def intake(settings: Settings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
+async def intake(settings: AllSettings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
     """intake's processor on a schema of its own (the real migrations)."""
     stage = build(settings)
     stage.name = f"it_intake_{__import__('uuid').uuid4().hex[:8]}"
@@ -174,7 +174,7 @@ async def test_no_input_crashes_intake_or_is_lost(
 
 
 async def test_the_document_fetchers_connections_are_closed_with_the_stages_resources(
-    settings: Settings,
+    settings: AllSettings,
 ) -> None:
     """The runtime leaves Stage.resources when the service stops: the fetcher's HTTP
     connection pool closes there (it was never closed before)."""

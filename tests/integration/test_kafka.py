@@ -126,7 +126,7 @@ async def wait_for_rows(pool: asyncpg.Pool, count: int, timeout_s: float = 60) -
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service) -> AsyncIterator[None]:
+async def running(service: Service[Settings]) -> AsyncIterator[None]:
     task = asyncio.create_task(service.app.run())
     try:
         yield
