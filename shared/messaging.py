@@ -384,14 +384,13 @@ class Stage(ABC):
         closed in one place. Nothing by default."""
         yield
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         """Long-running work of the service beside its consumers (a sender, a spooler).
 
         The runtime starts each coroutine once the pool is open and, at shutdown, cancels
         it before the outbox is drained; a coroutine that must not be cut off mid-step
-        shields that step. None by default.
+        shields that step. A stage that needs settings for it was given its own (its
+        service's settings class) when it was built. None by default.
         """
         return ()
 

@@ -258,7 +258,7 @@ class Service(Generic[S]):
         ]
         background = [
             asyncio.create_task(work, name=f"{name}-background")
-            for work in self.stage.background(pool, s)
+            for work in self.stage.background(pool)
         ]
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:

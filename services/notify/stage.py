@@ -41,7 +41,6 @@ from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
 
 log = get_logger(__name__)
@@ -264,9 +263,7 @@ class Notify(Stage):
             reasons = json.dumps([r.code.value for r in event.reasons])
             await self._record(tx, event, reasons, "failed", error=failure.reason.check)
 
-    def background(
-        self, pool: asyncpg.Pool, _settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings
         sender = Sender(self.name, SmtpTransport(settings), settings)
         return [

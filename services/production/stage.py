@@ -27,7 +27,6 @@ from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
 from shared.norway import today_in_norway
-from shared.settings import Settings
 from shared.topics import ORDER_APPROVED
 
 log = get_logger(__name__)
@@ -76,9 +75,7 @@ class Production(Stage):
         tx.status(event.order_id, event.revision, Status.IN_PRODUCTION, card_number=number)
         log.info("card.allocated", card_number=number, valid_until=until.isoformat())
 
-    def background(
-        self, pool: asyncpg.Pool, _settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings
         spooler = Spooler(
             self.name,

@@ -67,7 +67,6 @@ from shared.norway import today_in_norway
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.replays import admit
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
@@ -479,9 +478,7 @@ class RegistryCheck(Stage):
 
     # ------------------------------------------------------------------ background
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         return (self.recheck_loop(pool),)
 
     @asynccontextmanager
