@@ -83,6 +83,11 @@ class UsageError(Exception):
     one error line, exit code 2."""
 
 
+class Unreachable(Exception):
+    """PostgreSQL or Kafka cannot be reached (or refuses the sign-in): one error line
+    naming the setting to look at, exit code 1."""
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -514,7 +519,12 @@ class Backend:
                 settings.kafka_bootstrap_servers, CommandSigner.from_settings(settings)
             )
             try:
-                await sink.start()
+                try:
+                    await sink.start()
+                except KafkaError as exc:
+                    raise Unreachable(
+                        f"Kafka cannot be reached (KORTFLYT_KAFKA_BOOTSTRAP_SERVERS): {exc!r}"
+                    ) from exc
                 yield sink
             finally:
                 await sink.stop()
@@ -524,7 +534,12 @@ class Backend:
     async def run(
         self, sends: bool, action: Callable[[Cli], Awaitable[int]], out: Console, err: Console
     ) -> int:
-        conn = await asyncpg.connect(self.database_url)
+        try:
+            conn = await asyncpg.connect(self.database_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise Unreachable(
+                f"PostgreSQL cannot be reached or refused (KORTFLYT_DATABASE_URL): {exc}"
+            ) from exc
         try:
             if not sends:
                 return await action(Cli(Store(conn, self.schema), NoSink(), out, err))
@@ -559,11 +574,8 @@ def run(ctx: typer.Context, sends: bool, action: Callable[[Cli], Awaitable[int]]
     except (UsageError, ValidationError) as exc:
         error(err, str(exc))
         code = 2
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        error(err, f"PostgreSQL cannot be reached or refused (KORTFLYT_DATABASE_URL): {exc}")
-        code = 1
-    except KafkaError as exc:
-        error(err, f"Kafka cannot be reached (KORTFLYT_KAFKA_BOOTSTRAP_SERVERS): {exc!r}")
+    except Unreachable as exc:
+        error(err, str(exc))
         code = 1
     raise typer.Exit(code)
 
