@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.dev import PROFILES
 from devtools.factories import sha256, submitted
 from devtools.fakes.register_data import CLEANING_COMPANY
+from services.intake.settings import IntakeSettings
 from shared.events import FINAL_STATUSES, OrderStatusChanged
 from shared.outbox import kafka_producer
 from shared.settings import Settings
@@ -68,7 +72,7 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
     bad_photo = submitted(f"DEMO-{run}-8")
     bad_photo["documents"] = {
         **bad_photo["documents"],
-        "photo": landscape_photo(Path(Settings().upload_dir)),
+        "photo": landscape_photo(Path(IntakeSettings().upload_dir)),
     }
     foreign_link = submitted(f"DEMO-{run}-9")
     foreign_link["documents"] = {
@@ -146,11 +150,19 @@ async def follow_statuses(
     return latest, dead
 
 
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+# Order ids and reasons' "[check]" are data, never markup; a pipe gets whole lines.
+console = Console(markup=False, emoji=False, highlight=False)
+if not console.is_terminal:
+    console.width = 10_000
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, pad_edge=False)
+    for name in header:
+        t.add_column(name)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 async def show_cards_and_mail(profile: Any, latest: dict[str, OrderStatusChanged]) -> None:
@@ -202,8 +214,9 @@ async def main_async(timeout_s: float) -> int:
     ids = [f"DEMO-{run}-{i}" for i in range(1, len(samples) + 1)]
     await publish(settings, [(oid, raw) for oid, (_, raw) in zip(ids, samples, strict=True)])
     print(f"published {len(samples)} sample orders to {ORDER_SUBMITTED}; waiting for outcomes")
-    latest, dead = await follow_statuses(settings, set(ids), timeout_s)
-    rows: list[tuple[str, ...]] = [("order", "sample", "status", "stage", "card", "reasons")]
+    with console.status("waiting for every sample order's final status"):
+        latest, dead = await follow_statuses(settings, set(ids), timeout_s)
+    rows: list[tuple[str, ...]] = []
     for oid, (label, _) in zip(ids, samples, strict=True):
         s = latest.get(oid)
         missing = "(dead-lettered: no readable order)" if oid in dead else "(none yet)"
@@ -217,7 +230,7 @@ async def main_async(timeout_s: float) -> int:
                 ", ".join(f"{r.code.value} [{r.check}]" for r in s.reasons) if s else "",
             )
         )
-    print(table(rows))
+    console.print(table(("order", "sample", "status", "stage", "card", "reasons"), rows))
     # What an employer reads for a rejected photo (and, failing that, any rejection).
     reasons = [r for s in latest.values() for r in s.reasons]
     shown: Any = next((r for r in reasons if r.check == "documents.photo"), None) or next(

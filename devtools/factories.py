@@ -12,8 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from services.intake.settings import IntakeSettings
 from shared.identifiers import _K1_WEIGHTS, _K2_WEIGHTS, _ORG_WEIGHTS, _mod11_check_digit
-from shared.settings import Settings
 
 _rng = random.Random()
 
@@ -130,7 +130,7 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
             "end_date": None,
             "agency_org_number": None,
         },
-        "documents": documents or sample_documents(Path(Settings().upload_dir)),
+        "documents": documents or sample_documents(Path(IntakeSettings().upload_dir)),
     }
     event.update(overrides)
     return event

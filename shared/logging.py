@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -63,8 +63,13 @@ def redact(
     return event_dict
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
-    as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+def configure_logging(
+    service: str, level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None
+) -> None:
+    """`stream` is standard output for a service; a command line whose standard output is
+    its result (the `kortflyt` CLI) logs to standard error."""
+    stream = stream or sys.stdout
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -80,14 +85,14 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
     # Libraries (aiokafka, FastStream) log through the standard library: keep them quiet
     # and on the same stream, without personal data (they never see payloads at WARNING).
     logging.basicConfig(
-        stream=sys.stdout, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+        stream=stream, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
     )
 
 

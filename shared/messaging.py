@@ -394,6 +394,11 @@ async def audit_command(
     log.info("command.handled", command=command.event_type, outcome=outcome)
 
 
+# The reason codes a validation error at `loc` (field path) of `type` means to a route,
+# or None for the general rule (SCHEMA_INVALID with the field's path).
+CodesFor = Callable[[tuple[str, ...], str], Sequence[ReasonCode] | None]
+
+
 @dataclass(frozen=True)
 class Route(Generic[E, P]):
     model: type[E]
@@ -422,6 +427,10 @@ class Route(Generic[E, P]):
         if self.statuses is None or (status := d.headers.get(HEADER_STATUS)) is None:
             return False
         return status.decode(errors="replace") not in self.statuses
+
+    # What a validation error means on this topic beyond SCHEMA_INVALID (intake: a missing
+    # document is PHOTO_MISSING or ID_COPY_MISSING); see `reasons_from_validation`.
+    codes_for: CodesFor | None = None
 
 
 class Stage(ABC):
@@ -453,14 +462,21 @@ class Stage(ABC):
             await audit_command(tx, event, refusal)
         log.warning("message.refused", refusal=refusal)
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The stage's clients (a document fetcher, register connection pools) for the
+        life of the service: the runtime enters this before the first message and leaves
+        it after the last message and the background work are done, so each client is
+        closed in one place. Nothing by default."""
+        yield
+
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         """Long-running work of the service beside its consumers (a sender, a spooler).
 
         The runtime starts each coroutine once the pool is open and, at shutdown, cancels
         it before the outbox is drained; a coroutine that must not be cut off mid-step
-        shields that step. None by default.
+        shields that step. A stage that needs settings for it was given its own (its
+        service's settings class) when it was built. None by default.
         """
         return ()
 
@@ -470,26 +486,22 @@ def backoff_s(attempt: int, settings: Settings) -> float:
     return float(min(settings.retry_base_delay_s * 2 ** (attempt - 1), settings.retry_max_delay_s))
 
 
-def reasons_from_validation(exc: ValidationError) -> list[Reason]:
-    """Every problem of a message, each as the reason code an employer can act on."""
+def reasons_from_validation(
+    exc: ValidationError, codes_for: CodesFor | None = None
+) -> list[Reason]:
+    """Every problem of a message, each as the reason code an employer can act on: a code
+    a validator raised, what the route's `codes_for` says, or SCHEMA_INVALID."""
     known = {c.value for c in ReasonCode}
     reasons: dict[tuple[str, str], Reason] = {}
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(str(part) for part in error["loc"])
         path = ".".join(loc) or "message"
-        codes: list[ReasonCode]
+        codes: Sequence[ReasonCode] | None = None
         if error["type"] in known:
             codes = [ReasonCode(error["type"])]
-        # A document (or its link) left out, or given as null or not as a document at all.
-        elif loc[:2] == ("documents", "photo") and (error["type"] == "missing" or len(loc) == 2):
-            codes = [ReasonCode.PHOTO_MISSING]
-        elif loc[:2] == ("documents", "id_copy") and (error["type"] == "missing" or len(loc) == 2):
-            codes = [ReasonCode.ID_COPY_MISSING]
-        elif loc == ("documents",):
-            codes = [ReasonCode.PHOTO_MISSING, ReasonCode.ID_COPY_MISSING]
-        else:
-            codes = [ReasonCode.SCHEMA_INVALID]
-        for code in codes:
+        elif codes_for is not None:
+            codes = codes_for(loc, error["type"])
+        for code in codes or [ReasonCode.SCHEMA_INVALID]:
             detail = f"felt/field: {path}" if code is ReasonCode.SCHEMA_INVALID else ""
             reasons.setdefault((code.value, path), Reason.of(code, path, detail))
     return list(reasons.values()) or [Reason.of(ReasonCode.SCHEMA_INVALID, "message")]
@@ -565,7 +577,9 @@ class Processor:
             event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
             await self.dead_letter(
-                d, reasons_from_validation(exc), {"validation": _validation_summary(exc)}
+                d,
+                reasons_from_validation(exc, route.codes_for),
+                {"validation": _validation_summary(exc)},
             )
             return
         except UNPARSEABLE as exc:

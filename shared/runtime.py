@@ -3,8 +3,9 @@
 Per service: a subscriber on its input topics and one on its retry topic, each feeding a
 concurrent, per-order-ordered dispatcher (shared.consumer) that commits offsets only
 after `Processor` has committed the transactions below them. The lifespan migrates the
-schema, opens the pool, starts the outbox relay and the heartbeat; on SIGTERM the
-service finishes what is in flight, commits, drains the outbox and exits.
+schema, opens the stage's resources and the pool, starts the outbox relay and the heartbeat;
+on SIGTERM the service finishes what is in flight, commits, drains the outbox, closes the
+stage's resources and exits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -154,7 +155,10 @@ class Subscription:
             await self.consumer.commit(as_kafka_offsets(mine))
 
 
-class Service:
+S = TypeVar("S", bound=Settings)
+
+
+class Service(Generic[S]):
     """A running stage: broker, processor and relay, built from settings.
 
     Two consumer groups: `kortflyt-<service>` on the stage's input topics and
@@ -164,7 +168,7 @@ class Service:
     below them are done (AckPolicy.MANUAL: FastStream itself never commits).
     """
 
-    def __init__(self, stage_factory: Callable[[Settings], Stage], settings: Settings) -> None:
+    def __init__(self, stage_factory: Callable[[S], Stage], settings: S) -> None:
         self.settings = settings
         self.stage = stage_factory(settings)
         self.processor: Processor | None = None
@@ -221,6 +225,13 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
+        """The stage's resources around everything else: open before the first message,
+        closed after the last one and the background work."""
+        async with self.stage.resources(), self._running():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
         s, name = self.settings, self.stage.name
         await migrate(s.database_url, name, self.stage.migrations)
         pool = await create_pool(s.database_url, name, s.db_pool_max)
@@ -247,7 +258,7 @@ class Service:
         ]
         background = [
             asyncio.create_task(work, name=f"{name}-background")
-            for work in self.stage.background(pool, s)
+            for work in self.stage.background(pool)
         ]
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:
@@ -270,8 +281,9 @@ class Service:
             log.info("service.stopped", published=relay.published)
 
 
-def run(stage_factory: Callable[[Settings], Stage]) -> None:
-    settings = Settings()
+def run(stage_factory: Callable[[S], Stage], settings_type: type[S]) -> None:
+    """Run a service: its settings (its own class, read from KORTFLYT_*) and its stage."""
+    settings = settings_type()
     service = Service(stage_factory, settings)
     configure_logging(service.stage.name, settings.log_level, settings.log_format)
     asyncio.run(service.app.run())

@@ -35,7 +35,7 @@ from shared.keys import (
     publish_public_key,
 )
 from shared.logging import get_logger
-from shared.settings import Settings
+from shared.settings import CommandKeys
 
 if TYPE_CHECKING:
     from shared.messaging import Delivery
@@ -71,7 +71,7 @@ class CommandSigner:
         self.key_id = key_id(private_key.public_key())
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CommandSigner:
+    def from_settings(cls, settings: CommandKeys) -> CommandSigner:
         """support's key: made on first use when missing, its public half written beside
         it (`<name>.pub.pem`) for the services that verify."""
         path = Path(settings.command_signing_key_file)
@@ -108,7 +108,7 @@ class CommandVerifier:
         self._loaded_at = time.monotonic()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CommandVerifier:
+    def from_settings(cls, settings: CommandKeys) -> CommandVerifier:
         files = [Path(p.strip()) for p in settings.command_public_key_files.split(",") if p.strip()]
         verifier = cls(_load_keys(files), files)
         if not verifier.keys:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from shared.events import Command
 from shared.messaging import Delivery
-from shared.settings import Settings
+from shared.settings import CommandKeys
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
 
 def signed_delivery(command: Command, offset: int, partition: int = 0) -> Delivery:
     """`command` as a delivered record of the commands topic, with support's signature."""
-    signed = CommandSigner.from_settings(Settings()).sign(command)
+    signed = CommandSigner.from_settings(CommandKeys()).sign(command)
     return Delivery(
         ORDER_COMMANDS, partition, offset, signed.key.encode(), signed.value, dict(signed.headers)
     )

@@ -57,7 +57,7 @@ import jwt
 from aiohttp import web
 
 from devtools.fakes.register_data import COLLECTIONS, default_seed
-from shared.settings import Settings
+from services.registry_check.settings import RegistryCheckSettings
 
 PERSON_HEADER = "Nav-Personident"
 REGISTERS = (
@@ -121,7 +121,9 @@ class FakeMaskinporten:
         self.public_key_pem = public_key_pem
         self.audience = audience
         # register -> the scope its token must have (the registers that are not open)
-        self.scopes = scopes if scopes is not None else dict(Settings().maskinporten_scopes)
+        self.scopes = (
+            scopes if scopes is not None else dict(RegistryCheckSettings().maskinporten_scopes)
+        )
         self.token_lifetime_s = token_lifetime_s
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (scope, expires at)
         self.seen_jti: set[str] = set()

@@ -1,4 +1,5 @@
+from services.intake.settings import IntakeSettings
 from services.intake.stage import build
 from shared.runtime import run
 
-run(build)
+run(build, IntakeSettings)

@@ -172,3 +172,17 @@ def _inspect_pdf(kind: Kind, data: bytes, limits: Limits) -> Inspected | list[Re
     if not 1 <= pages <= limits.id_copy_max_pages:
         return [_reason(kind, "PAGES", f"{pages}")]
     return Inspected("pdf", data, "pdf")
+
+
+def missing_document_codes(loc: tuple[str, ...], error_type: str) -> list[ReasonCode] | None:
+    """order.submitted's documents left out, or given as null or not as a document at all:
+    the employer is told which document is missing rather than SCHEMA_INVALID."""
+    if loc == ("documents",):
+        return [ReasonCode.PHOTO_MISSING, ReasonCode.ID_COPY_MISSING]
+    for name, code in (
+        ("photo", ReasonCode.PHOTO_MISSING),
+        ("id_copy", ReasonCode.ID_COPY_MISSING),
+    ):
+        if loc[:2] == ("documents", name) and (error_type == "missing" or len(loc) == 2):
+            return [code]
+    return None

@@ -50,6 +50,8 @@ class FetchFailed(Exception):
 class Fetcher(Protocol):
     def open(self, url: str) -> contextlib.AbstractAsyncContextManager[bytes]: ...
 
+    async def close(self) -> None: ...
+
 
 class DocumentFetcher:
     def __init__(

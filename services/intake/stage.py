@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.intake import commands
-from services.intake.documents import LIMITS, Inspected, Kind, inspect
+from services.intake.documents import LIMITS, Inspected, Kind, inspect, missing_document_codes
 from services.intake.fetch import DocumentFetcher, DocumentUnavailable, Fetcher, FetchFailed
 from services.intake.orders import Arrival, IntakeOrder, IntakeStatus
 from services.intake.repository import IntakeOrders, IntakeRepository
+from services.intake.settings import IntakeSettings
 from shared.blobstore import BlobStore, DirectoryBlobStore
 from shared.events import (
     CLOSED_STATUSES,
@@ -45,7 +47,6 @@ from shared.events import (
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
@@ -96,7 +97,12 @@ class Intake(Stage):
         # decoded at once (each at most max_pixels).
         self._decoding = asyncio.Semaphore(decode_concurrency)
         self.routes = {
-            ORDER_SUBMITTED: Route(OrderSubmitted, self.on_submitted, prepare=self.check_documents),
+            ORDER_SUBMITTED: Route(
+                OrderSubmitted,
+                self.on_submitted,
+                prepare=self.check_documents,
+                codes_for=missing_document_codes,
+            ),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status, statuses=CLOSED_STATUSES),
             ORDER_COMMANDS: Route(
                 Command,
@@ -106,6 +112,14 @@ class Intake(Stage):
                 verify=verifier.check,
             ),
         }
+
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The document fetcher's HTTP connection pool, closed when the service stops."""
+        try:
+            yield
+        finally:
+            await self.fetcher.close()
 
     # ------------------------------------------------------------------ documents
 
@@ -250,7 +264,7 @@ class Intake(Stage):
             await super().on_exhausted(tx, event, failure)
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: IntakeSettings) -> Stage:
     hosts = frozenset(h.strip().lower() for h in settings.document_hosts.split(",") if h.strip())
     fetcher = DocumentFetcher(
         Path(settings.upload_dir),

@@ -1,4 +1,5 @@
+from services.notify.settings import NotifySettings
 from services.notify.stage import build
 from shared.runtime import run
 
-run(build)
+run(build, NotifySettings)

@@ -230,9 +230,9 @@ def make_proof(
 
 
 def _default_public_key() -> Path:
-    from shared.settings import Settings
+    from services.notify.settings import NotifySettings
 
-    return Path(Settings().proof_public_key_file)
+    return Path(NotifySettings().proof_public_key_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--key", type=Path, help="the private key file; default from settings")
     args = parser.parse_args(argv)
     if args.command == "public-key":
-        from shared.settings import Settings
+        from services.notify.settings import NotifySettings
 
-        settings = Settings()
+        settings = NotifySettings()
         private = args.key or Path(settings.proof_key_file)
         if private.exists():
             pem = public_pem(load_private_key(private).public_key())

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
 from shared.logging import bind_message, get_logger
 from shared.messaging import backoff_s
-from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -51,7 +51,7 @@ def wake_channel(schema: str) -> str:
 
 
 class Sender:
-    def __init__(self, schema: str, transport: MailTransport, settings: Settings) -> None:
+    def __init__(self, schema: str, transport: MailTransport, settings: NotifySettings) -> None:
         self.schema = schema
         self.transport = transport
         self.settings = settings

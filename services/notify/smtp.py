@@ -10,7 +10,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from shared.settings import Settings
+from services.notify.settings import NotifySettings
 
 
 class MailDeferred(Exception):
@@ -33,7 +33,7 @@ class MailTransport(Protocol):
 class SmtpTransport:
     """One SMTP connection, opened when needed and kept between messages."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotifySettings) -> None:
         self.settings = settings
         self._client: aiosmtplib.SMTP | None = None
 

@@ -33,6 +33,7 @@ from services.notify.proof import (
     publish_public_key,
 )
 from services.notify.sender import Sender, wake_channel
+from services.notify.settings import NotifySettings
 from services.notify.smtp import SmtpTransport
 from services.notify.templates import MAILED, Card, Notice, render
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
@@ -40,7 +41,6 @@ from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
 
 log = get_logger(__name__)
@@ -60,7 +60,7 @@ class Notify(Stage):
     name = "notify"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, settings: Settings, signing_key: Ed25519PrivateKey) -> None:
+    def __init__(self, settings: NotifySettings, signing_key: Ed25519PrivateKey) -> None:
         self.settings = settings
         self.signing_key = signing_key
         self.domain = mail_domain(settings.smtp_from)
@@ -261,9 +261,8 @@ class Notify(Stage):
             reasons = json.dumps([r.code.value for r in event.reasons])
             await self._record(tx, event, reasons, "failed", error=failure.reason.check)
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
+        settings = self.settings
         sender = Sender(self.name, SmtpTransport(settings), settings)
         return [
             run_as_leader(
@@ -276,7 +275,7 @@ class Notify(Stage):
         ]
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: NotifySettings) -> Stage:
     key = load_or_create_private_key(Path(settings.proof_key_file))
     publish_public_key(key.public_key(), Path(settings.proof_public_key_file))
     return Notify(settings, key)

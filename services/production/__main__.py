@@ -1,4 +1,5 @@
+from services.production.settings import ProductionSettings
 from services.production.stage import build
 from shared.runtime import run
 
-run(build)
+run(build, ProductionSettings)

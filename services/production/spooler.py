@@ -28,6 +28,7 @@ import asyncpg
 
 from services.production.domain import CardFace
 from services.production.printfile import render_card
+from services.production.settings import ProductionSettings
 from services.production.spool import PrintJob, PrintSpool, SpoolEntry
 from shared.blobstore import BlobStore
 from shared.events import CardProduced, Status
@@ -35,7 +36,6 @@ from shared.logging import bind_message, get_logger
 from shared.messaging import Tx, backoff_s
 from shared.outbox import enqueue
 from shared.qrtoken import Payload, token_url
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Spooler:
         schema: str,
         spool: PrintSpool,
         blobs: BlobStore,
-        settings: Settings,
+        settings: ProductionSettings,
         card_key: Ed25519PrivateKey,
     ) -> None:
         self.schema = schema
@@ -190,7 +190,7 @@ class Spooler:
         return await asyncio.to_thread(self.spool.submit, job)
 
 
-def face_of(row: Any, settings: Settings, card_key: Ed25519PrivateKey) -> CardFace:
+def face_of(row: Any, settings: ProductionSettings, card_key: Ed25519PrivateKey) -> CardFace:
     payload = Payload(
         kind="card",
         id=row["card_number"],

@@ -16,6 +16,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.production.domain import card_employer, holder_name, valid_until
+from services.production.settings import ProductionSettings
 from services.production.spool import DirectorySpool
 from services.production.spooler import Spooler, wake_channel
 from shared.blobstore import DirectoryBlobStore
@@ -26,7 +27,6 @@ from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
 from shared.norway import today_in_norway
-from shared.settings import Settings
 from shared.topics import ORDER_APPROVED
 
 log = get_logger(__name__)
@@ -36,8 +36,9 @@ class Production(Stage):
     name = "production"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, card_key: Ed25519PrivateKey) -> None:
+    def __init__(self, card_key: Ed25519PrivateKey, settings: ProductionSettings) -> None:
         self.card_key = card_key
+        self.settings = settings
         self.routes = {ORDER_APPROVED: Route(OrderApproved, self.on_approved)}
 
     async def on_approved(self, tx: Tx, event: OrderApproved) -> None:
@@ -74,9 +75,8 @@ class Production(Stage):
         tx.status(event.order_id, event.revision, Status.IN_PRODUCTION, card_number=number)
         log.info("card.allocated", card_number=number, valid_until=until.isoformat())
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
+        settings = self.settings
         spooler = Spooler(
             self.name,
             DirectorySpool(Path(settings.print_spool_dir)),
@@ -95,7 +95,7 @@ class Production(Stage):
         ]
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: ProductionSettings) -> Stage:
     key = load_or_create_private_key(Path(settings.card_key_file))
     publish_public_key(key.public_key(), Path(settings.card_public_key_file))
-    return Production(key)
+    return Production(key, settings)

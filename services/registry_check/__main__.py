@@ -1,4 +1,5 @@
+from services.registry_check.settings import RegistryCheckSettings
 from services.registry_check.stage import build
 from shared.runtime import run
 
-run(build)
+run(build, RegistryCheckSettings)

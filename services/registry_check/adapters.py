@@ -53,8 +53,8 @@ from services.registry_check.domain import (
     name_tokens,
 )
 from services.registry_check.maskinporten import Maskinporten, MaskinportenAuth, TokenUnavailable
+from services.registry_check.settings import RegistryCheckSettings
 from shared.logging import get_logger
-from shared.settings import Settings
 
 log = get_logger(__name__)
 
@@ -471,7 +471,10 @@ class HttpFolkeregisteret(HttpRegister):
 
 
 def _client(
-    register: Register, base_url: str, settings: Settings, maskinporten: Maskinporten | None
+    register: Register,
+    base_url: str,
+    settings: RegistryCheckSettings,
+    maskinporten: Maskinporten | None,
 ) -> httpx.AsyncClient:
     """A register's connection pool: a Maskinporten token when the register has a scope
     and Maskinporten is configured, else the settings' bearer token, else none (open)."""
@@ -491,7 +494,7 @@ def _client(
     )
 
 
-def maskinporten_of(settings: Settings) -> Maskinporten | None:
+def maskinporten_of(settings: RegistryCheckSettings) -> Maskinporten | None:
     """The shared Maskinporten client, when a client id and key are configured."""
     if not settings.maskinporten_client_id or not settings.maskinporten_key_file:
         return None
@@ -520,7 +523,7 @@ class HttpRegisters:
             await self.maskinporten.aclose()
 
 
-def http_registers(settings: Settings) -> HttpRegisters:
+def http_registers(settings: RegistryCheckSettings) -> HttpRegisters:
     mp = maskinporten_of(settings)
     urls = {
         Register.ENHETSREGISTERET: settings.enhetsregisteret_url,

@@ -19,7 +19,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from services.registry_check.checks import run_checks
 from services.registry_check.domain import Approval, Outcome, RuleResult, decide
 from services.registry_check.orders import CheckedOrder
 from services.registry_check.repository import CheckedOrders, CheckRepository
+from services.registry_check.settings import RegistryCheckSettings
 from shared.events import (
     CancelOrder,
     CheckResult,
@@ -63,7 +65,6 @@ from shared.messaging import (
 from shared.norway import today_in_norway
 from shared.outbox import enqueue
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
@@ -131,7 +132,7 @@ class RegistryCheck(Stage):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: RegistryCheckSettings,
         registers: Registers,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         closers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
@@ -323,14 +324,14 @@ class RegistryCheck(Stage):
 
     # ------------------------------------------------------------------ background
 
-    def background(
-        self, pool: asyncpg.Pool, settings: Settings
-    ) -> Sequence[Coroutine[Any, Any, None]]:
-        return (self.recheck_loop(pool), self._close_on_stop())
+    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
+        return (self.recheck_loop(pool),)
 
-    async def _close_on_stop(self) -> None:
+    @asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        """The registers' HTTP connection pools, closed when the service stops."""
         try:
-            await asyncio.Event().wait()
+            yield
         finally:
             for close in self.closers:
                 await close()
@@ -356,7 +357,7 @@ class RegistryCheck(Stage):
             await asyncio.sleep(pause)
 
 
-def build(settings: Settings) -> Stage:
+def build(settings: RegistryCheckSettings) -> Stage:
     http: HttpRegisters = http_registers(settings)
     return RegistryCheck(settings, http.registers, closers=(http.aclose,))
 

@@ -15,7 +15,7 @@ registry_check publishes with them, the command outcomes intake and registry_che
 publish), never another service's tables; it writes nothing itself but commands on
 `hmskort.order.commands.v1`, signed with support's key (KORTFLYT_COMMAND_SIGNING_KEY_FILE),
 which the owning service verifies, handles, audits and makes idempotent by command id.
-Settings come from KORTFLYT_* variables
+SupportSettings come from KORTFLYT_* variables
 (`python -m deploy.dev env` prints them for a local system).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
@@ -26,27 +26,40 @@ NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped. The owning se
 coalesces a replay of an order already being re-run and refuses one past the replay
 limit (KORTFLYT_REPLAY_LIMIT, default 5 per order): both are audited (`orders show`).
 `--lift-replay-limit` (supervisors) lets these replays run past the limit.
+
+On a terminal, tables are drawn and a bulk replay shows a progress bar (on standard
+error); piped, tables are plain aligned columns without colour and the progress is a
+line every 10 %. Errors go to standard error; the exit code is 2 for a mistake in the
+command (unknown order, bad option), 1 when some orders were unknown or PostgreSQL or
+Kafka cannot be reached, 0 otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import getpass
 import json
-import os
 import secrets
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Annotated, Any, Literal, NoReturn, Protocol
 
 import asyncpg
+import typer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
+from services.support.settings import SupportSettings
 from shared.events import (
     REPLAYABLE_STATUSES,
     CancelOrder,
@@ -55,18 +68,25 @@ from shared.events import (
     ReplayOrder,
     Status,
 )
+from shared.logging import configure_logging
 from shared.norway import OSLO
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
 OWNING_STAGES = ("intake", "registry_check")
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class UsageError(Exception):
-    """A mistake in the command line the staff member can fix; printed as one line."""
+    """A mistake the staff member can fix (an unknown order, a missing reason): printed as
+    one error line, exit code 2."""
+
+
+class Unreachable(Exception):
+    """PostgreSQL or Kafka cannot be reached (or refuses the sign-in): one error line
+    naming the setting to look at, exit code 1."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -208,27 +228,53 @@ class NoSink:
 # --------------------------------------------------------------------------- output
 
 
-class Progress:
-    """A progress bar on a terminal; a line every 10 % otherwise."""
+def consoles() -> tuple[Console, Console]:
+    """Standard output and standard error. Data is printed as it is (no markup, emoji or
+    highlighting: an order id or a reason's `[check]` is never taken for a style), and a
+    pipe gets lines as long as they are (no wrapping at 80 columns) without colour."""
 
-    def __init__(self, total: int, out: TextIO, width: int = 30) -> None:
-        self.total, self.out, self.width = total, out, width
-        self.done = 0
-        self._last_tenth = -1
+    def console(stderr: bool) -> Console:
+        c = Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+        if not c.is_terminal:
+            c.width = 10_000
+        return c
 
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        share = self.done / self.total if self.total else 1.0
-        if self.out.isatty():
-            filled = int(share * self.width)
-            bar = "#" * filled + "." * (self.width - filled)
-            self.out.write(f"\r[{bar}] {self.done}/{self.total}")
-            if self.done >= self.total:
-                self.out.write("\n")
-        elif int(share * 10) != self._last_tenth:
-            self._last_tenth = int(share * 10)
-            self.out.write(f"progress: {self.done}/{self.total} ({share:.0%})\n")
-        self.out.flush()
+    return console(False), console(True)
+
+
+def table(console: Console, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """Drawn on a terminal; plain aligned columns (header first) in a pipe."""
+    t = Table(
+        box=box.SIMPLE_HEAD if console.is_terminal else None,
+        pad_edge=False,
+        header_style="bold" if console.is_terminal else "",
+    )
+    for name in header:
+        t.add_column(name)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+@contextmanager
+def progress(console: Console, total: int) -> Iterator[Callable[[], None]]:
+    """A step function: a progress bar on a terminal, a line every 10 % in a pipe (a log)."""
+    if console.is_terminal:
+        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("replay", total=total)
+            yield lambda: bar.advance(task)
+        return
+    done, tenth = 0, -1
+
+    def step() -> None:
+        nonlocal done, tenth
+        done += 1
+        if done * 10 // total != tenth:
+            tenth = done * 10 // total
+            console.print(f"progress: {done}/{total} ({done / total:.0%})")
+
+    yield step
 
 
 def _time(value: datetime | None) -> str:
@@ -238,14 +284,6 @@ def _time(value: datetime | None) -> str:
 def _codes(reasons_json: str) -> str:
     reasons = json.loads(reasons_json or "[]")
     return ", ".join(f"{r['code']} [{r['check']}]" for r in reasons)
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -263,39 +301,43 @@ def parse_when(value: str, end: bool = False) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"not a date or time: {value!r} (use 2026-06-03 or RFC 3339)") from None
+        raise typer.BadParameter(
+            f"not a date or time: {value!r} (use 2026-06-03 or RFC 3339)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
 
 
-def parse_status(value: str | None) -> Status | None:
-    if value is None:
-        return None
+def parse_until(value: str) -> datetime:
+    return parse_when(value, end=True)
+
+
+def parse_status(value: str) -> Status:
     try:
         return Status(value.upper())
     except ValueError:
-        raise UsageError(
+        raise typer.BadParameter(
             f"unknown status {value!r}; one of: {', '.join(s.value for s in Status)}"
         ) from None
 
 
-def parse_code(value: str | None) -> ReasonCode | None:
-    if value is None:
-        return None
+def parse_code(value: str) -> ReasonCode:
     try:
         return ReasonCode(value.upper())
     except ValueError:
-        raise UsageError(f"unknown reason code {value!r} (see shared/reasons.py)") from None
+        raise typer.BadParameter(f"unknown reason code {value!r} (see shared/reasons.py)") from None
 
 
 @dataclass
 class Cli:
+    """What each command does, given support's projections, a command sink and consoles."""
+
     store: Store
     sink: CommandSink
-    out: TextIO
-    err: TextIO
+    out: Console
+    err: Console
 
     def say(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        self.out.print(text)
 
     async def _known(self, order_id: str) -> asyncpg.Record:
         order = await self.store.order(order_id)
@@ -313,36 +355,34 @@ class Cli:
         for r in json.loads(order["reasons"]):
             self.say(f"  {r['code']} [{r['check']}]: {r['message_en']}")
         self.say("\ntimeline:")
-        timeline: list[tuple[str, ...]] = [("time", "revision", "status", "stage", "reasons")]
-        for t in await self.store.timeline(order_id):
-            timeline.append(
-                (
-                    _time(t["occurred_at"]),
-                    str(t["revision"]),
-                    t["status"],
-                    t["stage"],
-                    _codes(t["reasons"]),
-                )
+        timeline = [
+            (
+                _time(t["occurred_at"]),
+                str(t["revision"]),
+                t["status"],
+                t["stage"],
+                _codes(t["reasons"]),
             )
-        self.say(table(timeline))
+            for t in await self.store.timeline(order_id)
+        ]
+        header = ("time", "revision", "status", "stage", "reasons")
+        self.out.print(table(self.out, header, timeline))
         evidence = await self.store.evidence(order_id, order["revision"])
         if evidence:
             self.say(f"\nchecks (revision {order['revision']}, latest result of each):")
-            rows: list[tuple[str, ...]] = [
-                ("check", "outcome", "register", "code", "checked", "detail")
-            ]
-            for e in evidence:
-                rows.append(
-                    (
-                        e["check"],
-                        e["outcome"],
-                        e.get("source") or "-",
-                        e.get("code") or "-",
-                        _time(datetime.fromisoformat(e["checked_at"])),
-                        e.get("detail") or "-",
-                    )
+            rows = [
+                (
+                    e["check"],
+                    e["outcome"],
+                    e.get("source") or "-",
+                    e.get("code") or "-",
+                    _time(datetime.fromisoformat(e["checked_at"])),
+                    e.get("detail") or "-",
                 )
-            self.say(table(rows))
+                for e in evidence
+            ]
+            columns = ("check", "outcome", "register", "code", "checked", "detail")
+            self.out.print(table(self.out, columns, rows))
         audit = await self.store.audit(order_id)
         if audit:
             self.say("\ncommands:")
@@ -366,20 +406,20 @@ class Cli:
         if not orders:
             self.say("no orders match")
             return 0
-        rows = [("order", "revision", "status", "stage", "updated", "card", "reasons")]
-        for o in orders:
-            rows.append(
-                (
-                    o["order_id"],
-                    str(o["revision"]),
-                    o["status"],
-                    o["stage"],
-                    _time(o["updated_at"]),
-                    o["card_number"] or "",
-                    _codes(o["reasons"]),
-                )
+        rows = [
+            (
+                o["order_id"],
+                str(o["revision"]),
+                o["status"],
+                o["stage"],
+                _time(o["updated_at"]),
+                o["card_number"] or "",
+                _codes(o["reasons"]),
             )
-        self.say(table(rows))
+            for o in orders
+        ]
+        header = ("order", "revision", "status", "stage", "updated", "card", "reasons")
+        self.out.print(table(self.out, header, rows))
         self.say(f"\n{len(orders)} orders")
         return 0
 
@@ -396,7 +436,7 @@ class Cli:
         chosen = [o for o in orders if o["status"] in REPLAYABLE_STATUSES]
         skipped = Counter(o["status"] for o in orders if o not in chosen)
         for order_id in unknown:
-            self.err.write(f"error: unknown order {order_id!r}\n")
+            error(self.err, f"unknown order {order_id!r}")
         by_status = Counter(o["status"] for o in chosen)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
         if dry_run:
@@ -404,22 +444,22 @@ class Cli:
                 self.say(f"would replay {o['order_id']} ({o['status']} at {o['stage']})")
             self.say(f"dry run: {len(chosen)} orders would be replayed ({summary})")
         else:
-            progress = Progress(len(chosen), self.err)
-            for o in chosen:
-                stage = o["stage"] if o["stage"] in OWNING_STAGES else None
-                await self.sink.send(
-                    ReplayOrder(
-                        order_id=o["order_id"],
-                        actor=actor,
-                        reason=reason,
-                        stage=stage,
-                        lift_replay_limit=lift_replay_limit,
+            with progress(self.err, len(chosen)) as step:
+                for o in chosen:
+                    stage = o["stage"] if o["stage"] in OWNING_STAGES else None
+                    await self.sink.send(
+                        ReplayOrder(
+                            order_id=o["order_id"],
+                            actor=actor,
+                            reason=reason,
+                            stage=stage,
+                            lift_replay_limit=lift_replay_limit,
+                        )
                     )
-                )
-                progress.step()
-                if rate:
-                    await asyncio.sleep(1 / rate)
-            await self.sink.flush()
+                    step()
+                    if rate:
+                        await asyncio.sleep(1 / rate)
+                await self.sink.flush()
             self.say(f"replayed {len(chosen)} orders ({summary})")
         if skipped:
             nothing = ", ".join(f"{n} {s}" for s, n in sorted(skipped.items()))
@@ -460,161 +500,255 @@ class Cli:
         return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="kortflyt", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    groups = top.add_subparsers(dest="group", required=True)
-    orders = groups.add_parser("orders", help="find, show, replay, override or cancel orders")
-    sub = orders.add_subparsers(dest="action", required=True)
-    default_actor = os.environ.get("KORTFLYT_STAFF_ID") or getpass.getuser()
-
-    show = sub.add_parser("show", help="an order's timeline, checks, evidence and commands")
-    show.add_argument("order_id")
-
-    listing = sub.add_parser("list", help="orders by status, reason code and time")
-    listing.add_argument("--status")
-    listing.add_argument("--reason", help="a reason code, e.g. EMPLOYMENT_NOT_FOUND")
-    listing.add_argument("--since")
-    listing.add_argument("--until")
-    listing.add_argument("--limit", type=int, default=None)
-
-    replay = sub.add_parser("replay", help="re-run failed orders from the stage they failed at")
-    replay.add_argument("order_ids", nargs="*")
-    replay.add_argument("--status")
-    replay.add_argument("--reason", help="only orders whose status has this reason code")
-    replay.add_argument("--since")
-    replay.add_argument("--until")
-    replay.add_argument("--dry-run", action="store_true")
-    replay.add_argument("--rate", type=float, default=None, help="commands per second")
-    replay.add_argument("--by", default=default_actor, help="your staff id (audited)")
-    replay.add_argument("--note", default=None, help="why you replay (audited)")
-    replay.add_argument(
-        "--lift-replay-limit",
-        action="store_true",
-        help="supervisors: replay even past the replay limit per order (audited)",
-    )
-
-    override = sub.add_parser("override", help="mark one check of an order as passed")
-    override.add_argument("order_id")
-    override.add_argument("--check", required=True)
-    override.add_argument("--reason", required=True)
-    override.add_argument("--by", required=True)
-
-    cancel = sub.add_parser("cancel", help="cancel an order that has no card yet")
-    cancel.add_argument("order_id")
-    cancel.add_argument("--reason", required=True)
-    cancel.add_argument("--by", required=True)
-
-    accounts = groups.add_parser("users", help="local accounts of the support console")
-    user_sub = accounts.add_subparsers(dest="action", required=True)
-    add = user_sub.add_parser(
-        "add", help="add a user (or set a user's role and password); prints a new password"
-    )
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["viewer", "operator", "supervisor"])
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
-    return top
+# --------------------------------------------------------------------------- wiring
 
 
-async def dispatch(args: argparse.Namespace, cli: Cli) -> int:
-    if args.action == "show":
-        return await cli.show(args.order_id)
-    if args.action == "list":
-        return await cli.list(
-            parse_status(args.status),
-            parse_code(args.reason),
-            parse_when(args.since) if args.since else None,
-            parse_when(args.until, end=True) if args.until else None,
-            args.limit,
-        )
-    if args.action == "replay":
-        filters = (args.status, args.reason, args.since, args.until)
-        if args.order_ids and any(filters):
-            raise UsageError("give order ids or filters (--status, ...), not both")
-        if args.order_ids:
-            found = [(i, await cli.store.order(i)) for i in dict.fromkeys(args.order_ids)]
-            orders = [o for _, o in found if o is not None]
-            unknown = [i for i, o in found if o is None]
-        elif any(filters):
-            orders = await cli.store.find(
-                parse_status(args.status),
-                parse_code(args.reason),
-                parse_when(args.since) if args.since else None,
-                parse_when(args.until, end=True) if args.until else None,
-            )
-            unknown = []
-        else:
-            raise UsageError("say which orders: ORDER_ID... or --status/--reason/--since/--until")
-        if args.rate is not None and args.rate <= 0:
-            raise UsageError("--rate must be above 0")
-        return await cli.replay(
-            orders, unknown, args.by, args.note, args.dry_run, args.rate, args.lift_replay_limit
-        )
-    if args.action == "override":
-        return await cli.override(args.order_id, args.check, args.reason, args.by)
-    return await cli.cancel(args.order_id, args.reason, args.by)
+@dataclass
+class Backend:
+    """Where the commands read and send: support's schema in PostgreSQL, and a command
+    sink opened only by commands that send (tests give their own schema and sink)."""
 
+    database_url: str
+    open_sink: Callable[[], AbstractAsyncContextManager[CommandSink]]
+    schema: str = "support"
 
-async def users(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """`kortflyt users add NAME --role ROLE`: a local account of the support console."""
-    from services.support.web.auth import Accounts
-    from shared.db import create_pool, migrate
-
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        generated = False
-    else:
-        password, generated = secrets.token_urlsafe(18), True
-    await migrate(settings.database_url, "support", Path(__file__).parent / "migrations")
-    pool = await create_pool(settings.database_url, "support", 2)
-    try:
-        await Accounts(pool).add_user(args.name, args.role, password)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        await pool.close()
-    out.write(f"user {args.name} ({args.role}) saved\n")
-    if generated:
-        out.write(f"password: {password}\n")
-    return 0
-
-
-async def amain(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
-    args = parser().parse_args(argv)
-    settings = Settings()
-    if args.group == "users":
-        try:
-            return await users(args, settings, out)
-        except UsageError as exc:
-            err.write(f"error: {exc}\n")
-            return 2
-    conn = await asyncpg.connect(settings.database_url)
-    sink: KafkaSink | None = None
-    try:
-        needs_kafka = args.action in ("replay", "override", "cancel") and not getattr(
-            args, "dry_run", False
-        )
-        if needs_kafka:
+    @classmethod
+    def from_settings(cls, settings: SupportSettings) -> Backend:
+        @asynccontextmanager
+        async def kafka() -> AsyncIterator[CommandSink]:
             sink = KafkaSink(
                 settings.kafka_bootstrap_servers, CommandSigner.from_settings(settings)
             )
-            await sink.start()
-        return await dispatch(args, Cli(Store(conn), sink or NoSink(), out, err))
+            try:
+                try:
+                    await sink.start()
+                except KafkaError as exc:
+                    raise Unreachable(
+                        f"Kafka cannot be reached (KORTFLYT_KAFKA_BOOTSTRAP_SERVERS): {exc!r}"
+                    ) from exc
+                yield sink
+            finally:
+                await sink.stop()
+
+        return cls(settings.database_url, kafka)
+
+    async def run(
+        self, sends: bool, action: Callable[[Cli], Awaitable[int]], out: Console, err: Console
+    ) -> int:
+        try:
+            conn = await asyncpg.connect(self.database_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise Unreachable(
+                f"PostgreSQL cannot be reached or refused (KORTFLYT_DATABASE_URL): {exc}"
+            ) from exc
+        try:
+            if not sends:
+                return await action(Cli(Store(conn, self.schema), NoSink(), out, err))
+            async with self.open_sink() as sink:
+                return await action(Cli(Store(conn, self.schema), sink, out, err))
+        finally:
+            await conn.close()
+
+
+def error(err: Console, message: str) -> None:
+    err.print(Text.assemble(("error: ", "bold red"), message))
+
+
+def fail(message: str) -> NoReturn:
+    """A mistake in the command line found before anything runs: exit code 2."""
+    error(consoles()[1], message)
+    raise typer.Exit(2)
+
+
+def backend_of(ctx: typer.Context) -> Backend:
+    """The test's backend, or the deployment's from KORTFLYT_* settings."""
+    return ctx.obj if isinstance(ctx.obj, Backend) else Backend.from_settings(SupportSettings())
+
+
+def run(ctx: typer.Context, sends: bool, action: Callable[[Cli], Awaitable[int]]) -> None:
+    """Run one command and exit with its code; a mistake or an unreachable PostgreSQL or
+    Kafka is one error line on standard error, never a traceback."""
+    backend = backend_of(ctx)
+    out, err = consoles()
+    try:
+        code = asyncio.run(backend.run(sends, action, out, err))
     except (UsageError, ValidationError) as exc:
-        err.write(f"error: {exc}\n")
-        return 2
-    finally:
-        if sink is not None:
-            await sink.stop()
-        await conn.close()
+        error(err, str(exc))
+        code = 2
+    except Unreachable as exc:
+        error(err, str(exc))
+        code = 1
+    raise typer.Exit(code)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(amain(argv, sys.stdout, sys.stderr))
+app = typer.Typer(
+    name="kortflyt",
+    help="The support staff's command line: find, show, replay, override or cancel orders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+orders = typer.Typer(help="Find, show, replay, override or cancel orders.", no_args_is_help=True)
+users = typer.Typer(help="Local accounts of the support console.", no_args_is_help=True)
+app.add_typer(orders, name="orders")
+app.add_typer(users, name="users")
+
+StatusOption = Annotated[
+    Status | None,
+    typer.Option(parser=parse_status, metavar="STATUS", help="the order's latest status"),
+]
+ReasonOption = Annotated[
+    ReasonCode | None,
+    typer.Option(
+        parser=parse_code, metavar="CODE", help="a reason code on it, e.g. EMPLOYMENT_NOT_FOUND"
+    ),
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(parser=parse_when, metavar="WHEN", help="since a date (Oslo) or an RFC 3339 time"),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=parse_until, metavar="WHEN", help="until a date (that day included) or a time"
+    ),
+]
+
+
+@orders.command("show")
+def show_command(ctx: typer.Context, order_id: str) -> None:
+    """An order's timeline, checks, evidence and commands."""
+    run(ctx, False, lambda cli: cli.show(order_id))
+
+
+@orders.command("list")
+def list_command(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    reason: ReasonOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Orders by status, reason code and time."""
+    run(ctx, False, lambda cli: cli.list(status, reason, since, until, limit))
+
+
+@orders.command("replay")
+def replay_command(
+    ctx: typer.Context,
+    order_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="ORDER_ID", show_default=False)
+    ] = None,
+    status: StatusOption = None,
+    reason: ReasonOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be replayed")] = False,
+    rate: Annotated[float | None, typer.Option(help="commands per second")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KORTFLYT_STAFF_ID", help="your staff id (audited; default: your login)"
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="why you replay (audited)")] = None,
+    lift_replay_limit: Annotated[
+        bool,
+        typer.Option(
+            "--lift-replay-limit", help="supervisors: replay even past the replay limit (audited)"
+        ),
+    ] = False,
+) -> None:
+    """Re-run failed orders from the stage they failed at: by id, or by filters."""
+    filters = (status, reason, since, until)
+    if order_ids and any(f is not None for f in filters):
+        fail("give order ids or filters (--status, ...), not both")
+    if not order_ids and all(f is None for f in filters):
+        fail("say which orders: ORDER_ID... or --status/--reason/--since/--until")
+    if rate is not None and rate <= 0:
+        raise typer.BadParameter("must be above 0", param_hint="--rate")
+    ids = list(dict.fromkeys(order_ids or ()))
+
+    async def replay(cli: Cli) -> int:
+        if ids:
+            found = [(i, await cli.store.order(i)) for i in ids]
+            chosen = [o for _, o in found if o is not None]
+            unknown = [i for i, o in found if o is None]
+        else:
+            chosen, unknown = await cli.store.find(status, reason, since, until), []
+        actor = by or getpass.getuser()
+        return await cli.replay(chosen, unknown, actor, note, dry_run, rate, lift_replay_limit)
+
+    run(ctx, not dry_run, replay)
+
+
+@orders.command("override")
+def override_command(
+    ctx: typer.Context,
+    order_id: str,
+    check: Annotated[str, typer.Option(help="the check to mark as passed, e.g. employment")],
+    reason: Annotated[str, typer.Option(help="why (audited)")],
+    by: Annotated[str, typer.Option(help="your staff id (audited)")],
+) -> None:
+    """Mark one check of an order as passed."""
+    run(ctx, True, lambda cli: cli.override(order_id, check, reason, by))
+
+
+@orders.command("cancel")
+def cancel_command(
+    ctx: typer.Context,
+    order_id: str,
+    reason: Annotated[str, typer.Option(help="why (audited)")],
+    by: Annotated[str, typer.Option(help="your staff id (audited)")],
+) -> None:
+    """Cancel an order that has no card yet."""
+    run(ctx, True, lambda cli: cli.cancel(order_id, reason, by))
+
+
+@users.command("add")
+def add_user_command(
+    ctx: typer.Context,
+    name: str,
+    role: Annotated[Literal["viewer", "operator", "supervisor"], typer.Option()],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+) -> None:
+    """Add a user (or set a user's role and password); prints a new password."""
+    from services.support.web.auth import Accounts
+    from shared.db import create_pool, migrate
+
+    if password_stdin:
+        password, generated = sys.stdin.readline().rstrip("\n"), False
+    else:
+        password, generated = secrets.token_urlsafe(18), True
+
+    backend = ctx.obj = backend_of(ctx)
+
+    async def add(cli: Cli) -> int:
+        url, schema = backend.database_url, backend.schema
+        await migrate(url, schema, MIGRATIONS)
+        pool = await create_pool(url, schema, 2)
+        try:
+            await Accounts(pool).add_user(name, role, password)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            await pool.close()
+        cli.say(f"user {name} ({role}) saved")
+        if generated:
+            cli.say(f"password: {password}")
+        return 0
+
+    run(ctx, False, add)
+
+
+def main() -> None:
+    settings = SupportSettings()  # logs (the console's audit, libraries') go to standard error
+    configure_logging("support-cli", settings.log_level, settings.log_format, sys.stderr)
+    app(prog_name="kortflyt")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from services.support.settings import SupportSettings
 from shared.events import (
     CardProduced,
     CommandHandled,
@@ -33,7 +34,6 @@ from shared.events import (
 from shared.identifiers import is_valid_org_number
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, Tx
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
 
 log = get_logger(__name__)
@@ -179,5 +179,5 @@ class Support(Stage):
         return
 
 
-def build(_settings: Settings) -> Stage:
+def build(_settings: SupportSettings) -> Stage:
     return Support()

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import uvicorn
 import uvloop
 
+from services.verify.settings import VerifySettings
 from services.verify.stage import build
 from services.verify.web import create_app
 from shared.logging import configure_logging
 from shared.runtime import Service
-from shared.settings import Settings
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -44,7 +44,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def main() -> None:
-    settings = Settings()
+    settings = VerifySettings()
     service = Service(build, settings)
     configure_logging(service.stage.name, settings.log_level, settings.log_format)
     config = uvicorn.Config(

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from services.verify.settings import VerifySettings
 from shared.keys import load_public_key
 from shared.logging import get_logger
 from shared.qrtoken import Checked, KeySet, Kind, Problem
-from shared.settings import Settings
 
 log = get_logger(__name__)
 RELOAD_EVERY_S = 5.0
@@ -28,7 +28,7 @@ class KeyRing:
         self.reload()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KeyRing:
+    def from_settings(cls, settings: VerifySettings) -> KeyRing:
         return cls(
             {
                 Path(settings.card_public_key_file): ("card",),

@@ -17,10 +17,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.verify.settings import VerifySettings
 from shared.events import CardProduced, Event, OrderStatusChanged, Reason, Text
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, Tx
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
 
 log = get_logger(__name__)
@@ -116,5 +116,5 @@ class Verify(Stage):
         return  # dead-lettered only: verify never changes an order's status
 
 
-def build(_settings: Settings) -> Stage:
+def build(_settings: VerifySettings) -> Stage:
     return Verify()

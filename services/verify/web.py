@@ -46,6 +46,7 @@ from services.verify.domain import (
 )
 from services.verify.keys import KeyRing
 from services.verify.queries import CardRow, Lookups
+from services.verify.settings import VerifySettings
 from services.verify.stage import Verify
 from shared.blobstore import BlobNotFoundError, BlobStore, DirectoryBlobStore
 from shared.db import create_pool, migrate
@@ -54,7 +55,6 @@ from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
 from shared.norway import OSLO, norwegian_date, today_in_norway
 from shared.qrtoken import Checked, Kind, Payload
-from shared.settings import Settings
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -374,7 +374,7 @@ def security_headers(
     return wrapped
 
 
-def create_app(settings: Settings) -> Callable[[Any, Any, Any], Awaitable[None]]:
+def create_app(settings: VerifySettings) -> Callable[[Any, Any, Any], Awaitable[None]]:
     """The ASGI app from settings, with its own read pool, opened (and the schema migrated,
     idempotently) at startup so a page never queries tables that do not exist yet."""
     lookups = Lookups()

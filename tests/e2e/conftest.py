@@ -44,8 +44,8 @@ from shared.events import CardProduced, OrderStatusChanged, Status
 from shared.health import is_healthy
 from shared.identifiers import is_valid_card_number
 from shared.outbox import kafka_producer
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
+from tests.settings import AllSettings
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Pipeline:
     (`start(name, 2)`); every helper takes the instance's number, 1 by default."""
 
     profile: Profile
-    settings: Settings = field(default_factory=Settings)
+    settings: AllSettings = field(default_factory=AllSettings)
 
     def instance(self, name: str, number: int = 1) -> Instance:
         return Instance(self.profile, name, number)
@@ -169,7 +169,7 @@ def run_id() -> str:
 
 
 async def publish(
-    settings: Settings, orders: Iterable[tuple[str, bytes]], rate_per_s: float = 0
+    settings: AllSettings, orders: Iterable[tuple[str, bytes]], rate_per_s: float = 0
 ) -> None:
     """Publish (key, value) pairs to order.submitted: all at once, or on a steady schedule
     of `rate_per_s`, each acknowledged before the next. A send Kafka does not acknowledge
@@ -217,7 +217,7 @@ def _event_id(value: bytes | None) -> str | None:
 
 
 async def collect(
-    settings: Settings, topics: list[str], keys: set[str], done: Any, timeout_s: float
+    settings: AllSettings, topics: list[str], keys: set[str], done: Any, timeout_s: float
 ) -> dict[str, list[Any]]:
     """Records of `topics` whose key is in `keys`, from the beginning, until done(records).
 
@@ -255,7 +255,7 @@ async def collect(
 
 
 async def notified_statuses(
-    settings: Settings, ids: list[str], expected: dict[str, list[str]], timeout_s: float = 60
+    settings: AllSettings, ids: list[str], expected: dict[str, list[str]], timeout_s: float = 60
 ) -> dict[str, list[str]]:
     """notify's recorded statuses per order, once they equal `expected` or at the timeout
     (notify follows the status topic, so it may be a moment behind it)."""

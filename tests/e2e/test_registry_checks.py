@@ -9,7 +9,6 @@ services, Kafka, PostgreSQL, the fake register server and the `kortflyt` CLI's c
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -18,10 +17,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
 from devtools.factories import national_id, org_number, submitted
 from devtools.fakes import register_data as rd
-from services.support.cli import Cli, KafkaSink, Store, dispatch, parser
+from services.support.cli import Backend, KafkaSink, app
 from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
 from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
@@ -162,20 +162,12 @@ async def projection(
 
 
 async def kortflyt(pipeline: Pipeline, *argv: str) -> str:
-    """Run a `kortflyt` command in-process against the pipeline; its standard output."""
-    out, err = io.StringIO(), io.StringIO()
-    conn = await asyncpg.connect(pipeline.settings.database_url)
-    sink = KafkaSink(
-        pipeline.settings.kafka_bootstrap_servers, CommandSigner.from_settings(pipeline.settings)
-    )
-    await sink.start()
-    try:
-        code = await dispatch(parser().parse_args(argv), Cli(Store(conn), sink, out, err))
-    finally:
-        await sink.stop()
-        await conn.close()
-    assert code == 0, err.getvalue()
-    return out.getvalue()
+    """Run a `kortflyt` command as the staff does, against the pipeline's PostgreSQL and
+    Kafka (in a thread: the command runs its own event loop); its standard output."""
+    backend = Backend.from_settings(pipeline.settings)
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(argv), obj=backend)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
 
 
 def statuses(view: dict[str, asyncpg.Record], cases: list[Case]) -> Counter[tuple[str, str]]:

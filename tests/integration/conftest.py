@@ -14,18 +14,18 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.db import create_pool, migrate
-from shared.settings import Settings
+from tests.settings import AllSettings
 
 EMPTY_MIGRATIONS = Path(__file__).parent / "no_migrations"
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(retry_max_attempts=3, retry_base_delay_s=0.2, retry_max_delay_s=1.0)
+def settings() -> AllSettings:
+    return AllSettings(retry_max_attempts=3, retry_base_delay_s=0.2, retry_max_delay_s=1.0)
 
 
 @pytest.fixture
-async def schema(settings: Settings) -> AsyncIterator[str]:
+async def schema(settings: AllSettings) -> AsyncIterator[str]:
     """A fresh schema with the shared messaging tables; dropped afterwards."""
     name = f"it_{uuid.uuid4().hex[:12]}"
     await migrate(settings.database_url, name, EMPTY_MIGRATIONS)
@@ -38,14 +38,14 @@ async def schema(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def pool(settings: Settings, schema: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(settings: AllSettings, schema: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database_url, schema, 5)
     yield pool
     await pool.close()
 
 
 @pytest.fixture
-async def topic(settings: Settings) -> AsyncIterator[str]:
+async def topic(settings: AllSettings) -> AsyncIterator[str]:
     """A fresh 6-partition topic of this test's own."""
     name = f"kortflyt.it.{uuid.uuid4().hex[:12]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)

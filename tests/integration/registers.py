@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.fakes.register_data import DataSet
 from devtools.fakes.registers import FakeMaskinporten, FakeRegisters
-from shared.settings import Settings
+from tests.settings import AllSettings
 
 CLIENT_ID = "kortflyt-test-client"
 
@@ -42,7 +42,7 @@ class RunningFake:
     base_url: str
     key_file: Path | None = None  # the Maskinporten client's key, when the fake requires it
 
-    def settings(self, base: Settings, **updates: object) -> Settings:
+    def settings(self, base: AllSettings, **updates: object) -> AllSettings:
         """`base` with every register (and Maskinporten, when on) pointing at this server."""
         # Never the profile's Maskinporten from the environment: this server's, or none.
         maskinporten: dict[str, object] = {

@@ -18,12 +18,12 @@ from shared.db import create_pool, migrate
 from shared.events import OrderAccepted, OrderStatusChanged, Status
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
+from tests.settings import AllSettings
 
 
 @pytest.fixture
-async def intake(settings: Settings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
+async def intake(settings: AllSettings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
     """intake's processor on a schema of its own (the real migrations)."""
     stage = build(settings)
     stage.name = f"it_intake_{__import__('uuid').uuid4().hex[:8]}"
@@ -183,3 +183,15 @@ async def test_intakes_orders_refuse_a_status_intake_does_not_know(
         await pool.execute(
             "INSERT INTO orders (order_id, revision, status) VALUES ('X-1', 1, 'PENDING')"
         )
+
+
+async def test_the_document_fetchers_connections_are_closed_with_the_stages_resources(
+    settings: AllSettings,
+) -> None:
+    """The runtime leaves Stage.resources when the service stops: the fetcher's HTTP
+    connection pool closes there (it was never closed before)."""
+    stage = build(settings)
+    client = stage.fetcher._client  # type: ignore[attr-defined]  # the fetcher's own pool
+    async with stage.resources():
+        assert not client.is_closed
+    assert client.is_closed

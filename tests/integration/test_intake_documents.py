@@ -32,9 +32,9 @@ from shared.db import create_pool, migrate
 from shared.events import OrderStatusChanged, Status, encode
 from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery, Processor
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests import corpus
+from tests.settings import AllSettings
 
 R = ReasonCode
 
@@ -100,7 +100,7 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(settings: Settings, tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(settings: AllSettings, tmp_path: Path) -> AsyncIterator[Harness]:
     async with DocStore(tmp_path / "store") as store:
         host = urlsplit(store.base_url).netloc
         s = settings.model_copy(
@@ -376,7 +376,7 @@ def fifo(upload_dir: Path, name: str) -> Path:
 
 
 async def test_fifos_and_links_in_the_upload_directory_are_refused_at_once(
-    harness: Harness, settings: Settings
+    harness: Harness, settings: AllSettings
 ) -> None:
     """Defect 6: a FIFO blocks whoever opens it; six of them stopped intake. Each is now
     refused from its file type, quickly, with a message that says why."""
@@ -436,7 +436,7 @@ async def test_fifos_and_links_in_the_upload_directory_are_refused_at_once(
     ],
 )
 async def test_a_malformed_link_is_refused_on_the_first_try_with_why(
-    harness: Harness, settings: Settings, url: str, why: str
+    harness: Harness, settings: AllSettings, url: str, why: str
 ) -> None:
     """Defect 8: links that used to raise (port 99999, a NUL in the path, ...) fail six
     times and end as PROCESSING_FAILED; each is now PHOTO_MISSING with a reason, at once."""

@@ -17,7 +17,6 @@ from shared.db import create_pool, migrate
 from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status
 from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import (
     COMMAND_OUTCOMES,
     ORDER_ACCEPTED,
@@ -25,11 +24,12 @@ from shared.topics import (
     ORDER_SUBMITTED,
     retry_topic,
 )
+from tests.settings import AllSettings
 from tests.signing import signed_delivery
 
 
 @pytest.fixture
-async def intake(settings: Settings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
+async def intake(settings: AllSettings) -> AsyncIterator[tuple[Processor, asyncpg.Pool]]:
     stage = build(settings)
     stage.name = f"it_intake_rp_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, stage.name, stage.migrations)
@@ -57,7 +57,7 @@ def statuses(rows: list[asyncpg.Record]) -> list[tuple[Status, list[ReasonCode]]
 
 
 async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
-    intake: tuple[Processor, asyncpg.Pool], settings: Settings
+    intake: tuple[Processor, asyncpg.Pool], settings: AllSettings
 ) -> None:
     processor, pool = intake
     order_id = f"IR-{uuid.uuid4().hex[:6]}"
@@ -99,7 +99,9 @@ async def test_an_order_rejected_at_intake_is_replayed_once_its_photo_is_there(
     ]
 
 
-async def rejected_at_intake(processor: Processor, pool: asyncpg.Pool, settings: Settings) -> str:
+async def rejected_at_intake(
+    processor: Processor, pool: asyncpg.Pool, settings: AllSettings
+) -> str:
     order_id = f"IR-{uuid.uuid4().hex[:6]}"
     order = submitted(order_id)
     missing = Path(settings.upload_dir) / order_id / "photo.jpg"
@@ -112,7 +114,7 @@ async def rejected_at_intake(processor: Processor, pool: asyncpg.Pool, settings:
 
 
 async def test_a_replay_storm_at_intake_is_coalesced_and_bounded(
-    intake: tuple[Processor, asyncpg.Pool], settings: Settings
+    intake: tuple[Processor, asyncpg.Pool], settings: AllSettings
 ) -> None:
     """Defect 9 at intake: the same shared policy as registry_check's."""
     processor, pool = intake
@@ -164,7 +166,7 @@ async def test_a_cancel_of_an_order_intake_never_saw_is_refused_and_changes_noth
 
 
 async def test_an_order_intake_still_holds_is_cancelled_by_intake(
-    intake: tuple[Processor, asyncpg.Pool], settings: Settings
+    intake: tuple[Processor, asyncpg.Pool], settings: AllSettings
 ) -> None:
     processor, pool = intake
     order_id = await rejected_at_intake(processor, pool, settings)

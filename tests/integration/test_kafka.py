@@ -126,7 +126,7 @@ async def wait_for_rows(pool: asyncpg.Pool, count: int, timeout_s: float = 60) -
 
 
 @contextlib.asynccontextmanager
-async def running(service: Service) -> AsyncIterator[None]:
+async def running(service: Service[Settings]) -> AsyncIterator[None]:
     task = asyncio.create_task(service.app.run())
     try:
         yield
@@ -179,3 +179,49 @@ async def test_the_service_commits_the_offset_only_after_the_transaction(
     assert stage.calls == 2  # the failed delivery, then the redelivery
     assert await committed(settings, f"kortflyt-{schema}", topic) == 1
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_the_service_holds_the_stages_resources_open_for_every_message_and_closes_them(
+    pool: asyncpg.Pool, schema: str, settings: Settings, topic: str
+) -> None:
+    """Stage.resources is entered before the first message and left once, after the last
+    one: the stage's clients are opened and closed in one place."""
+    log: list[str] = []
+
+    class WithResources(Probe):
+        @contextlib.asynccontextmanager
+        async def resources(self) -> AsyncIterator[None]:
+            log.append("open")
+            try:
+                yield
+            finally:
+                log.append("closed")
+
+    def handled(tx: Tx, event: OrderStatusChanged) -> None:
+        log.append("message")
+        approve(tx, event)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(retry_topic(schema), 6, 1)])
+    stage = WithResources(schema, handled)
+    stage.routes = {topic: next(iter(stage.routes.values()))}
+    service = Service(lambda _s: stage, settings)
+    producer = kafka_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    order_id = f"IT-{uuid.uuid4().hex[:8]}"
+    try:
+        async with running(service):
+            value = encode(
+                OrderStatusChanged(
+                    order_id=order_id, revision=1, status=Status.ACCEPTED, stage="probe"
+                )
+            )
+            await producer.send_and_wait(topic, value, key=order_id.encode())
+            await wait_for_rows(pool, 1)
+            assert log == ["open", "message"]
+    finally:
+        await producer.stop()
+        await admin.delete_topics([retry_topic(schema)])
+        await admin.close()
+    assert log == ["open", "message", "closed"]

@@ -32,8 +32,8 @@ from shared.db import create_pool, migrate
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status, encode
 from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor, described
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from tests.settings import AllSettings
 
 
 def submission(order_id: str, revision: int = 1, **changes: Any) -> bytes:
@@ -63,7 +63,7 @@ def status(order_id: str, s: Status, revision: int = 1, **kw: Any) -> OrderStatu
 class Desk:
     processor: Processor
     pool: asyncpg.Pool
-    settings: Settings
+    settings: AllSettings
     key: Ed25519PrivateKey
     mail_dir: Path
     offset: int = 0
@@ -122,7 +122,7 @@ def port_of(server: asyncio.Server) -> int:
 
 @pytest.fixture
 async def desk(
-    settings: Settings, tmp_path: Path, sink: tuple[asyncio.Server, mail_sink.Store]
+    settings: AllSettings, tmp_path: Path, sink: tuple[asyncio.Server, mail_sink.Store]
 ) -> AsyncIterator[Desk]:
     settings = settings.model_copy(
         update={"smtp_host": "127.0.0.1", "smtp_port": port_of(sink[0]), "smtp_timeout_s": 5.0}

@@ -1,4 +1,4 @@
-"""Issue 8, shared part, against the real Kafka broker and PostgreSQL: a whole `Service`
+"""Issue 8, shared part, against the real Kafka broker and PostgreSQL: a whole `Service[Settings]`
 consuming hostile records (defect 2) and parked retries (defect 5)."""
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class Recorder:
         approve(tx, event)
 
 
-def probe_service(schema: str, topic: str, settings: Settings, recorder: Recorder) -> Service:
+def probe_service(
+    schema: str, topic: str, settings: Settings, recorder: Recorder
+) -> Service[Settings]:
     stage = Probe(schema, recorder)
     stage.routes = {topic: next(iter(stage.routes.values()))}
     return Service(lambda _s: stage, settings)

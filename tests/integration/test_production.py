@@ -40,8 +40,8 @@ from shared.events import (
 from shared.identifiers import is_valid_card_number
 from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
-from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED, ORDER_STATUS
+from tests.settings import AllSettings
 
 TODAY = today_in_norway()
 
@@ -101,16 +101,16 @@ class Plant:
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings() -> AllSettings:
     """A back-off far longer than rendering a card takes, so a card that failed is still
     waiting when the test looks; tests make it due with `due_now`."""
-    return Settings(retry_max_attempts=3, retry_base_delay_s=30.0, retry_max_delay_s=60.0)
+    return AllSettings(retry_max_attempts=3, retry_base_delay_s=30.0, retry_max_delay_s=60.0)
 
 
 @pytest.fixture
-async def plant(settings: Settings, tmp_path: Path) -> AsyncIterator[Plant]:
+async def plant(settings: AllSettings, tmp_path: Path) -> AsyncIterator[Plant]:
     key = Ed25519PrivateKey.generate()
-    stage = Production(key)
+    stage = Production(key, settings)
     stage.name = f"it_production_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, stage.name, stage.migrations)
     pool = await create_pool(settings.database_url, stage.name, 5)

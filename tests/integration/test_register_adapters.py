@@ -21,8 +21,8 @@ from services.registry_check.domain import (
     StaffingStatus,
     Unit,
 )
-from shared.settings import Settings
 from tests.integration.registers import RunningFake, fake_registers
+from tests.settings import AllSettings
 
 MAIN = "974760673"
 SITE = org_number(seed=11)
@@ -59,7 +59,7 @@ async def server() -> AsyncIterator[RunningFake]:
 
 @pytest.fixture
 async def http(server: RunningFake) -> AsyncIterator[HttpRegisters]:
-    registers = http_registers(server.settings(Settings(), register_timeout_s=0.5))
+    registers = http_registers(server.settings(AllSettings(), register_timeout_s=0.5))
     yield registers
     await registers.aclose()
 
@@ -125,7 +125,7 @@ async def test_a_register_fault_is_unavailable_never_an_answer(
 
 
 async def test_an_unreachable_register_is_unavailable() -> None:
-    settings = Settings(aaregisteret_url="http://127.0.0.1:9/aaregisteret/api")
+    settings = AllSettings(aaregisteret_url="http://127.0.0.1:9/aaregisteret/api")
     http = http_registers(settings)
     try:
         with pytest.raises(RegisterUnavailable):
@@ -157,7 +157,7 @@ async def test_the_admin_endpoint_corrects_a_record_at_run_time(
 async def test_a_bearer_token_is_sent_when_configured(server: RunningFake) -> None:
     from pydantic import SecretStr
 
-    settings = server.settings(Settings(), register_tokens={"aaregisteret": SecretStr("t0k3n")})
+    settings = server.settings(AllSettings(), register_tokens={"aaregisteret": SecretStr("t0k3n")})
     http = http_registers(settings)
     try:
         client = http.clients[3]

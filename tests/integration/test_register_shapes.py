@@ -16,8 +16,8 @@ from devtools.fakes import register_data as rd
 from services.registry_check.adapters import HttpRegisters, RegisterUnavailable, http_registers
 from services.registry_check.domain import CleaningStatus, EmploymentRecord, Register
 from services.registry_check.maskinporten import Maskinporten, TokenUnavailable
-from shared.settings import Settings
 from tests.integration.registers import CLIENT_ID, RunningFake, fake_registers, rsa_key_pair
+from tests.settings import AllSettings
 
 MAIN = org_number(seed=201)
 SITE = org_number(seed=202)
@@ -73,7 +73,7 @@ async def server() -> AsyncIterator[RunningFake]:
 
 @pytest.fixture
 async def http(server: RunningFake) -> AsyncIterator[HttpRegisters]:
-    registers = http_registers(server.settings(Settings(), register_timeout_s=2))
+    registers = http_registers(server.settings(AllSettings(), register_timeout_s=2))
     yield registers
     await registers.aclose()
 
@@ -139,7 +139,7 @@ async def test_renholdsregisteret_statuses_as_the_register_writes_them(
 async def test_the_non_public_registers_refuse_a_call_without_a_token(
     server: RunningFake,
 ) -> None:
-    settings = server.settings(Settings(), maskinporten_client_id=None)  # no Maskinporten
+    settings = server.settings(AllSettings(), maskinporten_client_id=None)  # no Maskinporten
     http = http_registers(settings)
     try:
         with pytest.raises(RegisterUnavailable) as caught:
@@ -168,7 +168,7 @@ async def test_one_token_per_scope_is_fetched_and_shared_by_concurrent_calls(
 
 
 def client(server: RunningFake, clock: list[float], key_file: Path | None = None) -> Maskinporten:
-    settings = server.settings(Settings())
+    settings = server.settings(AllSettings())
     assert settings.maskinporten_key_file is not None
     return Maskinporten.from_key_file(
         str(key_file or settings.maskinporten_key_file),
@@ -220,7 +220,7 @@ async def test_a_register_whose_token_cannot_be_had_is_unavailable_never_an_answ
     server: RunningFake, tmp_path: Path
 ) -> None:
     other_key, _ = rsa_key_pair(tmp_path)
-    settings = server.settings(Settings(), maskinporten_key_file=str(other_key))
+    settings = server.settings(AllSettings(), maskinporten_key_file=str(other_key))
     http = http_registers(settings)
     try:
         with pytest.raises(RegisterUnavailable) as caught:

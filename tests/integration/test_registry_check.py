@@ -41,7 +41,6 @@ from shared.events import (
 from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
 from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandSigner
 from shared.topics import (
     COMMAND_OUTCOMES,
@@ -53,6 +52,7 @@ from shared.topics import (
     retry_topic,
 )
 from tests.integration.registers import RunningFake, fake_registers
+from tests.settings import AllSettings
 from tests.signing import signed_delivery
 
 RETRY = retry_topic("registry_check")
@@ -101,7 +101,7 @@ def accepted(
 
 class Harness:
     def __init__(
-        self, pool: asyncpg.Pool, stage: RegistryCheck, settings: Settings, fake: RunningFake
+        self, pool: asyncpg.Pool, stage: RegistryCheck, settings: AllSettings, fake: RunningFake
     ) -> None:
         self.pool = pool
         self.stage = stage
@@ -157,7 +157,7 @@ async def world() -> World:
 
 
 @pytest.fixture
-async def harness(settings: Settings, world: World) -> AsyncIterator[Harness]:
+async def harness(settings: AllSettings, world: World) -> AsyncIterator[Harness]:
     schema = f"it_rc_{uuid.uuid4().hex[:10]}"
     await migrate(settings.database_url, schema, RegistryCheck.migrations)
     pool = await create_pool(settings.database_url, schema, 5)
@@ -713,7 +713,7 @@ async def test_a_replay_storm_runs_the_order_once_at_a_time_and_at_most_the_limi
     """Defect 9: 1,000 replays of one rejected order were 1,001 evaluations. Replays of an
     order already being re-run are coalesced, and past the limit (5) refused, audited."""
     await rejected_order(harness, world, "RC-STORM", 80)
-    limit = harness.processor.settings.replay_limit
+    limit = harness.stage.settings.replay_limit
     for wave in range(limit + 2):
         for _ in range(20):  # a burst while the re-run is on its way
             await harness.deliver(ReplayOrder(order_id="RC-STORM", actor="s-6"), ORDER_COMMANDS)
@@ -801,3 +801,17 @@ async def test_checked_orders_refuse_a_status_registry_check_does_not_give(
         await harness.pool.execute(
             "INSERT INTO checked_orders (order_id, revision, status) VALUES ('X-1', 1, 'RECEIVED')"
         )
+
+
+async def test_the_registers_http_clients_are_closed_with_the_stages_resources(
+    settings: AllSettings, world: World
+) -> None:
+    """Closed once, when the runtime leaves Stage.resources (no background task that waits
+    forever only to close them)."""
+    async with fake_registers(world.ds) as fake:
+        s = fake.settings(settings)
+        http = http_registers(s)
+        stage = RegistryCheck(s, http.registers, closers=(http.aclose,))
+        async with stage.resources():
+            assert not any(client.is_closed for client in http.clients)
+        assert all(client.is_closed for client in http.clients)

@@ -3,12 +3,15 @@
 
 The CLI reads a support schema of this test's own, filled only by support's stage from
 published events (statuses with their checks, command outcomes); its commands go to a
-list instead of Kafka; the Kafka path is the e2e test's.
+list instead of Kafka; the Kafka path is the e2e test's. Each command runs as the staff
+runs it (typer's CliRunner: parsing, exit code, standard output and error), in a thread
+of its own because the command runs its own event loop.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -19,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
-from services.support.cli import Cli, Store, UsageError, dispatch, parser
+from services.support.cli import Backend, app
 from services.support.stage import Support
 from shared.db import create_pool, migrate
 from shared.events import (
@@ -57,6 +61,7 @@ class World:
     conn: asyncpg.Connection[asyncpg.Record]
     support: str
     sent: Sent
+    database_url: str
     offset: int = 0
 
     async def status(
@@ -90,14 +95,17 @@ class World:
             Delivery(COMMAND_OUTCOMES, 0, self.offset, event.order_id.encode(), encode(event))
         )
 
-    async def run(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        cli = Cli(Store(self.conn, self.support), self.sent, out, err)
-        try:
-            code = await dispatch(parser().parse_args(argv), cli)
-        except UsageError as exc:
-            return 2, out.getvalue(), str(exc)
-        return code, out.getvalue(), err.getvalue()
+    async def run(self, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        """`kortflyt ARGV...` on this test's support schema, its commands into `sent`."""
+        backend = Backend(
+            self.database_url, lambda: contextlib.nullcontext(self.sent), self.support
+        )
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app, list(argv), input=stdin, obj=backend
+        )
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -107,7 +115,8 @@ async def world(settings: Settings) -> AsyncIterator[World]:
     pool = await create_pool(settings.database_url, support, 4)
     conn = await asyncpg.connect(settings.database_url)
     try:
-        yield World(Processor(pool, Support(), settings), conn, support, Sent())
+        processor = Processor(pool, Support(), settings)
+        yield World(processor, conn, support, Sent(), settings.database_url)
     finally:
         await pool.close()
         await conn.execute(f"DROP SCHEMA {support} CASCADE")
@@ -313,7 +322,34 @@ def test_an_override_without_a_reason_is_refused_by_the_command_line_itself() ->
         check=False,
     )
     assert result.returncode == 2
-    assert "the following arguments are required: --reason" in result.stderr
+    assert "Missing option '--reason'" in result.stderr
+
+
+async def test_users_add_saves_an_account_that_signs_in_and_refuses_a_bad_name(
+    world: World,
+) -> None:
+    from services.support.web.auth import Accounts
+
+    code, out, _ = await world.run(
+        "users", "add", "kari", "--role", "operator", "--password-stdin", stdin="a-long-s3cret-pw\n"
+    )
+    assert (code, out.splitlines()[-1]) == (0, "user kari (operator) saved")
+    code, out, _ = await world.run("users", "add", "ola", "--role", "viewer")
+    saved, password = out.splitlines()[-2:]
+    assert code == 0 and saved == "user ola (viewer) saved" and password.startswith("password: ")
+    generated = password.removeprefix("password: ")
+    pool = await create_pool(world.database_url, world.support, 2)
+    try:
+        accounts = Accounts(pool)
+        assert (await accounts.login("kari", "a-long-s3cret-pw", "test")).problem == "ok"
+        assert (await accounts.login("ola", generated, "test")).problem == "ok"
+    finally:
+        await pool.close()
+
+    code, _, err = await world.run("users", "add", "no spaces", "--role", "viewer")
+    assert code == 2 and "error: a user name is 1-64 letters" in err
+    code, _, err = await world.run("users", "add", "kari", "--role", "boss")
+    assert code == 2 and "Invalid value for '--role'" in err
 
 
 def test_commands_round_trip_through_their_json() -> None:

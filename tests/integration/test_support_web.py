@@ -41,9 +41,9 @@ from shared.events import (
 from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
+from tests.settings import AllSettings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/v1/login")}
@@ -124,7 +124,7 @@ class Console:
 
 
 @pytest.fixture
-async def console(settings: Settings) -> AsyncIterator[Console]:
+async def console(settings: AllSettings) -> AsyncIterator[Console]:
     schema = f"it_web_{uuid.uuid4().hex[:8]}"
     app = create_app(settings, schema)
     async with app.router.lifespan_context(app):
@@ -290,7 +290,7 @@ async def test_an_override_is_one_signed_command_with_the_servers_actor_and_time
     [row] = await console.pool.fetch("SELECT topic, key, value, headers FROM outbox")
     assert (row["topic"], row["key"]) == (ORDER_COMMANDS, b"W-OV")
     headers = {k: v.encode() for k, v in json.loads(row["headers"])}
-    verifier = CommandVerifier.from_settings(Settings())
+    verifier = CommandVerifier.from_settings(AllSettings())
     assert verifier.refusal(row["value"], headers) is None
     command = parse_command(row["value"])
     assert isinstance(command, OverrideCheck)

@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from devtools import factories
+from services.intake.documents import missing_document_codes
 from shared.events import (
     COMMAND_MODELS,
     EVENT_MODELS,
@@ -59,11 +60,24 @@ def parse_submitted(data: Any) -> OrderSubmitted:
 def reasons_for(data: dict[str, Any]) -> list[Reason]:
     with pytest.raises(ValidationError) as info:
         parse_submitted(data)
-    return reasons_from_validation(info.value)
+    return reasons_from_validation(info.value, missing_document_codes)
 
 
 def codes_at(reasons: list[Reason]) -> set[tuple[ReasonCode, str]]:
     return {(r.code, r.check) for r in reasons}
+
+
+def test_missing_documents_are_intakes_reading_and_shared_knows_only_schema_invalid() -> None:
+    """The document paths' reason codes belong to intake (its route's `codes_for`); the
+    shared rule alone names the field with SCHEMA_INVALID."""
+    with pytest.raises(ValidationError) as info:
+        parse_submitted(without(submitted_dict(), "documents", "photo"))
+    assert codes_at(reasons_from_validation(info.value)) == {
+        (ReasonCode.SCHEMA_INVALID, "documents.photo")
+    }
+    assert codes_at(reasons_from_validation(info.value, missing_document_codes)) == {
+        (ReasonCode.PHOTO_MISSING, "documents.photo")
+    }
 
 
 def without(data: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -422,7 +436,7 @@ def test_submission_without_event_id_or_occurred_at_is_refused(field: str) -> No
     try:
         parse_submitted(without(submitted_dict(), field))
     except ValidationError as exc:
-        reasons = reasons_from_validation(exc)
+        reasons = reasons_from_validation(exc, missing_document_codes)
     else:
         reasons = []
     assert codes_at(reasons) == {(ReasonCode.SCHEMA_INVALID, field)}
@@ -520,7 +534,7 @@ def test_unreadable_json_is_one_schema_invalid_reason() -> None:
     """Bytes that are not JSON give SCHEMA_INVALID for the message as a whole."""
     with pytest.raises(ValidationError) as info:
         parse_event(OrderSubmitted, b"{not json")
-    reasons = reasons_from_validation(info.value)
+    reasons = reasons_from_validation(info.value, missing_document_codes)
     assert len(reasons) == 1
     assert reasons[0].code is ReasonCode.SCHEMA_INVALID
 

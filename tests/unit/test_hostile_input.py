@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from devtools import factories
+from services.intake.documents import missing_document_codes
 from shared.events import OrderSubmitted, Reason, parse_event
 from shared.messaging import OrderRef, reasons_from_validation
 from shared.reasons import ReasonCode
@@ -68,7 +69,7 @@ def check_intake_reads(raw: bytes) -> OrderSubmitted | list[Reason]:
     try:
         event = parse_event(OrderSubmitted, raw)
     except ValidationError as exc:
-        reasons = reasons_from_validation(exc)
+        reasons = reasons_from_validation(exc, missing_document_codes)
         assert reasons, "a refused message must name at least one reason"
         assert all(isinstance(r, Reason) for r in reasons)
         assert {r.code.value for r in reasons} <= KNOWN_CODES

@@ -15,6 +15,7 @@ import pytest
 from devtools.factories import submitted
 from services.intake.documents import Kind
 from services.intake.orders import Arrival, IntakeOrder, IntakeStatus
+from services.intake.settings import IntakeSettings
 from services.intake.stage import Checked, Intake
 from shared.events import (
     CLOSED_STATUSES,
@@ -31,7 +32,6 @@ from shared.events import (
 from shared.messaging import OrderRef, TransientFailure
 from shared.reasons import ReasonCode
 from shared.replays import ALREADY_RUNNING
-from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import (
     COMMAND_OUTCOMES,
@@ -116,6 +116,9 @@ class NoFetcher:
 
         return nothing()
 
+    async def close(self) -> None:
+        return None
+
 
 @dataclass
 class World:
@@ -127,7 +130,7 @@ class World:
 @pytest.fixture
 def world() -> World:
     orders, blobs = FakeIntakeOrders(), FakeBlobs()
-    verifier = CommandVerifier.from_settings(Settings(command_public_key_files=""))
+    verifier = CommandVerifier.from_settings(IntakeSettings(command_public_key_files=""))
     repository: Callable[[Any], FakeIntakeOrders] = lambda _conn: orders  # noqa: E731
     stage = Intake(NoFetcher(), blobs, verifier, replay_limit=2, orders=repository)
     return World(orders, blobs, stage)

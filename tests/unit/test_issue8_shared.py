@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from pydantic import ValidationError
 
 from devtools import factories
+from services.intake.documents import missing_document_codes
 from shared.consumer import KeyedDispatcher
 from shared.events import OrderSubmitted, parse_event
 from shared.messaging import (
@@ -54,7 +55,7 @@ def test_values_that_would_blow_up_later_are_schema_invalid_when_read(
     data = replaced(factories.submitted("A-8"), path, value)
     with pytest.raises(ValidationError) as info:
         parse_event(OrderSubmitted, raw(data))
-    reasons = reasons_from_validation(info.value)
+    reasons = reasons_from_validation(info.value, missing_document_codes)
     assert [(r.code, r.check) for r in reasons] == [(ReasonCode.SCHEMA_INVALID, ".".join(path))]
 
 

@@ -18,6 +18,7 @@ from devtools.factories import submitted
 from services.registry_check.adapters import Registers
 from services.registry_check.domain import Check, Outcome, Register, RuleResult
 from services.registry_check.orders import STATUSES, CheckedOrder, RecordedCheck
+from services.registry_check.settings import RegistryCheckSettings
 from services.registry_check.stage import Evaluation, RegistryCheck
 from shared.events import (
     CancelOrder,
@@ -33,7 +34,6 @@ from shared.events import (
 from shared.messaging import TransientFailure
 from shared.reasons import ReasonCode
 from shared.replays import ALREADY_RUNNING
-from shared.settings import Settings
 from shared.topics import COMMAND_OUTCOMES, ORDER_ACCEPTED, ORDER_APPROVED, retry_topic
 from tests.unit.fake_uow import FakeLedger, allowed_statuses, emitted, fake_tx, sent_to, statuses
 
@@ -96,7 +96,7 @@ class World:
 def world() -> World:
     clock = Clock()
     orders = FakeCheckedOrders(clock=clock)
-    settings = Settings(
+    settings = RegistryCheckSettings(
         command_public_key_files="",
         replay_limit=2,
         employment_wait_days=14,

@@ -75,19 +75,21 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def service() -> Service:
+def service() -> Service[Settings]:
     return Service(lambda _settings: WiringStage(), settings())
 
 
 @pytest.fixture
-def recorder(service: Service) -> RecordingProcessor:
+def recorder(service: Service[Settings]) -> RecordingProcessor:
     recorder = RecordingProcessor(service.stage, service.settings)
     service.processor = recorder
     return recorder
 
 
 @pytest.fixture
-async def broker(service: Service, recorder: RecordingProcessor) -> AsyncIterator[KafkaBroker]:
+async def broker(
+    service: Service[Settings], recorder: RecordingProcessor
+) -> AsyncIterator[KafkaBroker]:
     async with TestKafkaBroker(service.broker) as test_broker:
         yield test_broker
     # Leave no dispatcher task behind on the shared event loop.
@@ -95,7 +97,7 @@ async def broker(service: Service, recorder: RecordingProcessor) -> AsyncIterato
         await subscription.dispatcher.drain(0.1)
 
 
-async def settle(service: Service, timeout_s: float = 2.0) -> None:
+async def settle(service: Service[Settings], timeout_s: float = 2.0) -> None:
     """Wait until both dispatchers have finished what they were given."""
     for subscription in (service.main, service.retry):
         assert await subscription.dispatcher.drain(timeout_s), "a message never finished"
@@ -105,7 +107,7 @@ def due_ms(seconds_from_now: float) -> str:
     return str(int((time.time() + seconds_from_now) * 1000))
 
 
-def test_subscribers_use_their_own_groups_and_manual_commits(service: Service) -> None:
+def test_subscribers_use_their_own_groups_and_manual_commits(service: Service[Settings]) -> None:
     """Input and retry topics have separate consumer groups (a waiting retry never holds
     up new orders), and FastStream never commits by itself (AckPolicy.MANUAL): offsets
     are committed by the service, only below finished messages."""
@@ -122,7 +124,7 @@ def test_subscribers_use_their_own_groups_and_manual_commits(service: Service) -
 
 
 async def test_message_on_the_input_topic_reaches_the_processor_as_a_delivery(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """Bytes published to the input topic arrive unchanged, with key, topic and no retry
     headers: attempt 0, origin = the input topic, no due time."""
@@ -140,7 +142,7 @@ async def test_message_on_the_input_topic_reaches_the_processor_as_a_delivery(
 
 
 async def test_finished_message_becomes_the_commit_point_of_its_group(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """Once processed, the input group may commit past the message (offset + 1); the
     retry group has nothing to commit."""
@@ -152,7 +154,7 @@ async def test_finished_message_becomes_the_commit_point_of_its_group(
 
 
 async def test_messages_of_one_order_are_delivered_in_order(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """Three messages for one key are three deliveries in publishing order."""
     for n in range(3):
@@ -162,7 +164,7 @@ async def test_messages_of_one_order_are_delivered_in_order(
 
 
 async def test_due_retry_reaches_the_processor_with_its_retry_headers(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """A retry whose due time has passed is processed at once, as attempt n of the
     original topic, in the retry group."""
@@ -185,7 +187,7 @@ async def test_due_retry_reaches_the_processor_with_its_retry_headers(
 
 
 async def test_retry_is_processed_only_when_due(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """A retry due in 0.4 s is held until then (Processor.wait_until_due), then processed."""
     published = time.time()
@@ -203,7 +205,7 @@ async def test_retry_is_processed_only_when_due(
 
 
 async def test_waiting_retry_does_not_hold_up_new_orders(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """While a retry waits for its due time, a new order on the input topic is processed."""
     await broker.publish(
@@ -220,7 +222,7 @@ async def test_waiting_retry_does_not_hold_up_new_orders(
 
 
 async def test_retry_not_due_when_stopping_is_not_processed_and_not_committed(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """On shutdown a retry that is not yet due is abandoned: it never reaches the
     processor and its offset stays uncommitted, so it is redelivered after the restart."""
@@ -237,7 +239,7 @@ async def test_retry_not_due_when_stopping_is_not_processed_and_not_committed(
 
 
 async def test_message_arriving_after_shutdown_began_is_not_started(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """Once the subscription stops accepting, a message is neither processed nor
     tracked (so never committed): it is redelivered after the restart."""
@@ -250,7 +252,7 @@ async def test_message_arriving_after_shutdown_began_is_not_started(
 
 
 async def test_message_on_an_unrelated_topic_is_not_consumed(
-    service: Service, broker: KafkaBroker, recorder: RecordingProcessor
+    service: Service[Settings], broker: KafkaBroker, recorder: RecordingProcessor
 ) -> None:
     """The service subscribes only to its routes and its own retry topic."""
     await broker.publish(b"x", retry_topic("another_service"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uvicorn
 
+from services.support.settings import SupportSettings
 from services.support.web.app import create_app
 from shared.logging import configure_logging
-from shared.settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = SupportSettings()
     configure_logging("support-web", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

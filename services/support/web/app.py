@@ -19,12 +19,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from services.support.settings import SupportSettings
 from services.support.web.auth import Accounts, CsrfRejected, Forbidden, NotSignedIn
 from services.support.web.commands import ConsoleCommands
 from services.support.web.queries import Queries
 from services.support.web.render import templates
 from shared.db import create_pool, migrate
-from shared.settings import Settings
 from shared.signing import CommandSigner
 
 HERE = Path(__file__).parent
@@ -50,7 +50,7 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API)
 
 
-def create_app(settings: Settings, schema: str = "support") -> FastAPI:
+def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
     """The app on support's schema (`schema`: another one for tests)."""
 
     @contextlib.asynccontextmanager
