@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import ConfigDict, JsonValue
 
 from shared.events import Event
+from shared.messaging import OrderRef
 
 MAX_TEXT = 200
 
@@ -63,13 +64,6 @@ def _email(value: Any) -> str | None:
         return None
 
 
-def _revision(value: Any) -> int:
-    """As shared.messaging.OrderRef reads it: an unusable revision is 0, like intake's status."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**6:
-        return 0
-    return value
-
-
 def _date(value: Any) -> date | None:
     try:
         return date.fromisoformat(value) if isinstance(value, str) else None
@@ -85,7 +79,7 @@ def contact_of(event: SubmissionSeen) -> Contact:
     org = employer.get("org_number")
     return Contact(
         order_id=event.order_id,
-        revision=_revision(event.revision),
+        revision=OrderRef.revision_of(event.revision),
         email=_email(employer.get("contact_email")),
         employer_name=_text(employer.get("name")),
         employer_org_number=org

@@ -77,7 +77,7 @@ class Support(Stage):
         }
 
     async def on_submitted(self, tx: Tx, event: SubmittedSummary) -> None:
-        revision = event.revision if type(event.revision) is int and event.revision >= 0 else 0
+        revision = OrderRef.revision_of(event.revision)
         employer = event.employer if isinstance(event.employer, dict) else {}
         org = employer.get("org_number")
         await tx.conn.execute(
