@@ -93,20 +93,6 @@ ORDER_STATE_LABEL: dict[OrderState, tuple[str, str]] = {
     OrderState.UNKNOWN: ("UKJENT", "UNKNOWN"),
 }
 
-STATUS_LABEL: dict[Status, tuple[str, str]] = {
-    Status.RECEIVED: ("Mottatt", "Received"),
-    Status.DOCUMENTS_REJECTED: ("Dokumenter avvist", "Documents rejected"),
-    Status.ACCEPTED: ("Dokumenter godkjent", "Documents accepted"),
-    Status.CHECKING: ("Kontrolleres mot registre", "Being checked against registers"),
-    Status.AWAITING_REGISTER: ("Venter på register", "Waiting for a register"),
-    Status.APPROVED: ("Godkjent", "Approved"),
-    Status.REJECTED: ("Avslått", "Rejected"),
-    Status.NEEDS_ATTENTION: ("Til manuell behandling", "Being handled by staff"),
-    Status.IN_PRODUCTION: ("I produksjon", "In production"),
-    Status.PRODUCED: ("Produsert", "Produced"),
-    Status.CANCELLED: ("Kansellert", "Cancelled"),
-}
-
 
 def order_state(status: str | None) -> OrderState:
     if status is None:

@@ -34,7 +34,6 @@ from starlette.staticfiles import StaticFiles
 from services.verify.domain import (
     CARD_TYPE_LABEL,
     ORDER_STATE_LABEL,
-    STATUS_LABEL,
     VALID_ON,
     VERDICT_LABEL,
     OrderState,
@@ -49,7 +48,7 @@ from services.verify.queries import CardRow, Lookups
 from services.verify.stage import Verify
 from shared.blobstore import BlobNotFoundError, BlobStore, DirectoryBlobStore
 from shared.db import create_pool, migrate
-from shared.events import Status
+from shared.events import STATUS_LABEL, Status
 from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
 from shared.norway import OSLO, norwegian_date, today_in_norway
