@@ -24,7 +24,6 @@ A 5xx refusal marks the row `failed` (logged; support can see it in the table).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -33,6 +32,7 @@ from services.notify.smtp import MailDeferred, MailRefused, MailTransport
 from shared.logging import bind_message, get_logger
 from shared.messaging import backoff_s
 from shared.settings import Settings
+from shared.worker import WorkLoop
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -55,26 +55,24 @@ class Sender:
         self.schema = schema
         self.transport = transport
         self.settings = settings
-        self._wakeup = asyncio.Event()
+        self._loop = WorkLoop(wake_channel(schema), IDLE_POLL_S)
         self._outage = 0  # consecutive passes that could not reach the server
 
     async def run(self, conn: Connection) -> None:
-        await conn.add_listener(wake_channel(self.schema), self._on_notify)
+        async def step() -> bool:
+            looked, reached = await self.send_pending(conn)
+            if not reached:  # the server is down: pause, growing, then try again
+                self._outage += 1
+                pause = backoff_s(self._outage, self.settings)
+                log.warning("mail.server_unreachable", pause_s=pause)
+                await asyncio.sleep(pause)
+                return True
+            self._outage = 0
+            return looked >= BATCH
+
         try:
             await self.recover(conn)
-            while True:
-                looked, reached = await self.send_pending(conn)
-                if not reached:
-                    self._outage += 1
-                    pause = backoff_s(self._outage, self.settings)
-                    log.warning("mail.server_unreachable", pause_s=pause)
-                    await asyncio.sleep(pause)
-                    continue
-                self._outage = 0
-                if looked < BATCH:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                    self._wakeup.clear()
+            await self._loop.run(conn, step)
         finally:
             await self.transport.close()
 
@@ -90,9 +88,6 @@ class Sender:
             bind_message(order_id=row["order_id"], revision=row["revision"], status=row["status"])
             log.error("mail.unconfirmed", message_id=row["message_id"])
         return len(rows)
-
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
 
     async def send_pending(self, conn: Connection) -> tuple[int, bool]:
         """One pass over the due rows: (rows looked at, whether the server was reachable)."""

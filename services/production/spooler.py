@@ -20,7 +20,6 @@ already taken the file away before the restart, prints the card again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from shared.outbox import enqueue
 from shared.qrtoken import Payload, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED
+from shared.worker import WorkLoop
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -70,25 +70,21 @@ class Spooler:
         self.spool = spool
         self.blobs = blobs
         self.settings = settings
-        self._wakeup = asyncio.Event()
+        self._loop = WorkLoop(wake_channel(schema), IDLE_POLL_S)
         self._expired_at = 0.0
 
     async def run(self, conn: Connection) -> None:
         """Print what is waiting, then wait for a commit to announce a new card."""
-        await conn.add_listener(wake_channel(self.schema), self._on_notify)
         # Only the leader writes to the spool: a temporary file now is one a crash left.
         if removed := await asyncio.to_thread(self.spool.discard_partial):
             log.warning("print.partial_files_removed", files=removed)
-        while True:
+
+        async def step() -> bool:
             if time.monotonic() - self._expired_at > EXPIRE_EVERY_S:
                 await self.expire(conn)
-            if await self.print_pending(conn) < BATCH:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                self._wakeup.clear()
+            return await self.print_pending(conn) >= BATCH
 
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
+        await self._loop.run(conn, step)
 
     async def expire(self, conn: Connection) -> None:
         """The register says EXPIRED once a card's last valid day has passed."""
