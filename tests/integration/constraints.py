@@ -7,15 +7,14 @@ import re
 import asyncpg
 
 
-async def allowed_values(pool: asyncpg.Pool, schema: str, table: str, column: str) -> set[str]:
-    """The string literals of the CHECK constraints on `schema.table` that name `column`."""
-    definitions = await pool.fetch(
-        "SELECT pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c"
-        " JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
-        " WHERE c.contype = 'c' AND n.nspname = $1 AND t.relname = $2",
+async def allowed_values(pool: asyncpg.Pool, schema: str, constraint: str) -> set[str]:
+    """The string literals of the CHECK constraint `constraint` in `schema`."""
+    definition = await pool.fetchval(
+        "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c"
+        " JOIN pg_namespace n ON n.oid = c.connamespace"
+        " WHERE c.contype = 'c' AND n.nspname = $1 AND c.conname = $2",
         schema,
-        table,
+        constraint,
     )
-    found = [r["definition"] for r in definitions if column in r["definition"]]
-    assert len(found) == 1, found
-    return set(re.findall(r"'([^']*)'", found[0]))
+    assert definition is not None, f"no CHECK constraint {constraint} in {schema}"
+    return set(re.findall(r"'([^']*)'", definition))

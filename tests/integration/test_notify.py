@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.notify.notifications import Awaiting, MailState
 from services.notify.proof import verify
 from services.notify.sender import Sender
 from services.notify.smtp import MailTransport, SmtpTransport
@@ -34,6 +35,7 @@ from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests.fakes import mail_sink
+from tests.integration.constraints import allowed_values
 
 
 def submission(order_id: str, revision: int = 1, **changes: Any) -> bytes:
@@ -359,7 +361,8 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
         HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
     }
     await desk.deliver(retry_topic(desk.processor.stage.name), encode(produced), last_try)
-    assert await desk.states() == {("N-12", 1, "PRODUCED"): "failed"}
+    assert await desk.states() == {("N-12", 1, "PRODUCED"): "waiting"}
+    assert await desk.pool.fetchval("SELECT waiting_for FROM notifications") == "card"
 
     await desk.tell(
         CardProduced(
@@ -375,3 +378,13 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
     (mail,) = desk.mail()
     assert mail["Message-ID"] == "<hmskort.N-12.r1.produced@hmskort.example>"
     assert await desk.states() == {("N-12", 1, "PRODUCED"): "sent"}
+
+
+async def test_the_table_allows_exactly_the_mail_states_the_code_knows(desk: Desk) -> None:
+    schema = desk.processor.stage.name
+    assert await allowed_values(desk.pool, schema, "notifications_mail_state_check") == {
+        s.value for s in MailState
+    }
+    assert await allowed_values(desk.pool, schema, "notifications_waiting_for_check") == {
+        a.value for a in Awaiting
+    }

@@ -289,5 +289,5 @@ async def test_a_card_past_its_last_valid_day_is_marked_expired(plant: Plant) ->
 
 async def test_the_register_allows_exactly_the_card_statuses_the_code_knows(plant: Plant) -> None:
     schema = plant.processor.stage.name
-    allowed = await allowed_values(plant.pool, schema, "cards", "status")
+    allowed = await allowed_values(plant.pool, schema, "cards_status_check")
     assert allowed == {s.value for s in CardStatus}
