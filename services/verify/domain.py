@@ -15,6 +15,16 @@ from enum import StrEnum
 from shared.events import Status
 
 
+class CardStatus(StrEnum):
+    """A card's status in verify's projection (design.md, "Cards after production");
+    the `cards.status` CHECK constraint allows exactly these."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
 class Verdict(StrEnum):
     VALID = "VALID"
     SUSPENDED = "SUSPENDED"
@@ -44,11 +54,11 @@ VALID_ON: dict[str, tuple[str, ...]] = {
     "cleaning": ("cleaning", "construction"),
 }
 
-_CARD_STATUS_VERDICT = {
-    "ACTIVE": Verdict.VALID,
-    "SUSPENDED": Verdict.SUSPENDED,
-    "REVOKED": Verdict.REVOKED,
-    "EXPIRED": Verdict.EXPIRED,
+_CARD_STATUS_VERDICT: dict[str, Verdict] = {
+    CardStatus.ACTIVE: Verdict.VALID,
+    CardStatus.SUSPENDED: Verdict.SUSPENDED,
+    CardStatus.REVOKED: Verdict.REVOKED,
+    CardStatus.EXPIRED: Verdict.EXPIRED,
 }
 
 

@@ -44,7 +44,7 @@ from services.verify.domain import (
     order_state,
 )
 from services.verify.keys import KeyRing
-from services.verify.queries import CardRow, Lookups
+from services.verify.repository import CardRow, Lookups
 from services.verify.stage import Verify
 from shared.blobstore import BlobNotFoundError, BlobStore, DirectoryBlobStore
 from shared.db import create_pool, migrate
