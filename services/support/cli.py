@@ -207,7 +207,7 @@ class NoSink:
 # --------------------------------------------------------------------------- output
 
 
-class Progress:
+class ProgressBar:
     """A progress bar on a terminal; a line every 10 % otherwise."""
 
     def __init__(self, total: int, out: TextIO, width: int = 30) -> None:
@@ -403,7 +403,7 @@ class Cli:
                 self.say(f"would replay {o['order_id']} ({o['status']} at {o['stage']})")
             self.say(f"dry run: {len(chosen)} orders would be replayed ({summary})")
         else:
-            progress = Progress(len(chosen), self.err)
+            progress = ProgressBar(len(chosen), self.err)
             for o in chosen:
                 stage = o["stage"] if o["stage"] in OWNING_STAGES else None
                 await self.sink.send(
