@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.notify.contacts import Contact, SubmissionSeen, contact_of
+from services.notify.contacts import Contact, contact_of
 from services.notify.mail import compose, mail_domain, message_id
 from services.notify.notifications import Awaiting, Notification
 from services.notify.proof import (
@@ -46,6 +46,7 @@ from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.norway import Clock, utc_now
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """What support keeps of each order from the portal's submission: pure, no I/O.
 
-support reads `order.submitted` leniently (`SubmittedSummary`): a submission intake
+support reads `order.submitted` leniently (shared/submission.py): a submission intake
 rejects is still an order support is asked about, so each field is kept only when it is
-usable (`SubmittedOrder.of`), never made up. The statuses, checks, cards and command
+usable, never made up. The statuses, checks, cards and command
 outcomes support projects are the contract's events as they are (shared/events.py).
 """
 
@@ -10,28 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
-from uuid import UUID
 
-from shared.events import Event, UtcDatetime
-from shared.identifiers import is_valid_org_number
-from shared.messaging import OrderRef
-
-CARD_TYPES = ("construction", "cleaning")
-MAX_TEXT = 200
-
-
-class SubmittedSummary(Event):
-    """The portal's order as support reads it: its ids strictly (never made up), the rest
-    leniently (whatever intake will say of it, support keeps what it can show)."""
-
-    event_id: UUID
-    occurred_at: UtcDatetime
-    event_type: str = "order.submitted"
-    revision: Any = None
-    card_type: Any = None
-    employer: Any = None
-    worker: Any = None
+from shared.submission import SubmissionSeen
 
 
 @dataclass(frozen=True)
@@ -47,27 +27,13 @@ class SubmittedOrder:
     submitted_at: datetime
 
     @classmethod
-    def of(cls, event: SubmittedSummary) -> SubmittedOrder:
-        employer = event.employer if isinstance(event.employer, dict) else {}
-        org = employer.get("org_number")
+    def of(cls, event: SubmissionSeen) -> SubmittedOrder:
         return cls(
             order_id=event.order_id,
-            revision=OrderRef.revision_of(event.revision),
-            card_type=event.card_type if event.card_type in CARD_TYPES else None,
-            employer_org_number=org if isinstance(org, str) and is_valid_org_number(org) else None,
-            employer_name=_text(employer.get("name")),
-            birth_date=_birth_date(event.worker),
+            revision=event.usable_revision(),
+            card_type=event.usable_card_type(),
+            employer_org_number=event.employer_org_number(),
+            employer_name=event.employer_name(),
+            birth_date=event.worker_birth_date(),
             submitted_at=event.occurred_at,
         )
-
-
-def _text(value: Any) -> str | None:
-    return value[:MAX_TEXT] if isinstance(value, str) and value.strip() else None
-
-
-def _birth_date(worker: Any) -> date | None:
-    raw = worker.get("birth_date") if isinstance(worker, dict) else None
-    try:
-        return date.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.support.orders import SubmittedOrder, SubmittedSummary
+from services.support.orders import SubmittedOrder
 from services.support.repository import PostgresSupportStore, SupportStore
 from shared.events import CardProduced, CommandHandled, OrderStatusChanged, Reason
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, Tx
 from shared.settings import Settings
+from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
@@ -45,12 +46,12 @@ class Support(Stage):
         self.store = store
         self.routes = {
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
-            ORDER_SUBMITTED: Route(SubmittedSummary, self.on_submitted, report_invalid=False),
+            ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted, report_invalid=False),
             CARD_PRODUCED: Route(CardProduced, self.on_card, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
         }
 
-    async def on_submitted(self, tx: Tx, event: SubmittedSummary) -> None:
+    async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
         await self.store(tx.conn, self.name).save_submitted(SubmittedOrder.of(event))
 
     async def on_card(self, tx: Tx, event: CardProduced) -> None:

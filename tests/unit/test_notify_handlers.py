@@ -6,13 +6,14 @@ the retry topic and a real SMTP sink."""
 from __future__ import annotations
 
 import email
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.notify.contacts import Contact, SubmissionSeen
+from services.notify.contacts import Contact
 from services.notify.notifications import UNCONFIRMED, Awaiting, MailState, Notification
 from services.notify.sender import Sender
 from services.notify.smtp import MailDeferred, MailRefused
@@ -21,6 +22,7 @@ from services.notify.templates import Card
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.submission import SubmissionSeen
 from tests.unit.fake_tx import FakeTx
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
@@ -94,6 +96,7 @@ class FakeNotifyStore:
 
 def submission(order_id: str, email_address: str | None = "hms@example.no") -> SubmissionSeen:
     return SubmissionSeen(
+        event_id=uuid.uuid4(),
         order_id=order_id,
         occurred_at=NOW,
         revision=1,

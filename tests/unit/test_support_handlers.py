@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.support.orders import SubmittedOrder, SubmittedSummary
+from services.support.orders import SubmittedOrder
 from services.support.stage import Support
 from shared.events import (
     CardProduced,
@@ -23,6 +23,7 @@ from shared.events import (
     Status,
 )
 from shared.reasons import ReasonCode
+from shared.submission import SubmissionSeen
 from tests.unit.fake_tx import FakeTx
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
@@ -133,8 +134,8 @@ async def test_a_status_of_an_older_revision_never_replaces_a_newer_one(
     assert len(store.timeline) == 2  # the timeline keeps both
 
 
-def submitted(order_id: str, **fields: Any) -> SubmittedSummary:
-    return SubmittedSummary(event_id=uuid.uuid4(), order_id=order_id, occurred_at=NOW, **fields)
+def submitted(order_id: str, **fields: Any) -> SubmissionSeen:
+    return SubmissionSeen(event_id=uuid.uuid4(), order_id=order_id, occurred_at=NOW, **fields)
 
 
 async def test_a_submission_keeps_what_support_may_show_and_leaves_out_the_unusable(
