@@ -10,6 +10,7 @@ and status, with its e-mail: services/notify/notifications.py).
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.notify.contacts import Contact
@@ -216,17 +217,13 @@ class PostgresNotifyStore:
 
 
 def _notification(row: Any) -> Notification:
+    values = {f.name: row[f.name] for f in fields(Notification) if f.name != "reason_codes"}
     return Notification(
-        order_id=row["order_id"],
-        revision=row["revision"],
-        status=Status(row["status"]),
-        event_id=row["event_id"],
-        reason_codes=tuple(json.loads(row["reasons"])),
-        mail_state=MailState(row["mail_state"]),
-        waiting_for=Awaiting(row["waiting_for"]) if row["waiting_for"] else None,
-        recipient=row["recipient"],
-        message_id=row["message_id"],
-        message=row["message"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
+        **{
+            **values,
+            "status": Status(row["status"]),
+            "reason_codes": tuple(json.loads(row["reasons"])),
+            "mail_state": MailState(row["mail_state"]),
+            "waiting_for": Awaiting(row["waiting_for"]) if row["waiting_for"] else None,
+        }
     )

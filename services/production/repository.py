@@ -8,6 +8,7 @@ transaction, so a card and the events about it commit together.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.production.cards import Card, CardStatus
@@ -122,18 +123,5 @@ class PostgresCardRegister:
 
 
 def _card(row: Any) -> Card:
-    return Card(
-        card_number=row["card_number"],
-        order_id=row["order_id"],
-        revision=row["revision"],
-        card_type=row["card_type"],
-        issued_on=row["issued_on"],
-        valid_until=row["valid_until"],
-        status=CardStatus(row["status"]),
-        holder_name=row["holder_name"],
-        birth_date=row["birth_date"],
-        employer_name=row["employer_name"],
-        employer_org_number=row["employer_org_number"],
-        photo_key=row["photo_key"],
-        print_attempts=row["print_attempts"],
-    )
+    values = {f.name: row[f.name] for f in fields(Card)}
+    return Card(**{**values, "status": CardStatus(row["status"])})
