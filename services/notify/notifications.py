@@ -5,7 +5,8 @@ The mail states, and who moves a notification between them:
 - the handler (services/notify/stage.py): `none` (this status gets no e-mail),
   `no_address` (the submission had no usable address), `pending` (composed, to be
   sent), or `waiting` (the e-mail needs the order's submission or its card, which never
-  came while the status was retried; a card that comes later completes it);
+  came while the status was retried; the submission or card that comes later completes
+  it);
 - the sender (services/notify/sender.py): `pending` → `sending` (committed before the
   e-mail goes to the server) → `sent`, `failed` (refused), back to `pending` (deferred),
   or `unconfirmed` (a sender stopped while sending: a person decides).
@@ -19,7 +20,7 @@ from uuid import UUID
 
 from services.notify.contacts import Contact
 from services.notify.templates import MAILED, Card
-from shared.events import OrderStatusChanged, Status
+from shared.events import OrderStatusChanged, Reason, Status
 
 MAX_ERROR = 500
 UNCONFIRMED = (
@@ -54,7 +55,7 @@ class Notification:
     revision: int
     status: Status
     event_id: UUID
-    reason_codes: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     mail_state: MailState = MailState.NONE
     waiting_for: Awaiting | None = None
     recipient: str | None = None
@@ -70,7 +71,20 @@ class Notification:
             revision=event.revision,
             status=event.status,
             event_id=event.event_id,
-            reason_codes=tuple(r.code.value for r in event.reasons),
+            reasons=tuple(event.reasons),
+        )
+
+    def as_status(self, card_number: str | None = None) -> OrderStatusChanged:
+        """The status this notification is about, again (for an e-mail made after it
+        waited): the same order, revision, status and reasons."""
+        return OrderStatusChanged(
+            event_id=self.event_id,
+            order_id=self.order_id,
+            revision=self.revision,
+            status=self.status,
+            stage="notify",
+            reasons=list(self.reasons),
+            card_number=card_number,
         )
 
     @property

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.notify.contacts import Contact
 from services.notify.notifications import Awaiting, MailState, Notification
 from services.notify.templates import Card
-from shared.events import Status
+from shared.events import Reason, Status
+from shared.reasons import ReasonCode
 from shared.worker import wake_at_commit
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class PostgresNotifyStore:
             " ON CONFLICT DO NOTHING",
             *n.key,
             n.event_id,
-            json.dumps(list(n.reason_codes)),
+            json.dumps([r.model_dump(mode="json") for r in n.reasons]),
             n.mail_state.value,
             n.waiting_for.value if n.waiting_for else None,
             n.recipient,
@@ -217,13 +218,20 @@ class PostgresNotifyStore:
 
 
 def _notification(row: Any) -> Notification:
-    values = {f.name: row[f.name] for f in fields(Notification) if f.name != "reason_codes"}
+    values = {f.name: row[f.name] for f in fields(Notification)}
     return Notification(
         **{
             **values,
             "status": Status(row["status"]),
-            "reason_codes": tuple(json.loads(row["reasons"])),
+            "reasons": tuple(_reason(r) for r in json.loads(row["reasons"])),
             "mail_state": MailState(row["mail_state"]),
             "waiting_for": Awaiting(row["waiting_for"]) if row["waiting_for"] else None,
         }
     )
+
+
+def _reason(stored: Any) -> Reason:
+    # Rows recorded before 0004 kept the reason codes only.
+    if isinstance(stored, str):
+        return Reason.of(ReasonCode(stored), "")
+    return Reason.model_validate(stored, strict=False)

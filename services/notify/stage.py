@@ -9,7 +9,8 @@
   the message's transaction. A status that arrives before its submission (or PRODUCED
   before its card) raises `Waiting`, a TransientFailure, so it comes back through the
   retry topic without holding up other orders; when the tries are used up it is
-  recorded `waiting` for what it needs, and a card that comes later completes it.
+  recorded `waiting` for what it needs, and the submission or card that comes later
+  completes it.
 
 The tables are reached through `NotifyStore` (services/notify/repository.py).
 
@@ -89,11 +90,16 @@ class Notify(Stage):
         }
 
     async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
+        store = self.store(tx.conn, self.name)
         contact = contact_of(event)
-        await self.store(tx.conn, self.name).add_contact(contact)
+        await store.add_contact(contact)
         log.info(
             "contact.recorded", revision=contact.revision, has_address=contact.email is not None
         )
+        # A status that gave up waiting for this submission gets its e-mail now.
+        for waiting in await store.waiting_for(event.order_id, Awaiting.SUBMISSION):
+            if waiting.revision == contact.revision:
+                await self._resume(store, waiting)
 
     async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
         store = self.store(tx.conn, self.name)
@@ -101,16 +107,22 @@ class Notify(Stage):
         await store.add_card(event.order_id, card)
         # A PRODUCED status that gave up waiting for this card gets its e-mail now.
         for waiting in await store.waiting_for(event.order_id, Awaiting.CARD):
-            contact = await store.contact(waiting.order_id, waiting.revision)
-            status = OrderStatusChanged(
-                order_id=waiting.order_id,
-                revision=waiting.revision,
-                status=waiting.status,
-                stage="production",
-                card_number=event.card_number,
-            )
-            await store.save(await self._mail(status, waiting, contact, card))
-            log.info("notification.recovered", status=waiting.status.value)
+            await self._resume(store, waiting)
+
+    async def _resume(self, store: NotifyStore, waiting: Notification) -> None:
+        """Make the e-mail of a notification that waited, now that what it waited for came
+        (it may wait on: a PRODUCED status that had no submission may still lack its card)."""
+        contact = await store.contact(waiting.order_id, waiting.revision)
+        card = await store.card(waiting.order_id) if waiting.status is Status.PRODUCED else None
+        status = waiting.as_status(card.number if card else None)
+        resumed = await self._mail(status, waiting, contact, card)
+        await store.save(resumed)
+        log.info(
+            "notification.recovered",
+            status=waiting.status.value,
+            mail=resumed.mail_state.value,
+            waiting_for=resumed.waiting_for.value if resumed.waiting_for else None,
+        )
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)

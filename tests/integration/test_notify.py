@@ -380,6 +380,32 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
     assert await desk.states() == {("N-12", 1, "PRODUCED"): "sent"}
 
 
+async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_it_comes(
+    desk: Desk,
+) -> None:
+    """A consumer far behind on order.submitted (a restart under load) once left such an
+    order without its e-mail for good: the status's retries ran out first."""
+    reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
+    rejected = status("N-13", Status.DOCUMENTS_REJECTED, reasons=[reason])
+    last_try = {
+        HEADER_ORIGIN: ORDER_STATUS.encode(),
+        HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
+    }
+    await desk.deliver(retry_topic(desk.processor.stage.name), encode(rejected), last_try)
+    assert await desk.states() == {("N-13", 1, "DOCUMENTS_REJECTED"): "waiting"}
+
+    await desk.submit(submission("N-13"))
+    await desk.send()
+
+    (mail,) = desk.mail()
+    assert mail["Message-ID"] == "<hmskort.N-13.r1.documents_rejected@hmskort.example>"
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert reason.message_en in body.get_content()
+    assert "employer.org_number" in body.get_content()
+    assert await desk.states() == {("N-13", 1, "DOCUMENTS_REJECTED"): "sent"}
+
+
 async def test_the_table_allows_exactly_the_mail_states_the_code_knows(desk: Desk) -> None:
     schema = desk.processor.stage.name
     assert await allowed_values(desk.pool, schema, "notifications_mail_state_check") == {

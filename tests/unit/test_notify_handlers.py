@@ -6,8 +6,10 @@ the retry topic and a real SMTP sink."""
 from __future__ import annotations
 
 import email
+import email.policy
 import uuid
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -123,6 +125,14 @@ def produced(order_id: str) -> CardProduced:
     )
 
 
+def body(message: bytes) -> str:
+    mail = email.message_from_bytes(message, policy=email.policy.default)
+    assert isinstance(mail, EmailMessage)
+    plain = mail.get_body(("plain",))
+    assert plain is not None
+    return str(plain.get_content())
+
+
 @pytest.fixture
 def store() -> FakeNotifyStore:
     return FakeNotifyStore()
@@ -164,10 +174,10 @@ async def test_a_rejection_is_composed_and_left_pending_for_the_sender(
     await notify.on_status(FakeTx("notify"), rejected)
 
     n = store.notifications[("N-3", 1, "REJECTED")]
-    assert (n.mail_state, n.recipient, n.reason_codes) == (
+    assert (n.mail_state, n.recipient, n.reasons) == (
         MailState.PENDING,
         "hms@example.no",
-        ("EMPLOYER_BANKRUPT",),
+        tuple(rejected.reasons),
     )
     assert n.message is not None
     mail = email.message_from_bytes(n.message)
@@ -230,8 +240,50 @@ async def test_produced_that_gave_up_waiting_is_recorded_waiting_and_mailed_with
     await notify.on_card_produced(FakeTx("notify"), produced("N-8"))
     n = store.notifications[("N-8", 1, "PRODUCED")]
     assert (n.mail_state, n.waiting_for) == (MailState.PENDING, None)
-    assert n.message is not None and b"0000000083" in n.message
+    assert n.message is not None and "0000000083" in body(n.message)
     assert store.cards["N-8"].number == "0000000083"
+
+
+async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_it_comes(
+    notify: Notify, store: FakeNotifyStore
+) -> None:
+    """A submission late beyond every retry (a consumer far behind) still gets its e-mail,
+    with every reason of the status; it used to stay without one."""
+    reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
+    event = status("N-10", Status.DOCUMENTS_REJECTED, reason)
+    with pytest.raises(Waiting) as waiting:
+        await notify.on_status(FakeTx("notify"), event)
+    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+    assert store.state("N-10", Status.DOCUMENTS_REJECTED) is MailState.WAITING
+
+    await notify.on_submitted(FakeTx("notify"), submission("N-10"))
+
+    n = store.notifications[("N-10", 1, "DOCUMENTS_REJECTED")]
+    assert (n.mail_state, n.waiting_for, n.recipient) == (
+        MailState.PENDING,
+        None,
+        "hms@example.no",
+    )
+    assert n.message is not None
+    text = body(n.message)
+    assert "ORG_NUMBER_INVALID" in text
+    assert "employer.org_number" in text
+    assert store.woken == 1
+
+
+async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
+    notify: Notify, store: FakeNotifyStore
+) -> None:
+    event = status("N-11", Status.PRODUCED)
+    with pytest.raises(Waiting) as waiting:
+        await notify.on_status(FakeTx("notify"), event)
+    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+
+    await notify.on_submitted(FakeTx("notify"), submission("N-11"))
+    assert store.notifications[("N-11", 1, "PRODUCED")].waiting_for is Awaiting.CARD
+
+    await notify.on_card_produced(FakeTx("notify"), produced("N-11"))
+    assert store.state("N-11", Status.PRODUCED) is MailState.PENDING
 
 
 async def test_a_card_with_no_one_waiting_is_only_remembered(
