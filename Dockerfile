@@ -2,12 +2,12 @@
 #
 # One image for every kortflyt process. docker-compose.yml picks the process with
 # `command:` (python -m services.intake | services.registry_check | services.production |
-# services.notify | shared.topics).
+# services.notify | services.support | services.verify | services.support.web | shared.topics).
 #
 # Stages:
 #   builder  - uv resolves nothing: it installs exactly what uv.lock pins into /app/.venv
 #   base     - python:3.11-slim + the venv + the source, non-root user
-#   dev      - base + tests/ (the fakes of the compose `dev` profile); never used in operations
+#   dev      - base + devtools/ (the fakes of the compose `dev` profile); never used in operations
 #   runtime  - the operations image (the last stage, so a plain `docker build .` gives it)
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -71,15 +71,15 @@ USER kortflyt:kortflyt
 CMD ["python", "-m", "services.intake"]
 
 # --------------------------------------------------------------------------- dev
-# Adds the test fakes (tests/fakes/...) and the dev dependencies they run on (aiohttp,
-# aiosmtpd) for `docker compose --profile dev up`.
+# Adds the development fakes (devtools/fakes/: registers, document store, mail sink) and the
+# dev dependencies they run on (aiohttp, aiosmtpd) for `docker compose --profile dev up`.
 FROM builder AS dev-builder
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen
 
 FROM base AS dev
 COPY --from=dev-builder /app/.venv /app/.venv
-COPY tests/ /app/tests/
+COPY devtools/ /app/devtools/
 
 # --------------------------------------------------------------------------- runtime
 FROM base AS runtime

@@ -7,7 +7,7 @@ PY       := $(VENV)/bin/python
 UV_HOME  := .state/uv
 UV       := $(UV_HOME)/bin/uv
 UV_VERSION := 0.13.9
-DEV      := $(PY) deploy/dev.py
+DEV      := $(PY) -m deploy.dev
 TEST_PROFILE ?= test
 TEST_ENV := KORTFLYT_PROFILE=$(TEST_PROFILE)
 

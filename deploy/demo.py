@@ -24,14 +24,14 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.dev import PROFILES
+from devtools.factories import sha256, submitted
+from devtools.fakes.register_data import CLEANING_COMPANY
 from shared.events import FINAL_STATUSES, OrderStatusChanged
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
-from tests.factories import sha256, submitted
-from tests.fakes.register_data import CLEANING_COMPANY
 
-# The settings of the system `make run` started (deploy/dev.py's dev profile).
+# The settings of the system `make run` started (deploy.dev's dev profile).
 for _key, _value in PROFILES[os.environ.get("KORTFLYT_PROFILE", "dev")].env().items():
     os.environ.setdefault(_key, _value)
 

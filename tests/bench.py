@@ -2,7 +2,7 @@
 
     KORTFLYT_PROFILE=test python -m tests.bench [--orders 2000] [--timeout 600] [--rate 0]
 
-`make bench` runs it against the test profile of deploy/dev.py (its infrastructure must be
+`make bench` runs it against the test profile of deploy.dev (its infrastructure must be
 up; KORTFLYT_PROFILE may name another test profile, `test1`.., never `dev`). Two
 measurements in one run, one after the other, with the same N messages:
 
@@ -11,7 +11,7 @@ measurements in one run, one after the other, with the same N messages:
    with a group-less consumer positioned at the end of the topic before the first send.
    Latency is the arrival of `PRODUCED` minus the moment just before the order was sent;
    throughput is N / (last `PRODUCED` - first send). The services are started with
-   deploy/dev.py's `services_up()` when they are not all running (and what it started is
+   deploy.dev's `services_up()` when they are not all running (and what it started is
    stopped again at the end), and are warmed up with one order first, so group joins and
    connection set-up are not timed; timing starts once the stages have no backlog. The
    peak RSS of each service process (deploy.dev.SERVICES) is sampled every 0.2 s.
@@ -63,6 +63,7 @@ from deploy.dev import (
     services_up,
     stop_pid,
 )
+from devtools.factories import submitted
 from shared.events import FINAL_STATUSES, Status
 from shared.outbox import kafka_producer
 from shared.settings import Settings
@@ -73,7 +74,6 @@ from shared.topics import (
     ORDER_STATUS,
     ORDER_SUBMITTED,
 )
-from tests.factories import submitted
 
 HOPS = 4
 HOP_PARTITIONS = 6
@@ -747,7 +747,7 @@ async def bench(settings: Settings, profile: Profile, args: argparse.Namespace) 
 
 
 def running_pidfiles(profile: Profile) -> dict[str, Path]:
-    """The live processes deploy/dev.py runs for `profile` (but Kafka), by pid file name."""
+    """The live processes deploy.dev runs for `profile` (but Kafka), by pid file name."""
     run_dir = profile.state / "run"
     return {
         f.name: f
@@ -785,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (port_open(profile.kafka_port) and port_open(profile.pg_port)):
         print(
             f"FAILED: the {profile.name} infrastructure is not up (Kafka {profile.kafka_port}, "
-            f"PostgreSQL {profile.pg_port}): run deploy/dev.py --profile test infra up"
+            f"PostgreSQL {profile.pg_port}): run python -m deploy.dev --profile test infra up"
         )
         return 1
     before = running_pidfiles(profile)

@@ -5,7 +5,7 @@
 
 Two runs of N orders through the real pipeline (the services as processes, real Kafka and
 PostgreSQL of the test profile), the documents served over HTTP by our fake document
-store (tests/fakes/docstore.py, started by deploy/dev.py beside the services):
+store (devtools/fakes/docstore.py, started by deploy.dev beside the services):
 
 1. no faults: every order's documents are served normally;
 2. faults: for a fraction of the orders (default 10 %) the photo's URL hangs (the store
@@ -33,13 +33,13 @@ import uuid
 from typing import Any
 
 from deploy.dev import PROFILES, Profile, services_down, services_up
+from devtools.factories import submitted
 from shared.events import FINAL_STATUSES, Status
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED
 from tests import corpus
 from tests.bench import Deadline, Tracker, assigned_at_end, follow, percentile, publish, wait_done
-from tests.factories import submitted
 
 
 class Store:

@@ -4,8 +4,8 @@ down the other 90 %.
     KORTFLYT_PROFILE=test3 python -m tests.bench_registers [--orders 400] [--rate 10]
         [--slow-share 0.1] [--slow-s 3] [--timeout 300]
 
-Needs the profile's infrastructure up (`python deploy/dev.py --profile P infra up`); the
-services and the fake registers are started with deploy/dev.py's `services_up()` when not
+Needs the profile's infrastructure up (`python -m deploy.dev --profile P infra up`); the
+services and the fake registers are started with deploy.dev's `services_up()` when not
 all running (and stopped again at the end). Two runs of N orders each, published at a
 steady rate (orders/s) so that latency measures processing, not a queue:
 
@@ -39,13 +39,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from deploy.dev import PROFILES, SERVICES, Instance, services_down, services_up, test_profile
+from devtools.factories import national_id, org_number, submitted
+from devtools.fakes import register_data as rd
+from devtools.fakes.registers import Admin
 from shared.events import OrderStatusChanged, Status
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED
-from tests.factories import national_id, org_number, submitted
-from tests.fakes import register_data as rd
-from tests.fakes.registers import Admin
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -1,4 +1,4 @@
-"""Test settings: the `test` profile of deploy/dev.py (its own Kafka and PostgreSQL ports),
+"""Test settings: the `test` profile of deploy.dev (its own Kafka and PostgreSQL ports),
 so the tests never touch a developer's running system."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ publish), never another service's tables; it writes nothing itself but commands 
 `hmskort.order.commands.v1`, signed with support's key (KORTFLYT_COMMAND_SIGNING_KEY_FILE),
 which the owning service verifies, handles, audits and makes idempotent by command id.
 Settings come from KORTFLYT_* variables
-(`python deploy/dev.py env` prints them for a local system).
+(`python -m deploy.dev env` prints them for a local system).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
 (`--reason`; `--note` is the staff's own words, kept in the audit trail) and when it got

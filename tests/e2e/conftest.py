@@ -1,4 +1,4 @@
-"""End-to-end fixtures: every service as its own process (deploy/dev.py, test profile)."""
+"""End-to-end fixtures: every service as its own process (deploy.dev, test profile)."""
 
 from __future__ import annotations
 
@@ -38,14 +38,14 @@ from deploy.dev import (
     stop_pid,
     test_profile,
 )
+from devtools.factories import submitted
+from devtools.fakes.registers import Admin
 from shared.events import CardProduced, OrderStatusChanged, Status
 from shared.health import is_healthy
 from shared.identifiers import is_valid_card_number
 from shared.outbox import kafka_producer
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
-from tests.factories import submitted
-from tests.fakes.registers import Admin
 
 
 @dataclass

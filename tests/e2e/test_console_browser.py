@@ -28,14 +28,14 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import BrowserContext, Page, Playwright, Route, async_playwright
 
 from deploy.dev import WEB, Instance, port_open, read_pid, service_env, spawn, stop_pid
+from devtools.factories import national_id, org_number, submitted
+from devtools.fakes import register_data as rd
 from services.support.web.auth import ROLES, Accounts, Role
 from shared.db import create_pool
 from shared.events import ReplayOrder, encode
 from shared.topics import ORDER_COMMANDS
 from tests.browser import AXE, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
-from tests.factories import national_id, org_number, submitted
-from tests.fakes import register_data as rd
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from devtools.factories import submitted
 from shared.events import CancelOrder, OrderStatusChanged, Status, encode, parse_command
 from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.outbox import kafka_producer
@@ -49,7 +50,6 @@ from shared.topics import (
     retry_topic,
 )
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
-from tests.factories import submitted
 
 R = ReasonCode
 REJECTED = Status.DOCUMENTS_REJECTED

@@ -1,4 +1,4 @@
-"""Documents over HTTP through the real pipeline: our fake document store (deploy/dev.py
+"""Documents over HTTP through the real pipeline: our fake document store (deploy.dev
 starts it beside the services), real Kafka, real retry topic."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 
+from devtools.factories import submitted
 from shared.events import OrderStatusChanged, Status
 from shared.reasons import ReasonCode
 from shared.topics import ORDER_STATUS
 from tests import corpus
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish
-from tests.factories import submitted
 
 
 def statuses_by_order(records: list[Any]) -> dict[str, list[OrderStatusChanged]]:

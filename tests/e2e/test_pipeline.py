@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from devtools.factories import submitted
 from shared.events import CardProduced, Status
 from shared.identifiers import is_valid_card_number
 from shared.reasons import ReasonCode
@@ -19,7 +20,6 @@ from tests.e2e.conftest import (
     publish,
     run_id,
 )
-from tests.factories import submitted
 
 EVERY_STATUS_OF_A_CARD = {
     Status.RECEIVED,

@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devtools.factories import national_id, org_number, submitted
+from devtools.fakes import register_data as rd
 from services.support.cli import Cli, KafkaSink, Store, dispatch, parser
 from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
 from shared.norway import today_in_norway
@@ -26,8 +28,6 @@ from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
-from tests.factories import national_id, org_number, submitted
-from tests.fakes import register_data as rd
 
 # How many orders of each kind; the hits (all but "normal") are a sixth of 1,000.
 HITS = {

@@ -15,12 +15,12 @@ from collections import Counter
 
 import asyncpg
 
+from devtools.factories import org_number, submitted
 from services.support.cli import KafkaSink
 from shared.events import ReplayOrder, Status
 from shared.replays import ALREADY_RUNNING, limit_reached
 from shared.signing import CommandSigner
 from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
-from tests.factories import org_number, submitted
 
 LIMIT = 5  # the default of KORTFLYT_REPLAY_LIMIT; the pipeline does not change it
 WAVES, PER_WAVE = 10, 100

@@ -24,11 +24,11 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
 
+from devtools.factories import submitted
 from shared.events import CardProduced
 from shared.topics import CARD_PRODUCED
 from tests.browser import AXE, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
-from tests.factories import submitted
 from tests.qr import qr_codes_in_pdf
 
 JSON = {"Accept": "application/json"}

@@ -12,9 +12,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devtools.fakes.register_data import DataSet
+from devtools.fakes.registers import FakeMaskinporten, FakeRegisters
 from shared.settings import Settings
-from tests.fakes.register_data import DataSet
-from tests.fakes.registers import FakeMaskinporten, FakeRegisters
 
 CLIENT_ID = "kortflyt-test-client"
 

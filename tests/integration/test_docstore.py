@@ -1,4 +1,4 @@
-"""The fake document store (tests/fakes/docstore.py) does what intake's tests will rely on.
+"""The fake document store (devtools/fakes/docstore.py) does what intake's tests will rely on.
 
 The store runs in-process on a real socket and every behaviour is observed from outside
 with httpx, the client intake uses: the bytes and headers of a normal fetch, each fault
@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.fakes.docstore import DocStore
 from tests import corpus
-from tests.fakes.docstore import DocStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -400,11 +400,11 @@ async def test_put_needs_a_running_store(tmp_path: Path) -> None:
 
 
 def test_command_line_serves_a_directory_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """`python -m tests.fakes.docstore --port 0 --dir DIR` prints its URL, serves DIR and
+    """`python -m devtools.fakes.docstore --port 0 --dir DIR` prints its URL, serves DIR and
     exits 0 on SIGTERM."""
     (tmp_path / "id.pdf").write_bytes(corpus.valid_pdf())
     with subprocess.Popen(  # noqa: S603 - this interpreter and fixed arguments
-        [sys.executable, "-m", "tests.fakes.docstore", "--port", "0", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "devtools.fakes.docstore", "--port", "0", "--dir", str(tmp_path)],
         cwd=REPO_ROOT,
         stderr=subprocess.PIPE,
         text=True,

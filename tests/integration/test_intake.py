@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from devtools.factories import submitted
 from services.intake.stage import build
 from shared.db import create_pool, migrate
 from shared.events import OrderAccepted, OrderStatusChanged, Status
@@ -19,7 +20,6 @@ from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
-from tests.factories import submitted
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ import asyncpg
 import pytest
 from PIL import Image
 
+from devtools.factories import submitted
+from devtools.fakes.docstore import DocStore
 from services.intake.stage import build
 from shared.db import create_pool, migrate
 from shared.events import OrderStatusChanged, Status, encode
@@ -33,8 +35,6 @@ from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests import corpus
-from tests.factories import submitted
-from tests.fakes.docstore import DocStore
 
 R = ReasonCode
 

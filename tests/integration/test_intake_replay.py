@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from devtools.factories import submitted
 from services.intake.stage import build
 from shared.db import create_pool, migrate
 from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status
@@ -24,7 +25,6 @@ from shared.topics import (
     ORDER_SUBMITTED,
     retry_topic,
 )
-from tests.factories import submitted
 from tests.signing import signed_delivery
 
 

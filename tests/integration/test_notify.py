@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devtools.fakes import mail_sink
 from services.notify.notifications import Awaiting, MailState
 from services.notify.proof import verify
 from services.notify.sender import Sender
@@ -34,7 +35,6 @@ from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
-from tests.fakes import mail_sink
 from tests.integration.constraints import allowed_values
 
 

@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
+from devtools.factories import national_id, sample_photo
 from services.production.cards import CardStatus
 from services.production.domain import add_years
 from services.production.spool import DirectorySpool, PrintJob, SpoolEntry
@@ -42,7 +43,6 @@ from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED, ORDER_STATUS
-from tests.factories import national_id, sample_photo
 from tests.integration.constraints import allowed_values
 
 TODAY = today_in_norway()

@@ -7,6 +7,9 @@ from datetime import date
 
 import pytest
 
+from devtools.factories import org_number
+from devtools.fakes import register_data as rd
+from devtools.fakes.registers import Admin
 from services.registry_check.adapters import HttpRegisters, RegisterUnavailable, http_registers
 from services.registry_check.domain import (
     CleaningStatus,
@@ -19,9 +22,6 @@ from services.registry_check.domain import (
     Unit,
 )
 from shared.settings import Settings
-from tests.factories import org_number
-from tests.fakes import register_data as rd
-from tests.fakes.registers import Admin
 from tests.integration.registers import RunningFake, fake_registers
 
 MAIN = "974760673"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.factories import national_id, org_number
+from devtools.fakes import register_data as rd
 from services.registry_check.adapters import HttpRegisters, RegisterUnavailable, http_registers
 from services.registry_check.domain import CleaningStatus, EmploymentRecord, Register
 from services.registry_check.maskinporten import Maskinporten, TokenUnavailable
 from shared.settings import Settings
-from tests.factories import national_id, org_number
-from tests.fakes import register_data as rd
 from tests.integration.registers import CLIENT_ID, RunningFake, fake_registers, rsa_key_pair
 
 MAIN = org_number(seed=201)

@@ -19,6 +19,9 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devtools.factories import national_id, org_number, submitted
+from devtools.fakes import register_data as rd
+from devtools.fakes.registers import Admin
 from services.registry_check.adapters import HttpRegisters, http_registers
 from services.registry_check.stage import RegistryCheck
 from shared.db import create_pool, migrate
@@ -49,9 +52,6 @@ from shared.topics import (
     dlt_topic,
     retry_topic,
 )
-from tests.factories import national_id, org_number, submitted
-from tests.fakes import register_data as rd
-from tests.fakes.registers import Admin
 from tests.integration.registers import RunningFake, fake_registers
 from tests.signing import signed_delivery
 

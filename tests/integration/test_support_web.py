@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from devtools.factories import org_number, submitted
 from services.support.stage import Support
 from services.support.web import api, pages
 from services.support.web.app import API, create_app
@@ -43,7 +44,6 @@ from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
-from tests.factories import org_number, submitted
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/v1/login")}

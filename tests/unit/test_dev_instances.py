@@ -1,4 +1,4 @@
-"""deploy/dev.py runs N instances of every service: each its own pid file, log and heartbeat,
+"""deploy.dev runs N instances of every service: each its own pid file, log and heartbeat,
 the service's connection budget split among them, and `services up` idempotent (starts
 what is missing, stops instances above N)."""
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploy import dev
+from deploy.dev import services
 
 
 @pytest.fixture
@@ -50,17 +51,10 @@ def test_services_up_is_idempotent_and_scales_down(
 ) -> None:
     """Real processes (`sleep`) stand in for the services; the fakes, the keys and the
     console (one process, not scaled) are not started."""
-    for helper in (
-        "mail_sink_up",
-        "registers_up",
-        "docstore_up",
-        "proof_key_up",
-        "command_keys_up",
-        "web_up",
-    ):
-        monkeypatch.setattr(dev, helper, lambda _p: None)
+    for helper in ("fakes_up", "proof_key_up", "command_keys_up", "web_up"):
+        monkeypatch.setattr(services, helper, lambda _p: None)
     monkeypatch.setattr(
-        dev,
+        services,
         "start_instance",
         lambda _p, i, _env: dev.spawn(["sleep", "60"], i.logfile, i.pidfile),
     )

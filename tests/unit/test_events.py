@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from devtools import factories
 from shared.events import (
     COMMAND_MODELS,
     EVENT_MODELS,
@@ -37,7 +38,6 @@ from shared.events import (
 from shared.identifiers import card_number
 from shared.messaging import reasons_from_validation
 from shared.reasons import CATALOGUE, ReasonCode
-from tests import factories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO_ROOT / "schemas"

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from devtools import factories
 from shared.events import OrderSubmitted, Reason, parse_event
 from shared.messaging import OrderRef, reasons_from_validation
 from shared.reasons import ReasonCode
-from tests import factories
 
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
 

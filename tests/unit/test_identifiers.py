@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devtools import factories
 from shared.identifiers import (
     CARD_NUMBER_DIGITS,
     card_number,
@@ -23,7 +24,6 @@ from shared.identifiers import (
     is_valid_org_number,
     new_event_id,
 )
-from tests import factories
 
 ORG_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
@@ -125,7 +125,7 @@ def test_org_number_of_wrong_length_or_with_non_ascii_digits_is_rejected(value: 
 
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_every_factory_org_number_is_valid(seed: int) -> None:
-    """tests.factories.org_number makes only valid numbers (the tests rely on it)."""
+    """devtools.factories.org_number makes only valid numbers (the tests rely on it)."""
     value = factories.org_number(seed)
     assert len(value) == 9
     assert reference_check(value[:8], ORG_WEIGHTS) == int(value[8])
@@ -262,7 +262,7 @@ def test_unicode_digits_of_a_valid_national_id_are_rejected() -> None:
     seed=st.integers(min_value=0, max_value=2**32),
 )
 def test_every_factory_national_id_is_valid(birth: date, d_number: bool, seed: int) -> None:
-    """tests.factories.national_id makes valid numbers for any 1900s birth date."""
+    """devtools.factories.national_id makes valid numbers for any 1900s birth date."""
     value = factories.national_id(birth, d_number=d_number, seed=seed)
     assert is_valid_national_id(value)
     assert is_d_number(value) == d_number

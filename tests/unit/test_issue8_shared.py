@@ -13,6 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from pydantic import ValidationError
 
+from devtools import factories
 from shared.consumer import KeyedDispatcher
 from shared.events import OrderSubmitted, parse_event
 from shared.messaging import (
@@ -26,7 +27,6 @@ from shared.messaging import (
 from shared.outbox import OutboxRelay
 from shared.reasons import ReasonCode
 from shared.runtime import stuck_work
-from tests import factories
 from tests.unit.test_events import raw, replaced
 
 # --------------------------------------------------------------------------- event models

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
+from devtools import factories
 from shared.logging import (
     REDACTED,
     SENSITIVE_KEYS,
@@ -24,7 +25,6 @@ from shared.logging import (
     get_logger,
     redact,
 )
-from tests import factories
 
 NATIONAL_ID = factories.national_id(seed=11)
 D_NUMBER = factories.national_id(d_number=True, seed=12)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from devtools import factories
 from shared.events import OrderStatusChanged, OrderSubmitted, Reason, Status, parse_event
 from shared.messaging import (
     HEADER_ATTEMPT,
@@ -24,7 +25,6 @@ from shared.messaging import (
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS
-from tests import factories
 
 if TYPE_CHECKING:
     from shared.db import Connection

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from devtools.factories import sample_photo
 from services.production.domain import CardFace
 from services.production.printfile import render_card
-from tests.factories import sample_photo
 from tests.qr import qr_codes_in_pdf
 
 MM = 72 / 25.4

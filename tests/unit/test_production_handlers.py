@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devtools.factories import national_id
 from services.production.cards import Card, CardStatus
 from services.production.spool import DirectorySpool, SpoolEntry
 from services.production.spooler import Spooler
@@ -21,7 +22,6 @@ from shared.blobstore import DirectoryBlobStore
 from shared.events import OrderApproved, OrderDetails, Status
 from shared.identifiers import card_number
 from shared.settings import Settings
-from tests.factories import national_id
 from tests.unit.fake_tx import FakeTx
 
 # 23:30 in Oslo on 2 June is 21:30 UTC; 00:30 on 4 June in Oslo is 22:30 UTC on 3 June.

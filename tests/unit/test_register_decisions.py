@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from devtools.factories import national_id, org_number
 from services.production.domain import valid_until
 from services.registry_check.checks import run_checks
 from services.registry_check.domain import (
@@ -31,7 +32,6 @@ from services.registry_check.domain import (
 )
 from shared.events import Status
 from shared.reasons import ReasonCode
-from tests.factories import national_id, org_number
 from tests.unit.test_registry_checks import MAIN, NID, SITE, TODAY, Memory, memory, order
 from tests.unit.test_registry_checks import outcomes as outcomes_of
 

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from devtools.factories import national_id, org_number
 from services.registry_check.adapters import Registers, RegisterUnavailable
 from services.registry_check.checks import run_checks
 from services.registry_check.domain import (
@@ -25,7 +26,6 @@ from services.registry_check.domain import (
 )
 from shared.events import OrderDetails
 from shared.reasons import ReasonCode
-from tests.factories import national_id, org_number
 
 TODAY = date(2026, 6, 10)
 MAIN = "974760673"

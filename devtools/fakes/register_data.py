@@ -1,6 +1,6 @@
 """The fake registers' data set: builders for every record shape, and the default seed.
 
-    python -m tests.fakes.register_data OUT.json     # write the default seed to a file
+    python -m devtools.fakes.register_data OUT.json     # write the default seed to a file
 
 A data set is a dict of collections, each keyed by organisation number or national id:
 
@@ -18,7 +18,7 @@ A data set is a dict of collections, each keyed by organisation number or nation
     personer        Folkeregisteret (Skatteetaten's person lookup) by national id:
                     `{identifikasjonsnummer, navn, foedsel, status, doedsfall}`
 
-The default seed knows the employer and the worker of `tests.factories.submitted()`
+The default seed knows the employer and the worker of `devtools.factories.submitted()`
 (every valid fødselsnummer of Kari Nordmann, born 1990-05-17), so the factory's orders
 pass every check, plus a cleaning company, so `make run`'s samples show real outcomes.
 """
@@ -33,8 +33,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from devtools.factories import org_number
 from shared.identifiers import _K1_WEIGHTS, _K2_WEIGHTS, _mod11_check_digit
-from tests.factories import org_number
 
 Record = Any
 COLLECTIONS = (
@@ -49,7 +49,7 @@ COLLECTIONS = (
     "personer",
 )
 
-FACTORY_EMPLOYER = "974760673"  # tests.factories.submitted()'s employer
+FACTORY_EMPLOYER = "974760673"  # devtools.factories.submitted()'s employer
 FACTORY_SITE = org_number(seed=4101)  # its sub-unit (where employments are reported)
 CLEANING_COMPANY = org_number(seed=8121)  # an approved cleaning company
 FACTORY_BIRTH = date(1990, 5, 17)
@@ -372,7 +372,7 @@ class DataSet:
 
 
 def admit(ds: DataSet, order: dict[str, Any], start: date = date(2020, 1, 1)) -> DataSet:
-    """Records that let an order (a `tests.factories.submitted()` dict) pass every check:
+    """Records that let an order (a `devtools.factories.submitted()` dict) pass every check:
     its employer (unless known), its worker in Folkeregisteret, and an employment."""
     org = order["employer"]["org_number"]
     worker = order["worker"]
@@ -414,7 +414,7 @@ def default_seed() -> DataSet:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tests.fakes.register_data OUT.json", file=sys.stderr)  # noqa: T201
+        print("usage: python -m devtools.fakes.register_data OUT.json", file=sys.stderr)  # noqa: T201
         return 2
     Path(argv[0]).write_text(json.dumps(default_seed().to_json(), indent=1, ensure_ascii=False))
     return 0

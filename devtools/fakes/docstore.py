@@ -2,7 +2,7 @@
 
 For development and tests of intake's document fetching (issue #3). Run it on its own:
 
-    python -m tests.fakes.docstore --host 127.0.0.1 --port 8090 --dir DIR
+    python -m devtools.fakes.docstore --host 127.0.0.1 --port 8090 --dir DIR
 
 or in-process from a test:
 
@@ -502,7 +502,7 @@ async def _serve_until_signalled(directory: Path, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.docstore",
+        prog="python -m devtools.fakes.docstore",
         description="Fake document store for kortflyt: serves DIR over HTTP, injects faults.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")

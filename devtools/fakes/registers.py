@@ -1,9 +1,9 @@
 """One fake server for all five registers, with fault injection and an admin API.
 
-    python -m tests.fakes.registers [--host 127.0.0.1] [--port 8080] [--seed FILE]
+    python -m devtools.fakes.registers [--host 127.0.0.1] [--port 8080] [--seed FILE]
         [--maskinporten-public-key PEM --maskinporten-audience URL]
 
-Serves a data set (`tests.fakes.register_data`; the default seed without `--seed`):
+Serves a data set (`devtools.fakes.register_data`; the default seed without `--seed`):
 
     GET /enhetsregisteret/api/enheter/{orgnr}             200 | 404 | 410 Gone (deleted)
     GET /enhetsregisteret/api/underenheter/{orgnr}        200 | 404 | 410 Gone (deleted)
@@ -56,8 +56,8 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from devtools.fakes.register_data import COLLECTIONS, default_seed
 from shared.settings import Settings
-from tests.fakes.register_data import COLLECTIONS, default_seed
 
 PERSON_HEADER = "Nav-Personident"
 REGISTERS = (

@@ -1,6 +1,6 @@
 """A real SMTP server for development and tests that keeps every message it receives.
 
-    python -m tests.fakes.mail_sink [--host 127.0.0.1] [--port 1025] [--dir DIR] [--fail-first N]
+    python -m devtools.fakes.mail_sink [--host 127.0.0.1] [--port 1025] [--dir DIR] [--fail-first N]
 
 Each accepted message is written (atomically) to DIR as `<time>-<n>.eml`, which any mail
 program opens. Nothing is deduplicated: two deliveries of one message are two files, so a
