@@ -30,6 +30,10 @@ def mail_channel(schema: str) -> str:
 
 
 class NotifyStore(Protocol):
+    async def lock_order(self, order_id: str) -> None:
+        """Hold the order until this transaction ends: a notification that gives up waiting
+        and the submission or card it waits for never pass each other unseen."""
+
     async def add_contact(self, contact: Contact) -> None:
         """Remember who to write to about a revision (the first submission seen wins)."""
 
@@ -69,6 +73,14 @@ class PostgresNotifyStore:
     def __init__(self, conn: Connection, schema: str = "notify") -> None:
         self.conn = conn
         self.schema = schema
+
+    async def lock_order(self, order_id: str) -> None:
+        # The two-key form: a key space apart from the leaders' and migrations' locks.
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
+            f"kortflyt.{self.schema}.order",
+            order_id,
+        )
 
     async def add_contact(self, contact: Contact) -> None:
         await self.conn.execute(

@@ -91,6 +91,7 @@ class Notify(Stage):
 
     async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
         store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
         contact = contact_of(event)
         await store.add_contact(contact)
         log.info(
@@ -103,6 +104,7 @@ class Notify(Stage):
 
     async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
         store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
         card = Card(event.card_number, event.issued_on, event.valid_until)
         await store.add_card(event.order_id, card)
         # A PRODUCED status that gave up waiting for this card gets its e-mail now.
@@ -217,11 +219,19 @@ class Notify(Stage):
         return  # waiting for another event changes nothing an employer sees
 
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
-        """The submission (or card) did not come in time: record what the e-mail waits for."""
+        """The submission (or card) did not come in time: record what the e-mail waits for.
+
+        It may have come since the last try (another consumer took it): looked at again
+        under the order's lock, so it is either seen here or sees this waiting row."""
         if isinstance(event, OrderStatusChanged) and isinstance(failure, Waiting):
-            log.error("notification.gave_up", waiting_for=failure.what.value)
-            waiting = Notification.of(event).waiting(failure.what)
-            await self.store(tx.conn, self.name).add(waiting)
+            store = self.store(tx.conn, self.name)
+            await store.lock_order(event.order_id)
+            contact = await store.contact(event.order_id, event.revision)
+            card = await store.card(event.order_id) if event.status is Status.PRODUCED else None
+            notification = await self._mail(event, Notification.of(event), contact, card)
+            if notification.waiting_for is not None:
+                log.error("notification.gave_up", waiting_for=notification.waiting_for.value)
+            await store.add(notification)
 
     def background(
         self, pool: asyncpg.Pool, settings: Settings

@@ -44,6 +44,9 @@ class FakeNotifyStore:
     def __call__(self, _conn: Any, _schema: str) -> FakeNotifyStore:
         return self
 
+    async def lock_order(self, order_id: str) -> None:
+        return None  # one test, one transaction at a time
+
     async def add_contact(self, contact: Contact) -> None:
         self.contacts.setdefault((contact.order_id, contact.revision), contact)
 
@@ -284,6 +287,21 @@ async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
 
     await notify.on_card_produced(FakeTx("notify"), produced("N-11"))
     assert store.state("N-11", Status.PRODUCED) is MailState.PENDING
+
+
+async def test_a_submission_that_came_after_the_last_try_is_used_when_giving_up(
+    notify: Notify, store: FakeNotifyStore
+) -> None:
+    """The retry and the submission are read by two consumers: the submission may be
+    recorded between the last try and giving up. It is used then, not left waiting."""
+    event = status("N-12", Status.RECEIVED)
+    with pytest.raises(Waiting) as waiting:
+        await notify.on_status(FakeTx("notify"), event)
+    await notify.on_submitted(FakeTx("notify"), submission("N-12"))  # no one waits yet
+
+    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+
+    assert store.state("N-12", Status.RECEIVED) is MailState.PENDING
 
 
 async def test_a_card_with_no_one_waiting_is_only_remembered(
