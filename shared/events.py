@@ -46,6 +46,23 @@ class Status(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+# What each status is called wherever a person reads it (e-mails, the proof of order,
+# verify's pages, the support console): bokmål, English. One list, the contract's names.
+STATUS_LABEL: dict[Status, tuple[str, str]] = {
+    Status.RECEIVED: ("Mottatt", "Received"),
+    Status.DOCUMENTS_REJECTED: ("Dokumenter avvist", "Documents rejected"),
+    Status.ACCEPTED: ("Dokumenter godkjent", "Documents accepted"),
+    Status.CHECKING: ("Kontrolleres mot registre", "Being checked against registers"),
+    Status.AWAITING_REGISTER: ("Venter på register", "Waiting for a register"),
+    Status.APPROVED: ("Godkjent", "Approved"),
+    Status.REJECTED: ("Avslått", "Rejected"),
+    Status.NEEDS_ATTENTION: ("Til manuell behandling", "Being handled by staff"),
+    Status.IN_PRODUCTION: ("I produksjon", "In production"),
+    Status.PRODUCED: ("Produsert", "Produced"),
+    Status.CANCELLED: ("Kansellert", "Cancelled"),
+}
+
+
 # Statuses after which nothing happens by itself: a person or a new revision must act.
 FINAL_STATUSES = frozenset(
     {

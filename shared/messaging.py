@@ -39,6 +39,7 @@ from typing_extensions import TypeVar
 
 from shared.batches import Batches
 from shared.events import (
+    MAX_REVISION,
     CheckSummary,
     Command,
     CommandHandled,
@@ -187,16 +188,18 @@ class OrderRef:
             return None
         if not isinstance(data, dict):
             return None
-        order_id, revision = data.get("order_id"), data.get("revision")
+        order_id = data.get("order_id")
         if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
             return None
-        if (
-            isinstance(revision, bool)
-            or not isinstance(revision, int)
-            or not 1 <= revision <= 10**6
-        ):
-            revision = 0
-        return cls(order_id, revision)
+        return cls(order_id, cls.revision_of(data.get("revision")))
+
+    @staticmethod
+    def revision_of(value: object) -> int:
+        """A revision as read from a message that may be broken: a whole number from 1 to
+        MAX_REVISION, or else 0 (unknown), never made up."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REVISION:
+            return 0
+        return value
 
 
 class EventIdConflict(Exception):

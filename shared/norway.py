@@ -7,10 +7,19 @@ ended, an inspector's check) is the date in Oslo, not in UTC: between 23:00 and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
+
+# What a rule that depends on the time is given, so a test can set the time.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The system clock, as a `Clock`."""
+    return datetime.now(UTC)
 
 
 def today_in_norway(now: datetime | None = None) -> date:

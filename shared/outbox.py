@@ -14,7 +14,6 @@ that stalls), so several instances of a service never reorder each other's event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from aiokafka.errors import (
 
 from shared.leader import LEASE_S, Leader
 from shared.logging import get_logger
+from shared.worker import WorkLoop, wake_at_commit
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -61,7 +61,7 @@ async def enqueue(conn: Connection, schema: str, messages: Iterable[OutgoingMess
         "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4::jsonb)", rows
     )
     # Delivered at commit, so the relay wakes exactly when there is something to publish.
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+    await wake_at_commit(conn, notify_channel(schema))
 
 
 def kafka_producer(bootstrap_servers: str) -> AIOKafkaProducer:
@@ -123,7 +123,7 @@ class OutboxRelay:
         self._leader = Leader(
             dsn, schema, "relay", lease_s=lease_s, standby_poll_s=min(poll_interval_s, 1.0)
         )
-        self._wakeup = asyncio.Event()
+        self._loop = WorkLoop(notify_channel(schema), poll_interval_s)
         self._stop = asyncio.Event()
         self.published = 0
         self.set_aside = 0  # rows Kafka refused for good (outbox_failed)
@@ -141,23 +141,16 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         self._stop.set()
-        self._wakeup.set()
+        self._loop.wake()
 
     async def _lead(self, conn: Connection) -> None:
-        await conn.add_listener(notify_channel(self._schema), self._on_notify)
         log.info("outbox.relay_leading", schema=self._schema)
-        while True:
-            published = await self._publish_batch(conn)
-            if published >= self._batch_size:
-                continue
-            if self._stop.is_set():
-                return  # the outbox is drained: everything committed has been published
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-            self._wakeup.clear()
 
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
+        async def step() -> bool:
+            return await self._publish_batch(conn) >= self._batch_size
+
+        # Returns once stopped with the outbox drained: everything committed is published.
+        await self._loop.run(conn, step, self._stop)
 
     async def _publish_batch(self, conn: Connection) -> int:
         """Publish the oldest rows; returns how many left the outbox (published or set aside)."""

@@ -34,8 +34,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from services.notify.templates import CARD_TYPE_LABEL, STATUS_LABEL
-from shared.events import Status
+from services.notify.templates import CARD_TYPE_LABEL
+from shared.events import STATUS_LABEL, Status
 from shared.keys import (
     key_id,
     load_or_create_private_key,

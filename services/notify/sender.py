@@ -24,15 +24,16 @@ A 5xx refusal marks the row `failed` (logged; support can see it in the table).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import asyncpg
-
+from services.notify.notifications import MailState, Notification
+from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_channel
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
 from shared.logging import bind_message, get_logger
 from shared.messaging import backoff_s
+from shared.worker import WorkLoop
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -40,131 +41,96 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 BATCH = 200
 IDLE_POLL_S = 1.0
-UNCONFIRMED = (
-    "the sender stopped while sending: whether the server accepted it is unknown;"
-    " check the mail server's log before sending it again"
-)
-
-
-def wake_channel(schema: str) -> str:
-    return f"kortflyt_mail_{schema}"
 
 
 class Sender:
-    def __init__(self, schema: str, transport: MailTransport, settings: NotifySettings) -> None:
+    def __init__(
+        self,
+        schema: str,
+        transport: MailTransport,
+        settings: NotifySettings,
+        store: Callable[[Connection, str], NotifyStore] = PostgresNotifyStore,
+    ) -> None:
         self.schema = schema
         self.transport = transport
         self.settings = settings
-        self._wakeup = asyncio.Event()
+        self.store = store
+        self._loop = WorkLoop(mail_channel(schema), IDLE_POLL_S)
         self._outage = 0  # consecutive passes that could not reach the server
 
     async def run(self, conn: Connection) -> None:
-        await conn.add_listener(wake_channel(self.schema), self._on_notify)
+        async def step() -> bool:
+            looked, reached = await self.send_pending(conn)
+            if not reached:  # the server is down: pause, growing, then try again
+                self._outage += 1
+                pause = backoff_s(self._outage, self.settings)
+                log.warning("mail.server_unreachable", pause_s=pause)
+                await asyncio.sleep(pause)
+                return True
+            self._outage = 0
+            return looked >= BATCH
+
         try:
             await self.recover(conn)
-            while True:
-                looked, reached = await self.send_pending(conn)
-                if not reached:
-                    self._outage += 1
-                    pause = backoff_s(self._outage, self.settings)
-                    log.warning("mail.server_unreachable", pause_s=pause)
-                    await asyncio.sleep(pause)
-                    continue
-                self._outage = 0
-                if looked < BATCH:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                    self._wakeup.clear()
+            await self._loop.run(conn, step)
         finally:
             await self.transport.close()
 
     async def recover(self, conn: Connection) -> int:
         """Hand every e-mail a previous sender left `sending` to a person: whether the
         server accepted it is unknown, so it is never sent again by itself."""
-        rows = await conn.fetch(
-            "UPDATE notifications SET mail_state = 'unconfirmed', last_error = $1"
-            " WHERE mail_state = 'sending' RETURNING order_id, revision, status, message_id",
-            UNCONFIRMED,
-        )
-        for row in rows:
-            bind_message(order_id=row["order_id"], revision=row["revision"], status=row["status"])
-            log.error("mail.unconfirmed", message_id=row["message_id"])
-        return len(rows)
-
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
+        store = self.store(conn, self.schema)
+        cut_off = await store.in_state(MailState.SENDING)
+        for n in cut_off:
+            await store.save_outcome(n.unconfirmed())
+            bind_message(order_id=n.order_id, revision=n.revision, status=n.status.value)
+            log.error("mail.unconfirmed", message_id=n.message_id)
+        return len(cut_off)
 
     async def send_pending(self, conn: Connection) -> tuple[int, bool]:
-        """One pass over the due rows: (rows looked at, whether the server was reachable)."""
-        rows = await conn.fetch(
-            "SELECT order_id, revision, status, recipient, message, message_id, attempts"
-            " FROM notifications WHERE mail_state = 'pending' AND next_attempt_at <= now()"
-            " ORDER BY next_attempt_at, recorded_at LIMIT $1",
-            BATCH,
-        )
-        for row in rows:
-            step = asyncio.ensure_future(self.send_one(conn, row))
+        """One pass over the due e-mails: (e-mails looked at, whether the server was reachable)."""
+        due = await self.store(conn, self.schema).due(BATCH)
+        for n in due:
+            step = asyncio.ensure_future(self.send_one(conn, n))
             try:
                 reached = await asyncio.shield(step)
             except asyncio.CancelledError:
                 await step  # stopping: finish the e-mail in hand, sent and marked, or not sent
                 raise
             if not reached:
-                return len(rows), False
-        return len(rows), True
+                return len(due), False
+        return len(due), True
 
-    async def send_one(self, conn: Connection, row: asyncpg.Record) -> bool:
-        """Send one row and record the outcome; False when the server could not be reached."""
-        key = (row["order_id"], row["revision"], row["status"])
-        bind_message(order_id=key[0], revision=key[1], status=key[2])
-        attempt = row["attempts"] + 1
-        marked = await conn.fetchval(
-            "UPDATE notifications SET mail_state = 'sending', sending_at = now(), attempts = $4"
-            " WHERE order_id = $1 AND revision = $2 AND status = $3 AND mail_state = 'pending'"
-            " RETURNING true",
-            *key,
-            attempt,
-        )
-        if not marked:  # taken by another sender meanwhile
+    async def send_one(self, conn: Connection, pending: Notification) -> bool:
+        """Send one e-mail and record the outcome; False when the server could not be reached."""
+        store = self.store(conn, self.schema)
+        bind_message(order_id=pending.order_id, revision=pending.revision, status=pending.status)
+        sending = pending.sending()
+        if not await store.claim(sending):  # taken by another sender meanwhile
             return True
         try:
-            await self._deliver(row)
+            await self._deliver(sending)
         except MailRefused as exc:
-            await conn.execute(
-                "UPDATE notifications SET mail_state = 'failed', attempts = $4, last_error = $5"
-                " WHERE order_id = $1 AND revision = $2 AND status = $3",
-                *key,
-                attempt,
-                str(exc)[:500],
-            )
-            log.error("mail.refused", error=str(exc)[:500], message_id=row["message_id"])
+            await store.save_outcome(sending.refused(str(exc)))
+            log.error("mail.refused", error=str(exc)[:500], message_id=sending.message_id)
             return True
         except MailDeferred as exc:
-            delay = backoff_s(attempt, self.settings)
-            await conn.execute(
-                "UPDATE notifications SET mail_state = 'pending', attempts = $4, last_error = $5,"
-                " next_attempt_at = now() + make_interval(secs => $6)"
-                " WHERE order_id = $1 AND revision = $2 AND status = $3",
-                *key,
-                attempt,
-                str(exc)[:500],
-                delay,
+            delay = backoff_s(sending.attempts, self.settings)
+            await store.save_outcome(sending.deferred(str(exc)), retry_in_s=delay)
+            log.warning(
+                "mail.deferred", error=str(exc)[:500], attempt=sending.attempts, delay_s=delay
             )
-            log.warning("mail.deferred", error=str(exc)[:500], attempt=attempt, delay_s=delay)
             return not exc.connection
-        await conn.execute(
-            "UPDATE notifications SET mail_state = 'sent', sent_at = now(), attempts = $4,"
-            " last_error = NULL WHERE order_id = $1 AND revision = $2 AND status = $3",
-            *key,
-            attempt,
-        )
-        log.info("mail.sent", message_id=row["message_id"], attempt=attempt)
+        await store.save_outcome(sending.sent())
+        log.info("mail.sent", message_id=sending.message_id, attempt=sending.attempts)
         return True
 
-    async def _deliver(self, row: asyncpg.Record) -> None:
+    async def _deliver(self, n: Notification) -> None:
         """Hand the message to the transport; a fault of ours defers it like a 4xx."""
+        if n.recipient is None or n.message is None:
+            raise MailRefused("nothing to send: the e-mail has no recipient or no message")
         try:
-            await self.transport.send(self.settings.smtp_from, row["recipient"], row["message"])
+            await self.transport.send(self.settings.smtp_from, n.recipient, n.message)
         except (MailRefused, MailDeferred):
             raise
         except Exception as exc:

@@ -3,11 +3,16 @@
 - `order.submitted` (read leniently, services/notify/contacts.py): remember who to write
   to about that revision.
 - `card.produced`: remember the card's number and dates for the PRODUCED e-mail.
-- `order.status`: record the notification; for a status in MAILED, compose the whole
-  e-mail (with the signed proof of order at RECEIVED) and leave it `pending` for the
-  sender (services/notify/sender.py), all in the message's transaction. A status that
-  arrives before its submission (or PRODUCED before its card) raises TransientFailure,
-  so it comes back through the retry topic without holding up other orders.
+- `order.status`: record the notification (services/notify/notifications.py); for a
+  status in MAILED, compose the whole e-mail (with the signed proof of order at
+  RECEIVED) and leave it `pending` for the sender (services/notify/sender.py), all in
+  the message's transaction. A status that arrives before its submission (or PRODUCED
+  before its card) raises `Waiting`, a TransientFailure, so it comes back through the
+  retry topic without holding up other orders; when the tries are used up it is
+  recorded `waiting` for what it needs, and the submission or card that comes later
+  completes it.
+
+The tables are reached through `NotifyStore` (services/notify/repository.py).
 
 notify never changes an order's status: its failures are dead-lettered or recorded only.
 """
@@ -15,24 +20,24 @@ notify never changes an order's status: its failures are dead-lettered or record
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.notify.contacts import SubmissionSeen, contact_of
+from services.notify.contacts import Contact, contact_of
 from services.notify.mail import compose, mail_domain, message_id
+from services.notify.notifications import Awaiting, Notification
 from services.notify.proof import (
     ProofContent,
     load_or_create_private_key,
     make_proof,
     publish_public_key,
 )
-from services.notify.sender import Sender, wake_channel
+from services.notify.repository import NotifyStore, PostgresNotifyStore
+from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import SmtpTransport
 from services.notify.templates import MAILED, Card, Notice, render
@@ -40,29 +45,43 @@ from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
+from shared.norway import Clock, utc_now
 from shared.reasons import ReasonCode
+from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
+
+if TYPE_CHECKING:
+    from shared.db import Connection
 
 log = get_logger(__name__)
 
 
-WAITING_FOR_SUBMISSION = "notify.waiting_for_submission"
-WAITING_FOR_CARD = "notify.waiting_for_card"
+class Waiting(TransientFailure):
+    """The e-mail needs an event that has not come yet: try the status again later.
+    Never shown to anyone: notify's hooks below emit no status for it."""
 
-
-def _waiting_for(check: str) -> TransientFailure:
-    # Never shown to anyone: notify's hooks below emit no status for it.
-    log.info("notification.waiting", waiting_for=check)
-    return TransientFailure(Reason.of(ReasonCode.PROCESSING_FAILED, check), Status.NEEDS_ATTENTION)
+    def __init__(self, what: Awaiting) -> None:
+        reason = Reason.of(ReasonCode.PROCESSING_FAILED, f"notify.waiting_for_{what.value}")
+        super().__init__(reason, Status.NEEDS_ATTENTION)
+        self.what = what
+        log.info("notification.waiting", waiting_for=what.value)
 
 
 class Notify(Stage):
     name = "notify"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, settings: NotifySettings, signing_key: Ed25519PrivateKey) -> None:
+    def __init__(
+        self,
+        settings: NotifySettings,
+        signing_key: Ed25519PrivateKey,
+        store: Callable[[Connection, str], NotifyStore] = PostgresNotifyStore,
+        clock: Clock = utc_now,
+    ) -> None:
         self.settings = settings
         self.signing_key = signing_key
+        self.store = store
+        self.clock = clock
         self.domain = mail_domain(settings.smtp_from)
         self.routes = {
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted),
@@ -71,119 +90,92 @@ class Notify(Stage):
         }
 
     async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
-        c = contact_of(event)
-        await tx.conn.execute(
-            "INSERT INTO contacts (order_id, revision, email, employer_name,"
-            " employer_org_number, worker_name, worker_birth_date, card_type, ordered_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            c.order_id,
-            c.revision,
-            c.email,
-            c.employer_name,
-            c.employer_org_number,
-            c.worker_name,
-            c.worker_birth_date,
-            c.card_type,
-            c.ordered_at,
+        store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
+        contact = contact_of(event)
+        await store.add_contact(contact)
+        log.info(
+            "contact.recorded", revision=contact.revision, has_address=contact.email is not None
         )
-        log.info("contact.recorded", revision=c.revision, has_address=c.email is not None)
+        # A status that gave up waiting for this submission gets its e-mail now.
+        for waiting in await store.waiting_for(event.order_id, Awaiting.SUBMISSION):
+            if waiting.revision == contact.revision:
+                await self._resume(store, waiting)
 
     async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
-        await tx.conn.execute(
-            "INSERT INTO cards (order_id, card_number, issued_on, valid_until)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING",
-            event.order_id,
-            event.card_number,
-            event.issued_on,
-            event.valid_until,
-        )
-        # A PRODUCED status that gave up waiting for this event gets its e-mail now.
-        gave_up = await tx.conn.fetchrow(
-            "SELECT revision FROM notifications WHERE order_id = $1 AND status = $2"
-            " AND mail_state = 'failed' AND last_error = $3",
-            event.order_id,
-            Status.PRODUCED.value,
-            WAITING_FOR_CARD,
-        )
-        if gave_up is None:
-            return
-        contact = await tx.conn.fetchrow(
-            "SELECT * FROM contacts WHERE order_id = $1 AND revision = $2",
-            event.order_id,
-            gave_up["revision"],
-        )
-        if contact is None or contact["email"] is None:
-            return
-        status = OrderStatusChanged(
-            order_id=event.order_id,
-            revision=gave_up["revision"],
-            status=Status.PRODUCED,
-            stage="production",
-            card_number=event.card_number,
-        )
+        store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
         card = Card(event.card_number, event.issued_on, event.valid_until)
-        msg_id = message_id(event.order_id, status.revision, Status.PRODUCED, self.domain)
-        await tx.conn.execute(
-            "UPDATE notifications SET mail_state = 'pending', recipient = $4, message_id = $5,"
-            " message = $6, last_error = NULL, next_attempt_at = now()"
-            " WHERE order_id = $1 AND revision = $2 AND status = $3",
-            event.order_id,
-            status.revision,
-            Status.PRODUCED.value,
-            contact["email"],
-            msg_id,
-            await asyncio.to_thread(self._compose, status, contact, card, msg_id),
+        await store.add_card(event.order_id, card)
+        # A PRODUCED status that gave up waiting for this card gets its e-mail now.
+        for waiting in await store.waiting_for(event.order_id, Awaiting.CARD):
+            await self._resume(store, waiting)
+
+    async def _resume(self, store: NotifyStore, waiting: Notification) -> None:
+        """Make the e-mail of a notification that waited, now that what it waited for came
+        (it may wait on: a PRODUCED status that had no submission may still lack its card)."""
+        contact = await store.contact(waiting.order_id, waiting.revision)
+        card = await store.card(waiting.order_id) if waiting.status is Status.PRODUCED else None
+        status = waiting.as_status(card.number if card else None)
+        resumed = await self._mail(status, waiting, contact, card)
+        await store.save(resumed)
+        log.info(
+            "notification.recovered",
+            status=waiting.status.value,
+            mail=resumed.mail_state.value,
+            waiting_for=resumed.waiting_for.value if resumed.waiting_for else None,
         )
-        await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
-        log.info("notification.recovered", status=Status.PRODUCED.value)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
-        key = (event.order_id, event.revision, event.status.value)
-        if await tx.conn.fetchval(
-            "SELECT true FROM notifications WHERE order_id = $1 AND revision = $2 AND status = $3",
-            *key,
-        ):
+        store = self.store(tx.conn, self.name)
+        if await store.is_recorded(event.order_id, event.revision, event.status):
             log.info("notification.already_recorded", status=event.status.value)
             return
-        # The route passes over the statuses that get no e-mail (`statuses`).
-        reasons = json.dumps([r.code.value for r in event.reasons])
-        contact = await tx.conn.fetchrow(
-            "SELECT * FROM contacts WHERE order_id = $1 AND revision = $2",
-            event.order_id,
-            event.revision,
+        notification = Notification.of(event)
+        if notification.mailed:
+            contact = await store.contact(event.order_id, event.revision)
+            card = await store.card(event.order_id) if event.status is Status.PRODUCED else None
+            notification = await self._mail(event, notification, contact, card)
+            if notification.waiting_for is not None:
+                raise Waiting(notification.waiting_for)  # retried; recorded once tries run out
+        await store.add(notification)
+        log.info(
+            "notification.recorded",
+            status=event.status.value,
+            mail=notification.mail_state.value,
         )
-        if contact is None:
-            raise _waiting_for(WAITING_FOR_SUBMISSION)
-        card = None
-        if event.status is Status.PRODUCED:
-            row = await tx.conn.fetchrow(
-                "SELECT card_number, issued_on, valid_until FROM cards WHERE order_id = $1",
-                event.order_id,
-            )
-            if row is None:
-                raise _waiting_for(WAITING_FOR_CARD)
-            card = Card(row["card_number"], row["issued_on"], row["valid_until"])
-        if contact["email"] is None:
+
+    async def _mail(
+        self,
+        event: OrderStatusChanged,
+        notification: Notification,
+        contact: Contact | None,
+        card: Card | None,
+    ) -> Notification:
+        """The notification with its e-mail composed, or what it still waits for."""
+        if (missing := notification.needs(contact, card)) is not None:
+            return notification.waiting(missing)
+        assert contact is not None  # needs() said nothing is missing
+        if contact.email is None:
             log.warning("notification.no_address", status=event.status.value)
-            await self._record(tx, event, reasons, "no_address")
-            return
+            return notification.without_address()
         msg_id = message_id(event.order_id, event.revision, event.status, self.domain)
         # Rendering (the proof PDF) is CPU work: off the event loop.
         message = await asyncio.to_thread(self._compose, event, contact, card, msg_id)
-        await self._record(tx, event, reasons, "pending", contact["email"], msg_id, message)
-        await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
+        return notification.composed(contact.email, msg_id, message)
 
     def _compose(
-        self, event: OrderStatusChanged, contact: asyncpg.Record, card: Card | None, msg_id: str
+        self, event: OrderStatusChanged, contact: Contact, card: Card | None, msg_id: str
     ) -> bytes:
-        now = datetime.now(UTC)
+        assert contact.email is not None
+        now = self.clock()
         notice = Notice(
             order_id=event.order_id,
             revision=event.revision,
             status=event.status,
-            employer_name=contact["employer_name"],
-            worker_name=contact["worker_name"],
-            card_type=contact["card_type"],
+            employer_name=contact.employer_name,
+            worker_name=contact.worker_name,
+            card_type=contact.card_type,
             reasons=event.reasons,
             card=card,
         )
@@ -194,12 +186,12 @@ class Notify(Stage):
                     order_id=event.order_id,
                     revision=event.revision,
                     status=event.status,
-                    ordered_on=contact["ordered_at"].date(),
-                    worker_name=contact["worker_name"],
-                    worker_birth_date=contact["worker_birth_date"],
-                    employer_name=contact["employer_name"],
-                    employer_org_number=contact["employer_org_number"],
-                    card_type=contact["card_type"],
+                    ordered_on=contact.ordered_at.date(),
+                    worker_name=contact.worker_name,
+                    worker_birth_date=contact.worker_birth_date,
+                    employer_name=contact.employer_name,
+                    employer_org_number=contact.employer_org_number,
+                    card_type=contact.card_type,
                     issued_at=now,
                 ),
                 self.signing_key,
@@ -207,7 +199,7 @@ class Notify(Stage):
             )
         return compose(
             sender=self.settings.smtp_from,
-            recipient=contact["email"],
+            recipient=contact.email,
             text=render(notice),
             msg_id=msg_id,
             order_id=event.order_id,
@@ -216,34 +208,6 @@ class Notify(Stage):
             sent_at=now,
             proof=proof,
         )
-
-    async def _record(
-        self,
-        tx: Tx,
-        event: OrderStatusChanged,
-        reasons: str,
-        state: str,
-        recipient: str | None = None,
-        msg_id: str | None = None,
-        message: bytes | None = None,
-        error: str | None = None,
-    ) -> None:
-        await tx.conn.execute(
-            "INSERT INTO notifications (order_id, revision, status, event_id, reasons,"
-            " mail_state, recipient, message_id, message, last_error)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            event.order_id,
-            event.revision,
-            event.status.value,
-            event.event_id,
-            reasons,
-            state,
-            recipient,
-            msg_id,
-            message,
-            error,
-        )
-        log.info("notification.recorded", status=event.status.value, mail=state)
 
     async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
         # A broken event is dead-lettered only: notify never changes an order's status.
@@ -255,15 +219,23 @@ class Notify(Stage):
         return  # waiting for another event changes nothing an employer sees
 
     async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
-        """The submission (or card) never came: record that no e-mail could be made."""
-        log.error("notification.gave_up", waiting_for=failure.reason.check)
-        if isinstance(event, OrderStatusChanged):
-            reasons = json.dumps([r.code.value for r in event.reasons])
-            await self._record(tx, event, reasons, "failed", error=failure.reason.check)
+        """The submission (or card) did not come in time: record what the e-mail waits for.
+
+        It may have come since the last try (another consumer took it): looked at again
+        under the order's lock, so it is either seen here or sees this waiting row."""
+        if isinstance(event, OrderStatusChanged) and isinstance(failure, Waiting):
+            store = self.store(tx.conn, self.name)
+            await store.lock_order(event.order_id)
+            contact = await store.contact(event.order_id, event.revision)
+            card = await store.card(event.order_id) if event.status is Status.PRODUCED else None
+            notification = await self._mail(event, Notification.of(event), contact, card)
+            if notification.waiting_for is not None:
+                log.error("notification.gave_up", waiting_for=notification.waiting_for.value)
+            await store.add(notification)
 
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings
-        sender = Sender(self.name, SmtpTransport(settings), settings)
+        sender = Sender(self.name, SmtpTransport(settings), settings, self.store)
         return [
             run_as_leader(
                 settings.database_url,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from shared.events import Reason, Status
+from shared.events import STATUS_LABEL, Reason, Status
 from shared.norway import norwegian_date
 
 MAILED = frozenset(
@@ -24,19 +24,6 @@ MAILED = frozenset(
     }
 )
 
-STATUS_LABEL: dict[Status, tuple[str, str]] = {
-    Status.RECEIVED: ("Mottatt", "Received"),
-    Status.DOCUMENTS_REJECTED: ("Må rettes", "Needs correction"),
-    Status.ACCEPTED: ("Godtatt", "Accepted"),
-    Status.CHECKING: ("Kontrolleres", "Being checked"),
-    Status.AWAITING_REGISTER: ("Venter på register", "Waiting for a register"),
-    Status.APPROVED: ("Godkjent", "Approved"),
-    Status.REJECTED: ("Avslått", "Rejected"),
-    Status.NEEDS_ATTENTION: ("Til behandling", "With a case handler"),
-    Status.IN_PRODUCTION: ("I produksjon", "In production"),
-    Status.PRODUCED: ("Produsert", "Produced"),
-    Status.CANCELLED: ("Kansellert", "Cancelled"),
-}
 
 CARD_TYPE_LABEL = {
     "construction": ("bygge- og anleggskort", "construction site card"),

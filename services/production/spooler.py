@@ -20,28 +20,29 @@ already taken the file away before the restart, prints the card again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import asyncpg
-
+from services.production.cards import Card
 from services.production.domain import CardFace
 from services.production.printfile import render_card
+from services.production.repository import CardRegister, PostgresCardRegister, print_channel
 from services.production.settings import ProductionSettings
 from services.production.spool import PrintJob, PrintSpool, SpoolEntry
 from shared.blobstore import BlobStore
-from shared.events import CardProduced, Status
+from shared.events import Status
 from shared.logging import bind_message, get_logger
 from shared.messaging import Tx, backoff_s
+from shared.norway import Clock, today_in_norway, utc_now
 from shared.outbox import enqueue
 from shared.qrtoken import Payload, token_url
 from shared.topics import CARD_PRODUCED
+from shared.worker import WorkLoop
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
@@ -52,10 +53,6 @@ IDLE_POLL_S = 1.0
 EXPIRE_EVERY_S = 3600.0
 
 
-def wake_channel(schema: str) -> str:
-    return f"kortflyt_print_{schema}"
-
-
 class Spooler:
     def __init__(
         self,
@@ -64,149 +61,135 @@ class Spooler:
         blobs: BlobStore,
         settings: ProductionSettings,
         card_key: Ed25519PrivateKey,
+        *,
+        register: Callable[[Connection, str], CardRegister] = PostgresCardRegister,
+        clock: Clock = utc_now,
     ) -> None:
         self.schema = schema
         self.card_key = card_key
         self.spool = spool
         self.blobs = blobs
         self.settings = settings
-        self._wakeup = asyncio.Event()
+        self.register = register
+        self.clock = clock
+        self._loop = WorkLoop(print_channel(schema), IDLE_POLL_S)
         self._expired_at = 0.0
 
     async def run(self, conn: Connection) -> None:
         """Print what is waiting, then wait for a commit to announce a new card."""
-        await conn.add_listener(wake_channel(self.schema), self._on_notify)
         # Only the leader writes to the spool: a temporary file now is one a crash left.
         if removed := await asyncio.to_thread(self.spool.discard_partial):
             log.warning("print.partial_files_removed", files=removed)
-        while True:
+
+        async def step() -> bool:
             if time.monotonic() - self._expired_at > EXPIRE_EVERY_S:
                 await self.expire(conn)
-            if await self.print_pending(conn) < BATCH:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                self._wakeup.clear()
+            return await self.print_pending(conn) >= BATCH
 
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
+        await self._loop.run(conn, step)
 
-    async def expire(self, conn: Connection) -> None:
-        """The register says EXPIRED once a card's last valid day has passed."""
-        result = await conn.execute(
-            "UPDATE cards SET status = 'EXPIRED'"
-            " WHERE status = 'ACTIVE' AND valid_until < current_date"
-        )
+    async def expire(self, conn: Connection) -> int:
+        """The register says EXPIRED once a card's last valid day (in Norway) has passed."""
+        today = today_in_norway(self.clock())
+        register = self.register(conn, self.schema)
+        candidates = await register.active_until_before(today)
+        expired = [e for card in candidates if (e := card.expired(today)) is not None]
+        await register.set_status(expired)
         self._expired_at = time.monotonic()
-        log.info("cards.expired", result=result)
+        log.info("cards.expired", cards=len(expired), today=today.isoformat())
+        return len(expired)
 
     async def print_pending(self, conn: Connection) -> int:
         """One pass over the cards that are due; returns how many it looked at."""
-        rows = await conn.fetch(
-            "SELECT * FROM cards WHERE printed_at IS NULL AND print_after <= now()"
-            " ORDER BY print_after, card_number LIMIT $1",
-            BATCH,
-        )
-        if not rows:
+        cards = await self.register(conn, self.schema).due_for_print(BATCH)
+        if not cards:
             return 0
-        step = asyncio.ensure_future(self._print_batch(conn, rows))
+        step = asyncio.ensure_future(self._print_batch(conn, cards))
         try:
             await asyncio.shield(step)
         except asyncio.CancelledError:
             # Stopping: finish the cards in hand, so their files and their rows agree.
             await step
             raise
-        return len(rows)
+        return len(cards)
 
-    async def _print_batch(self, conn: Connection, rows: list[asyncpg.Record]) -> None:
+    async def _print_batch(self, conn: Connection, due: list[Card]) -> None:
         """Count every card's try first (committed), then render and spool up to PARALLEL
         cards at once (rendering and fsync overlap), recording each as soon as it is spooled."""
-        attempts = {row["card_number"]: row["print_attempts"] + 1 for row in rows}
-        await conn.executemany(
-            "UPDATE cards SET print_attempts = $2,"
-            " print_after = now() + make_interval(secs => $3) WHERE card_number = $1",
-            [(n, a, backoff_s(a, self.settings)) for n, a in attempts.items()],
+        cards = [card.tried_to_print() for card in due]
+        await self.register(conn, self.schema).count_print_tries(
+            [(card, backoff_s(card.print_attempts, self.settings)) for card in cards]
         )
         slots, one_conn = asyncio.Semaphore(PARALLEL), asyncio.Lock()
 
-        async def print_one(row: asyncpg.Record) -> None:
-            number = row["card_number"]
+        async def print_one(card: Card) -> None:
             async with slots:
-                bind_message(order_id=row["order_id"], card_number=number, attempt=attempts[number])
+                bind_message(
+                    order_id=card.order_id,
+                    card_number=card.card_number,
+                    attempt=card.print_attempts,
+                )
                 try:
-                    entry = await self._hand_over(row, attempts[number])
+                    entry = await self._hand_over(card)
                 except Exception as exc:  # this card's fault: log it, it comes back later
                     log.error("print.failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
                     return
             async with one_conn:  # the leader's connection serves one transaction at a time
-                await self._record(conn, row, entry)
+                await self._record(conn, card, entry)
 
-        await asyncio.gather(*(print_one(row) for row in rows))
+        await asyncio.gather(*(print_one(card) for card in cards))
 
-    async def _record(self, conn: Connection, row: asyncpg.Record, entry: SpoolEntry) -> None:
+    async def _record(self, conn: Connection, card: Card, entry: SpoolEntry) -> None:
         """In one transaction: the card is printed, `card.produced` and PRODUCED are out."""
-        number = row["card_number"]
         async with conn.transaction():
-            recorded = await conn.fetchval(
-                "UPDATE cards SET printed_at = now(), print_file = $2, print_sha256 = $3"
-                " WHERE card_number = $1 AND printed_at IS NULL RETURNING true",
-                number,
-                entry.file,
-                entry.sha256,
-            )
-            if recorded:
+            if await self.register(conn, self.schema).mark_printed(card, entry):
                 tx = Tx(conn, "production")
-                tx.emit(
-                    CARD_PRODUCED,
-                    CardProduced(
-                        order_id=row["order_id"],
-                        revision=row["revision"],
-                        card_number=number,
-                        card_type=row["card_type"],
-                        issued_on=row["issued_on"],
-                        valid_until=row["valid_until"],
-                        holder_name=row["holder_name"],
-                        employer_org_number=row["employer_org_number"],
-                        employer_name=row["employer_name"],
-                        photo_key=row["photo_key"],
-                    ),
+                tx.emit(CARD_PRODUCED, card.produced())
+                tx.status(
+                    card.order_id, card.revision, Status.PRODUCED, card_number=card.card_number
                 )
-                tx.status(row["order_id"], row["revision"], Status.PRODUCED, card_number=number)
                 await enqueue(conn, self.schema, tx.messages)
-        log.info("card.printed", file=entry.file, card_number=number, order_id=row["order_id"])
+        log.info(
+            "card.printed", file=entry.file, card_number=card.card_number, order_id=card.order_id
+        )
 
-    async def _hand_over(self, row: asyncpg.Record, attempt: int) -> SpoolEntry:
-        number, order_id, card_type = row["card_number"], row["order_id"], row["card_type"]
-        if attempt > 1:
+    async def _hand_over(self, card: Card) -> SpoolEntry:
+        number, order_id, card_type = card.card_number, card.order_id, card.card_type
+        if card.print_attempts > 1:
             earlier = await asyncio.to_thread(self.spool.find, number, order_id, card_type)
             if earlier is not None:
                 log.warning("print.already_spooled", file=earlier.file)
                 return earlier
-        photo = await self.blobs.get(row["photo_key"]) if row["photo_key"] else None
+        photo = await self.blobs.get(card.photo_key) if card.photo_key else None
         if photo is None:
             log.warning("print.no_photo")
-        face = face_of(row, self.settings, self.card_key)
+        face = face_of(card, self.settings, self.card_key)
         pdf = await asyncio.to_thread(render_card, face, photo)
         job = PrintJob(number, order_id, card_type, pdf)
         return await asyncio.to_thread(self.spool.submit, job)
 
 
-def face_of(row: Any, settings: ProductionSettings, card_key: Ed25519PrivateKey) -> CardFace:
+def face_of(card: Card, settings: ProductionSettings, card_key: Ed25519PrivateKey) -> CardFace:
+    name, born = card.holder_name, card.birth_date
+    employer, org_number = card.employer_name, card.employer_org_number
+    if name is None or born is None or employer is None or org_number is None:
+        raise ValueError("the card has no face: it was made before print files existed")
     payload = Payload(
         kind="card",
-        id=row["card_number"],
-        name=row["holder_name"],
-        org_number=row["employer_org_number"],
-        day=row["valid_until"],
+        id=card.card_number,
+        name=name,
+        org_number=org_number,
+        day=card.valid_until,
     )
     return CardFace(
-        card_number=row["card_number"],
-        card_type=row["card_type"],
-        holder_name=row["holder_name"],
-        birth_date=row["birth_date"],
-        employer_name=row["employer_name"],
-        employer_org_number=row["employer_org_number"],
-        issued_on=row["issued_on"],
-        valid_until=row["valid_until"],
+        card_number=card.card_number,
+        card_type=card.card_type,
+        holder_name=name,
+        birth_date=born,
+        employer_name=employer,
+        employer_org_number=org_number,
+        issued_on=card.issued_on,
+        valid_until=card.valid_until,
         issuer=settings.card_issuer,
         qr_url=token_url(settings.verify_base_url, payload, card_key),
     )

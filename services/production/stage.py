@@ -1,33 +1,37 @@
 """production's stage: an approved order gets exactly one card, then exactly one print file.
 
-`on_approved` (in the message's transaction) allocates the card number, records the card
-in the register with its validity and what the card shows, and tells the order
-`IN_PRODUCTION`. The print file is made after that commit by the spooler
-(services/production/spooler.py), which then emits `card.produced` and `PRODUCED`.
+`on_approved` (in the message's transaction) issues the order's card (services/production/
+cards.py: number, validity, what the card shows), records it in the register
+(services/production/repository.py) and tells the order `IN_PRODUCTION`. The print file
+is made after that commit by the spooler (services/production/spooler.py), which then
+emits `card.produced` and `PRODUCED`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.production.domain import card_employer, holder_name, valid_until
+from services.production.cards import Card
+from services.production.repository import CardRegister, PostgresCardRegister
 from services.production.settings import ProductionSettings
 from services.production.spool import DirectorySpool
-from services.production.spooler import Spooler, wake_channel
+from services.production.spooler import Spooler
 from shared.blobstore import DirectoryBlobStore
 from shared.events import OrderApproved, Status
-from shared.identifiers import card_number
 from shared.keys import load_or_create_private_key, publish_public_key
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.messaging import Route, Stage, Tx
-from shared.norway import today_in_norway
+from shared.norway import Clock, today_in_norway, utc_now
 from shared.topics import ORDER_APPROVED
+
+if TYPE_CHECKING:
+    from shared.db import Connection
 
 log = get_logger(__name__)
 
@@ -36,44 +40,31 @@ class Production(Stage):
     name = "production"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, card_key: Ed25519PrivateKey, settings: ProductionSettings) -> None:
+    def __init__(
+        self,
+        card_key: Ed25519PrivateKey,
+        settings: ProductionSettings,
+        register: Callable[[Connection, str], CardRegister] = PostgresCardRegister,
+        clock: Clock = utc_now,
+    ) -> None:
         self.card_key = card_key
         self.settings = settings
+        self.register = register
+        self.clock = clock
         self.routes = {ORDER_APPROVED: Route(OrderApproved, self.on_approved)}
 
     async def on_approved(self, tx: Tx, event: OrderApproved) -> None:
-        existing = await tx.conn.fetchval(
-            "SELECT card_number FROM cards WHERE order_id = $1", event.order_id
-        )
+        register = self.register(tx.conn, self.name)
+        existing = await register.card_of_order(event.order_id)
         if existing is not None:
             # Redelivered or replayed: the order has its card; never make a second one.
-            log.info("card.already_produced", card_number=existing)
+            log.info("card.already_produced", card_number=existing.card_number)
             return
-        order = event.order
-        number = card_number(await tx.conn.fetchval("SELECT nextval('card_number_seq')"))
-        issued_on = today_in_norway()
-        until = valid_until(issued_on, order, event.d_number_active, event.employment_end_date)
-        employer_name, employer_org = card_employer(event)
-        await tx.conn.execute(
-            "INSERT INTO cards (card_number, order_id, revision, card_type, issued_on,"
-            " valid_until, holder_name, birth_date, employer_name, employer_org_number,"
-            " photo_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            number,
-            event.order_id,
-            event.revision,
-            order.card_type,
-            issued_on,
-            until,
-            holder_name(order),
-            order.worker.birth_date,
-            employer_name,
-            employer_org,
-            event.photo_key,
-        )
-        # Delivered at commit: the spooler prints the card as soon as it exists.
-        await tx.conn.execute("SELECT pg_notify($1, '')", wake_channel(self.name))
+        number = await register.next_card_number()
+        card = Card.issue(number, event, today_in_norway(self.clock()))
+        await register.add(card)  # the spooler prints it as soon as this commits
         tx.status(event.order_id, event.revision, Status.IN_PRODUCTION, card_number=number)
-        log.info("card.allocated", card_number=number, valid_until=until.isoformat())
+        log.info("card.allocated", card_number=number, valid_until=card.valid_until.isoformat())
 
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings
@@ -83,6 +74,8 @@ class Production(Stage):
             DirectoryBlobStore(Path(settings.blob_dir)),
             settings,
             self.card_key,
+            register=self.register,
+            clock=self.clock,
         )
         return [
             run_as_leader(

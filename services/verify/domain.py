@@ -15,6 +15,16 @@ from enum import StrEnum
 from shared.events import Status
 
 
+class CardStatus(StrEnum):
+    """A card's status in verify's projection (design.md, "Cards after production");
+    the `cards.status` CHECK constraint allows exactly these."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
 class Verdict(StrEnum):
     VALID = "VALID"
     SUSPENDED = "SUSPENDED"
@@ -44,11 +54,11 @@ VALID_ON: dict[str, tuple[str, ...]] = {
     "cleaning": ("cleaning", "construction"),
 }
 
-_CARD_STATUS_VERDICT = {
-    "ACTIVE": Verdict.VALID,
-    "SUSPENDED": Verdict.SUSPENDED,
-    "REVOKED": Verdict.REVOKED,
-    "EXPIRED": Verdict.EXPIRED,
+_CARD_STATUS_VERDICT: dict[str, Verdict] = {
+    CardStatus.ACTIVE: Verdict.VALID,
+    CardStatus.SUSPENDED: Verdict.SUSPENDED,
+    CardStatus.REVOKED: Verdict.REVOKED,
+    CardStatus.EXPIRED: Verdict.EXPIRED,
 }
 
 
@@ -91,20 +101,6 @@ ORDER_STATE_LABEL: dict[OrderState, tuple[str, str]] = {
     OrderState.PRODUCED: ("KORT PRODUSERT", "CARD PRODUCED"),
     OrderState.STOPPED: ("UGYLDIG", "NOT VALID"),
     OrderState.UNKNOWN: ("UKJENT", "UNKNOWN"),
-}
-
-STATUS_LABEL: dict[Status, tuple[str, str]] = {
-    Status.RECEIVED: ("Mottatt", "Received"),
-    Status.DOCUMENTS_REJECTED: ("Dokumenter avvist", "Documents rejected"),
-    Status.ACCEPTED: ("Dokumenter godkjent", "Documents accepted"),
-    Status.CHECKING: ("Kontrolleres mot registre", "Being checked against registers"),
-    Status.AWAITING_REGISTER: ("Venter på register", "Waiting for a register"),
-    Status.APPROVED: ("Godkjent", "Approved"),
-    Status.REJECTED: ("Avslått", "Rejected"),
-    Status.NEEDS_ATTENTION: ("Til manuell behandling", "Being handled by staff"),
-    Status.IN_PRODUCTION: ("I produksjon", "In production"),
-    Status.PRODUCED: ("Produsert", "Produced"),
-    Status.CANCELLED: ("Kansellert", "Cancelled"),
 }
 
 

@@ -12,16 +12,21 @@ verify never changes an order: a broken event is dead-lettered only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.verify.repository import PostgresVerifyStore, VerifyStore
 from services.verify.settings import VerifySettings
 from shared.events import CardProduced, Event, OrderStatusChanged, Reason, Text
 from shared.logging import get_logger
 from shared.messaging import OrderRef, Route, Stage, Tx
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
+
+if TYPE_CHECKING:
+    from shared.db import Connection
 
 log = get_logger(__name__)
 
@@ -51,7 +56,10 @@ class Verify(Stage):
     name = "verify"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self) -> None:
+    def __init__(
+        self, store: Callable[[Connection, str], VerifyStore] = PostgresVerifyStore
+    ) -> None:
+        self.store = store
         self.routes = {
             CARD_PRODUCED: Route(CardProduced, self.on_card_produced),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
@@ -59,58 +67,16 @@ class Verify(Stage):
         }
 
     async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
-        await tx.conn.execute(
-            "INSERT INTO cards (card_number, order_id, card_type, status_since, holder_name,"
-            " employer_org_number, employer_name, photo_key, issued_on, valid_until)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " ON CONFLICT (card_number) DO UPDATE SET holder_name = EXCLUDED.holder_name,"
-            " employer_org_number = EXCLUDED.employer_org_number,"
-            " employer_name = EXCLUDED.employer_name, photo_key = EXCLUDED.photo_key,"
-            " valid_until = EXCLUDED.valid_until",
-            event.card_number,
-            event.order_id,
-            event.card_type,
-            event.occurred_at,
-            event.holder_name,
-            event.employer_org_number,
-            event.employer_name,
-            event.photo_key,
-            event.issued_on,
-            event.valid_until,
-        )
+        await self.store(tx.conn, self.name).save_card(event)
         log.info("verify.card_recorded", card_number=event.card_number)
 
     async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
-        await tx.conn.execute(
-            "INSERT INTO orders (order_id, revision, status, card_number, first_seen, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $5)"
-            " ON CONFLICT (order_id) DO UPDATE SET revision = EXCLUDED.revision,"
-            " status = EXCLUDED.status,"
-            " card_number = COALESCE(EXCLUDED.card_number, orders.card_number),"
-            " first_seen = LEAST(orders.first_seen, EXCLUDED.first_seen),"
-            " updated_at = EXCLUDED.updated_at"
-            " WHERE orders.revision <= EXCLUDED.revision",
-            event.order_id,
-            event.revision,
-            event.status.value,
-            event.card_number,
-            event.occurred_at,
-        )
+        await self.store(tx.conn, self.name).save_status(event)
 
     async def on_accepted(self, tx: Tx, event: AcceptedView) -> None:
-        # The status row may not exist yet (topics are read independently): make it, so
-        # the photo is there when the status arrives; the status fills in the rest.
-        await tx.conn.execute(
-            "INSERT INTO orders (order_id, revision, status, first_seen, updated_at,"
-            " employer_name, photo_key) VALUES ($1, $2, 'ACCEPTED', $3, $3, $4, $5)"
-            " ON CONFLICT (order_id) DO UPDATE SET employer_name = EXCLUDED.employer_name,"
-            " photo_key = EXCLUDED.photo_key WHERE orders.revision <= EXCLUDED.revision",
-            event.order_id,
-            event.revision,
-            event.occurred_at,
-            event.order.employer.name,
-            event.photo_key,
-        )
+        # The status may not have come yet (topics are read independently): the photo is
+        # there when it does.
+        await self.store(tx.conn, self.name).save_accepted(event)
 
     async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
         return  # dead-lettered only: verify never changes an order's status

@@ -34,7 +34,6 @@ from starlette.staticfiles import StaticFiles
 from services.verify.domain import (
     CARD_TYPE_LABEL,
     ORDER_STATE_LABEL,
-    STATUS_LABEL,
     VALID_ON,
     VERDICT_LABEL,
     OrderState,
@@ -45,12 +44,12 @@ from services.verify.domain import (
     order_state,
 )
 from services.verify.keys import KeyRing
-from services.verify.queries import CardRow, Lookups
+from services.verify.repository import CardRow, Lookups
 from services.verify.settings import VerifySettings
 from services.verify.stage import Verify
 from shared.blobstore import BlobNotFoundError, BlobStore, DirectoryBlobStore
 from shared.db import create_pool, migrate
-from shared.events import Status
+from shared.events import STATUS_LABEL, Status
 from shared.identifiers import is_valid_card_number, is_valid_org_number
 from shared.logging import get_logger
 from shared.norway import OSLO, norwegian_date, today_in_norway

@@ -24,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devtools.fakes import mail_sink
+from services.notify.notifications import Awaiting, MailState
 from services.notify.proof import verify
 from services.notify.sender import Sender
 from services.notify.smtp import MailTransport, SmtpTransport
@@ -33,6 +34,7 @@ from shared.events import CardProduced, OrderStatusChanged, Reason, Status, enco
 from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor, described
 from shared.reasons import ReasonCode
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings
 
 
@@ -367,7 +369,8 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
         HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
     }
     await desk.deliver(retry_topic(desk.processor.stage.name), encode(produced), last_try)
-    assert await desk.states() == {("N-12", 1, "PRODUCED"): "failed"}
+    assert await desk.states() == {("N-12", 1, "PRODUCED"): "waiting"}
+    assert await desk.pool.fetchval("SELECT waiting_for FROM notifications") == "card"
 
     await desk.tell(
         CardProduced(
@@ -383,3 +386,39 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
     (mail,) = desk.mail()
     assert mail["Message-ID"] == "<hmskort.N-12.r1.produced@hmskort.example>"
     assert await desk.states() == {("N-12", 1, "PRODUCED"): "sent"}
+
+
+async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_it_comes(
+    desk: Desk,
+) -> None:
+    """A consumer far behind on order.submitted (a restart under load) once left such an
+    order without its e-mail for good: the status's retries ran out first."""
+    reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
+    rejected = status("N-13", Status.DOCUMENTS_REJECTED, reasons=[reason])
+    last_try = {
+        HEADER_ORIGIN: ORDER_STATUS.encode(),
+        HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
+    }
+    await desk.deliver(retry_topic(desk.processor.stage.name), encode(rejected), last_try)
+    assert await desk.states() == {("N-13", 1, "DOCUMENTS_REJECTED"): "waiting"}
+
+    await desk.submit(submission("N-13"))
+    await desk.send()
+
+    (mail,) = desk.mail()
+    assert mail["Message-ID"] == "<hmskort.N-13.r1.documents_rejected@hmskort.example>"
+    body = mail.get_body(("plain",))
+    assert body is not None
+    assert reason.message_en in body.get_content()
+    assert "employer.org_number" in body.get_content()
+    assert await desk.states() == {("N-13", 1, "DOCUMENTS_REJECTED"): "sent"}
+
+
+async def test_the_table_allows_exactly_the_mail_states_the_code_knows(desk: Desk) -> None:
+    schema = desk.processor.stage.name
+    assert await allowed_values(desk.pool, schema, "notifications_mail_state_check") == {
+        s.value for s in MailState
+    }
+    assert await allowed_values(desk.pool, schema, "notifications_waiting_for_check") == {
+        a.value for a in Awaiting
+    }

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
 from devtools.factories import national_id, sample_photo
+from services.production.cards import CardStatus
 from services.production.domain import add_years
 from services.production.spool import DirectorySpool, PrintJob, SpoolEntry
 from services.production.spooler import Spooler
@@ -41,6 +42,7 @@ from shared.identifiers import is_valid_card_number
 from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED, ORDER_STATUS
+from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings
 
 TODAY = today_in_norway()
@@ -283,3 +285,9 @@ async def test_a_card_past_its_last_valid_day_is_marked_expired(plant: Plant) ->
     async with plant.pool.acquire() as conn:
         await plant.spooler.expire(conn)
     assert await plant.pool.fetchval("SELECT status FROM cards") == "EXPIRED"
+
+
+async def test_the_register_allows_exactly_the_card_statuses_the_code_knows(plant: Plant) -> None:
+    schema = plant.processor.stage.name
+    allowed = await allowed_values(plant.pool, schema, "cards_status_check")
+    assert allowed == {s.value for s in CardStatus}

@@ -42,6 +42,7 @@ from shared.messaging import Delivery, Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS
+from tests.integration.constraints import allowed_values
 
 
 @dataclass
@@ -372,3 +373,10 @@ async def test_bulk_replay_filters_by_status_and_reason_code(world: World) -> No
     )
     assert code == 0 and "replayed 1 orders (1 NEEDS_ATTENTION)" in out
     assert [c.order_id for c in world.sent.commands] == ["C-1"]
+
+
+async def test_the_projection_allows_exactly_the_contract_statuses(world: World) -> None:
+    pool = world.processor.pool
+    for constraint in ("orders_status_check", "timeline_status_check"):
+        allowed = await allowed_values(pool, world.support, constraint)
+        assert allowed == {s.value for s in Status}

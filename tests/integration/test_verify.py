@@ -24,9 +24,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devtools.factories import national_id, org_number, sample_photo, submitted
-from services.verify.domain import RateLimiter
+from services.verify.domain import CardStatus, RateLimiter
 from services.verify.keys import KeyRing
-from services.verify.queries import Lookups
+from services.verify.repository import Lookups
 from services.verify.stage import Verify
 from services.verify.web import CSP, VerifyApp, security_headers
 from shared.blobstore import DirectoryBlobStore
@@ -47,6 +47,7 @@ from shared.norway import today_in_norway
 from shared.qrtoken import Payload, sign_token, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
+from tests.integration.constraints import allowed_values
 
 JSON = {"Accept": "application/json"}
 TODAY = today_in_norway()
@@ -374,3 +375,15 @@ def test_sign_token_is_what_the_url_carries() -> None:
     key = Ed25519PrivateKey.generate()
     payload = Payload("card", "0000000076", "Kari Nordmann", EMPLOYER, TODAY)
     assert token_url("http://x", payload, key) == f"http://x/kort/{sign_token(payload, key)}"
+
+
+async def test_the_projection_allows_exactly_the_statuses_the_code_knows(
+    verifier: Verifier,
+) -> None:
+    schema = verifier.processor.stage.name
+    assert await allowed_values(verifier.pool, schema, "cards_status_check") == {
+        s.value for s in CardStatus
+    }
+    assert await allowed_values(verifier.pool, schema, "orders_status_check") == {
+        s.value for s in Status
+    }

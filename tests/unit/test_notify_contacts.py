@@ -9,9 +9,11 @@ from datetime import date
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from services.notify.contacts import SubmissionSeen, contact_of
+from services.notify.contacts import contact_of
 from shared.events import parse_event
+from shared.submission import SubmissionSeen
 
 
 def submission(**changes: Any) -> bytes:
@@ -69,3 +71,18 @@ def test_names_with_line_breaks_are_flattened_so_they_cannot_forge_headers() -> 
     worker = {"given_name": "Kari\nBcc: x@y.no", "family_name": "Nordmann"}
     c = contact_of(parse_event(SubmissionSeen, submission(worker=worker)))
     assert c.worker_name == "Kari Bcc: x@y.no Nordmann"
+
+
+@pytest.mark.parametrize("field", ["event_id", "occurred_at"])
+def test_a_submission_s_ids_are_never_made_up(field: str) -> None:
+    """Read leniently, but not its identity: a made-up event id would make every
+    redelivery look new to the inbox (notify's reading used to default it)."""
+    event = json.loads(submission())
+    del event[field]
+    with pytest.raises(ValidationError):
+        parse_event(SubmissionSeen, json.dumps(event).encode())
+
+
+def test_an_org_number_with_a_wrong_check_digit_is_not_taken() -> None:
+    c = contact_of(parse_event(SubmissionSeen, submission(employer={"org_number": "974760674"})))
+    assert c.employer_org_number is None

@@ -1,0 +1,249 @@
+"""notify's tables in PostgreSQL: all of notify's SQL, in one place.
+
+`NotifyStore` is the port the handlers and the sender use (a fake one serves the unit
+tests); `PostgresNotifyStore` works on the connection it is given, inside the caller's
+transaction. Tables: `contacts` (who to write to, per revision), `cards` (the card's
+number and dates, for the PRODUCED e-mail) and `notifications` (one per order, revision
+and status, with its e-mail: services/notify/notifications.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.notify.contacts import Contact
+from services.notify.notifications import Awaiting, MailState, Notification
+from services.notify.templates import Card
+from shared.events import Reason, Status
+from shared.reasons import ReasonCode
+from shared.worker import wake_at_commit
+
+if TYPE_CHECKING:
+    from shared.db import Connection
+
+
+def mail_channel(schema: str) -> str:
+    """Where a composed e-mail wakes the sender (services/notify/sender.py)."""
+    return f"kortflyt_mail_{schema}"
+
+
+class NotifyStore(Protocol):
+    async def lock_order(self, order_id: str) -> None:
+        """Hold the order until this transaction ends: a notification that gives up waiting
+        and the submission or card it waits for never pass each other unseen."""
+
+    async def add_contact(self, contact: Contact) -> None:
+        """Remember who to write to about a revision (the first submission seen wins)."""
+
+    async def contact(self, order_id: str, revision: int) -> Contact | None: ...
+
+    async def add_card(self, order_id: str, card: Card) -> None:
+        """Remember an order's card (the first one seen wins)."""
+
+    async def card(self, order_id: str) -> Card | None: ...
+
+    async def is_recorded(self, order_id: str, revision: int, status: Status) -> bool: ...
+
+    async def add(self, notification: Notification) -> None:
+        """Record a new notification; a pending e-mail wakes the sender at commit."""
+
+    async def waiting_for(self, order_id: str, what: Awaiting) -> list[Notification]: ...
+
+    async def save(self, notification: Notification) -> None:
+        """Store a notification's new mail state; a pending e-mail is due now."""
+
+    # The sender's side.
+
+    async def due(self, limit: int) -> list[Notification]:
+        """Pending e-mails whose time has come, oldest due first."""
+
+    async def in_state(self, state: MailState) -> list[Notification]: ...
+
+    async def claim(self, sending: Notification) -> bool:
+        """Mark an e-mail `sending` (with the time) if it is still pending; False when
+        another sender took it meanwhile."""
+
+    async def save_outcome(self, notification: Notification, retry_in_s: float = 0.0) -> None:
+        """Store what came of a send; a deferred e-mail is due again in `retry_in_s`."""
+
+
+class PostgresNotifyStore:
+    def __init__(self, conn: Connection, schema: str = "notify") -> None:
+        self.conn = conn
+        self.schema = schema
+
+    async def lock_order(self, order_id: str) -> None:
+        # The two-key form: a key space apart from the leaders' and migrations' locks.
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
+            f"kortflyt.{self.schema}.order",
+            order_id,
+        )
+
+    async def add_contact(self, contact: Contact) -> None:
+        await self.conn.execute(
+            "INSERT INTO contacts (order_id, revision, email, employer_name,"
+            " employer_org_number, worker_name, worker_birth_date, card_type, ordered_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            contact.order_id,
+            contact.revision,
+            contact.email,
+            contact.employer_name,
+            contact.employer_org_number,
+            contact.worker_name,
+            contact.worker_birth_date,
+            contact.card_type,
+            contact.ordered_at,
+        )
+
+    async def contact(self, order_id: str, revision: int) -> Contact | None:
+        row = await self.conn.fetchrow(
+            "SELECT order_id, revision, email, employer_name, employer_org_number,"
+            " worker_name, worker_birth_date, card_type, ordered_at"
+            " FROM contacts WHERE order_id = $1 AND revision = $2",
+            order_id,
+            revision,
+        )
+        return Contact(**dict(row)) if row is not None else None
+
+    async def add_card(self, order_id: str, card: Card) -> None:
+        await self.conn.execute(
+            "INSERT INTO cards (order_id, card_number, issued_on, valid_until)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING",
+            order_id,
+            card.number,
+            card.issued_on,
+            card.valid_until,
+        )
+
+    async def card(self, order_id: str) -> Card | None:
+        row = await self.conn.fetchrow(
+            "SELECT card_number, issued_on, valid_until FROM cards WHERE order_id = $1",
+            order_id,
+        )
+        return Card(row["card_number"], row["issued_on"], row["valid_until"]) if row else None
+
+    async def is_recorded(self, order_id: str, revision: int, status: Status) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM notifications"
+                " WHERE order_id = $1 AND revision = $2 AND status = $3",
+                order_id,
+                revision,
+                status.value,
+            )
+        )
+
+    async def add(self, notification: Notification) -> None:
+        n = notification
+        await self.conn.execute(
+            "INSERT INTO notifications (order_id, revision, status, event_id, reasons,"
+            " mail_state, waiting_for, recipient, message_id, message, last_error)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT DO NOTHING",
+            *n.key,
+            n.event_id,
+            json.dumps([r.model_dump(mode="json") for r in n.reasons]),
+            n.mail_state.value,
+            n.waiting_for.value if n.waiting_for else None,
+            n.recipient,
+            n.message_id,
+            n.message,
+            n.last_error,
+        )
+        await self._wake_if_pending(n)
+
+    async def waiting_for(self, order_id: str, what: Awaiting) -> list[Notification]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM notifications"
+            " WHERE order_id = $1 AND mail_state = $2 AND waiting_for = $3",
+            order_id,
+            MailState.WAITING.value,
+            what.value,
+        )
+        return [_notification(row) for row in rows]
+
+    async def save(self, notification: Notification) -> None:
+        n = notification
+        await self.conn.execute(
+            "UPDATE notifications SET mail_state = $4, waiting_for = $5, recipient = $6,"
+            " message_id = $7, message = $8, last_error = $9, next_attempt_at = now()"
+            " WHERE order_id = $1 AND revision = $2 AND status = $3",
+            *n.key,
+            n.mail_state.value,
+            n.waiting_for.value if n.waiting_for else None,
+            n.recipient,
+            n.message_id,
+            n.message,
+            n.last_error,
+        )
+        await self._wake_if_pending(n)
+
+    async def _wake_if_pending(self, n: Notification) -> None:
+        if n.mail_state is MailState.PENDING:
+            await wake_at_commit(self.conn, mail_channel(self.schema))
+
+    async def due(self, limit: int) -> list[Notification]:
+        # The literal state matches the partial index notifications_to_send.
+        rows = await self.conn.fetch(
+            "SELECT * FROM notifications WHERE mail_state = 'pending'"
+            " AND next_attempt_at <= now() ORDER BY next_attempt_at, recorded_at LIMIT $1",
+            limit,
+        )
+        return [_notification(row) for row in rows]
+
+    async def in_state(self, state: MailState) -> list[Notification]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM notifications WHERE mail_state = $1", state.value
+        )
+        return [_notification(row) for row in rows]
+
+    async def claim(self, sending: Notification) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE notifications SET mail_state = $4, sending_at = now(), attempts = $5"
+                " WHERE order_id = $1 AND revision = $2 AND status = $3 AND mail_state = $6"
+                " RETURNING true",
+                *sending.key,
+                sending.mail_state.value,
+                sending.attempts,
+                MailState.PENDING.value,
+            )
+        )
+
+    async def save_outcome(self, notification: Notification, retry_in_s: float = 0.0) -> None:
+        n = notification
+        await self.conn.execute(
+            "UPDATE notifications SET mail_state = $4, attempts = $5, last_error = $6,"
+            " sent_at = CASE WHEN $7 THEN now() ELSE sent_at END,"
+            " next_attempt_at = now() + make_interval(secs => $8)"
+            " WHERE order_id = $1 AND revision = $2 AND status = $3",
+            *n.key,
+            n.mail_state.value,
+            n.attempts,
+            n.last_error,
+            n.mail_state is MailState.SENT,
+            retry_in_s,
+        )
+
+
+def _notification(row: Any) -> Notification:
+    values = {f.name: row[f.name] for f in fields(Notification)}
+    return Notification(
+        **{
+            **values,
+            "status": Status(row["status"]),
+            "reasons": tuple(_reason(r) for r in json.loads(row["reasons"])),
+            "mail_state": MailState(row["mail_state"]),
+            "waiting_for": Awaiting(row["waiting_for"]) if row["waiting_for"] else None,
+        }
+    )
+
+
+def _reason(stored: Any) -> Reason:
+    # Rows recorded before 0004 kept the reason codes only.
+    if isinstance(stored, str):
+        return Reason.of(ReasonCode(stored), "")
+    return Reason.model_validate(stored, strict=False)

@@ -1,0 +1,127 @@
+"""production's card register in PostgreSQL: all of production's SQL, in one place.
+
+`CardRegister` is the port the handler and the spooler use (a fake one serves the unit
+tests); `PostgresCardRegister` works on the connection it is given, inside the caller's
+transaction, so a card and the events about it commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.production.cards import Card, CardStatus
+from services.production.spool import SpoolEntry
+from shared.identifiers import card_number
+from shared.worker import wake_at_commit
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from shared.db import Connection
+
+
+def print_channel(schema: str) -> str:
+    """Where a new card wakes the spooler (services/production/spooler.py)."""
+    return f"kortflyt_print_{schema}"
+
+
+class CardRegister(Protocol):
+    async def card_of_order(self, order_id: str) -> Card | None: ...
+
+    async def next_card_number(self) -> str: ...
+
+    async def add(self, card: Card) -> None:
+        """Record a new card; the spooler wakes to print it once this commits."""
+
+    async def due_for_print(self, limit: int) -> list[Card]: ...
+
+    async def count_print_tries(self, tries: Sequence[tuple[Card, float]]) -> None:
+        """Record each card's counted try, and hold it back `delay_s` before the next."""
+
+    async def mark_printed(self, card: Card, entry: SpoolEntry) -> bool:
+        """Record the card's print file; False when it was recorded before."""
+
+    async def active_until_before(self, day: date) -> list[Card]: ...
+
+    async def set_status(self, cards: Sequence[Card]) -> None: ...
+
+
+class PostgresCardRegister:
+    def __init__(self, conn: Connection, schema: str = "production") -> None:
+        self.conn = conn
+        self.schema = schema
+
+    async def card_of_order(self, order_id: str) -> Card | None:
+        row = await self.conn.fetchrow("SELECT * FROM cards WHERE order_id = $1", order_id)
+        return _card(row) if row is not None else None
+
+    async def next_card_number(self) -> str:
+        return card_number(await self.conn.fetchval("SELECT nextval('card_number_seq')"))
+
+    async def add(self, card: Card) -> None:
+        await self.conn.execute(
+            "INSERT INTO cards (card_number, order_id, revision, card_type, issued_on,"
+            " valid_until, status, holder_name, birth_date, employer_name,"
+            " employer_org_number, photo_key)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            card.card_number,
+            card.order_id,
+            card.revision,
+            card.card_type,
+            card.issued_on,
+            card.valid_until,
+            card.status.value,
+            card.holder_name,
+            card.birth_date,
+            card.employer_name,
+            card.employer_org_number,
+            card.photo_key,
+        )
+        await wake_at_commit(self.conn, print_channel(self.schema))
+
+    async def due_for_print(self, limit: int) -> list[Card]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM cards WHERE printed_at IS NULL AND print_after <= now()"
+            " ORDER BY print_after, card_number LIMIT $1",
+            limit,
+        )
+        return [_card(row) for row in rows]
+
+    async def count_print_tries(self, tries: Sequence[tuple[Card, float]]) -> None:
+        await self.conn.executemany(
+            "UPDATE cards SET print_attempts = $2,"
+            " print_after = now() + make_interval(secs => $3) WHERE card_number = $1",
+            [(card.card_number, card.print_attempts, delay_s) for card, delay_s in tries],
+        )
+
+    async def mark_printed(self, card: Card, entry: SpoolEntry) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE cards SET printed_at = now(), print_file = $2, print_sha256 = $3"
+                " WHERE card_number = $1 AND printed_at IS NULL RETURNING true",
+                card.card_number,
+                entry.file,
+                entry.sha256,
+            )
+        )
+
+    async def active_until_before(self, day: date) -> list[Card]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM cards WHERE status = $1 AND valid_until < $2",
+            CardStatus.ACTIVE.value,
+            day,
+        )
+        return [_card(row) for row in rows]
+
+    async def set_status(self, cards: Sequence[Card]) -> None:
+        await self.conn.executemany(
+            "UPDATE cards SET status = $2 WHERE card_number = $1",
+            [(card.card_number, card.status.value) for card in cards],
+        )
+
+
+def _card(row: Any) -> Card:
+    values = {f.name: row[f.name] for f in fields(Card)}
+    return Card(**{**values, "status": CardStatus(row["status"])})

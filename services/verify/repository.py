@@ -1,0 +1,175 @@
+"""verify's projection in PostgreSQL: all of verify's SQL, in one place; no rules (see
+domain.py).
+
+- The write side, `VerifyStore` (the port the stage's handlers use; a fake one serves
+  the unit tests) and `PostgresVerifyStore`, on the message transaction's connection.
+  An order's row keeps the newest revision: a save of an older revision than the one
+  stored changes nothing (status and acceptance arrive on two topics, possibly at two
+  instances at once, so the rule is applied atomically, in the upsert).
+- The read side, `Lookups`: one query per look-up of the public pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import asyncpg
+
+from services.verify.domain import CardStatus
+from shared.events import CardProduced, OrderStatusChanged, Status
+
+if TYPE_CHECKING:
+    from services.verify.stage import AcceptedView
+    from shared.db import Connection
+
+
+class VerifyStore(Protocol):
+    async def save_card(self, card: CardProduced) -> None:
+        """The card as printed; a redelivery writes the same again."""
+
+    async def save_status(self, status: OrderStatusChanged) -> None:
+        """The order's latest status, unless a newer revision's is stored; a status
+        without a card number keeps the one stored."""
+
+    async def save_accepted(self, accepted: AcceptedView) -> None:
+        """The accepted revision's employer name and photo, unless a newer revision is
+        stored; an order not seen yet is recorded ACCEPTED (its status fills in the rest)."""
+
+
+class PostgresVerifyStore:
+    def __init__(self, conn: Connection, schema: str = "verify") -> None:
+        self.conn = conn
+
+    async def save_card(self, card: CardProduced) -> None:
+        await self.conn.execute(
+            "INSERT INTO cards (card_number, order_id, card_type, status, status_since,"
+            " holder_name, employer_org_number, employer_name, photo_key, issued_on,"
+            " valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (card_number) DO UPDATE SET holder_name = EXCLUDED.holder_name,"
+            " employer_org_number = EXCLUDED.employer_org_number,"
+            " employer_name = EXCLUDED.employer_name, photo_key = EXCLUDED.photo_key,"
+            " valid_until = EXCLUDED.valid_until",
+            card.card_number,
+            card.order_id,
+            card.card_type,
+            CardStatus.ACTIVE.value,
+            card.occurred_at,
+            card.holder_name,
+            card.employer_org_number,
+            card.employer_name,
+            card.photo_key,
+            card.issued_on,
+            card.valid_until,
+        )
+
+    async def save_status(self, status: OrderStatusChanged) -> None:
+        await self.conn.execute(
+            "INSERT INTO orders (order_id, revision, status, card_number, first_seen, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $5)"
+            " ON CONFLICT (order_id) DO UPDATE SET revision = EXCLUDED.revision,"
+            " status = EXCLUDED.status,"
+            " card_number = COALESCE(EXCLUDED.card_number, orders.card_number),"
+            " first_seen = LEAST(orders.first_seen, EXCLUDED.first_seen),"
+            " updated_at = EXCLUDED.updated_at"
+            " WHERE orders.revision <= EXCLUDED.revision",
+            status.order_id,
+            status.revision,
+            status.status.value,
+            status.card_number,
+            status.occurred_at,
+        )
+
+    async def save_accepted(self, accepted: AcceptedView) -> None:
+        await self.conn.execute(
+            "INSERT INTO orders (order_id, revision, status, first_seen, updated_at,"
+            " employer_name, photo_key) VALUES ($1, $2, $3, $4, $4, $5, $6)"
+            " ON CONFLICT (order_id) DO UPDATE SET employer_name = EXCLUDED.employer_name,"
+            " photo_key = EXCLUDED.photo_key WHERE orders.revision <= EXCLUDED.revision",
+            accepted.order_id,
+            accepted.revision,
+            Status.ACCEPTED.value,
+            accepted.occurred_at,
+            accepted.order.employer.name,
+            accepted.photo_key,
+        )
+
+
+@dataclass(frozen=True)
+class CardRow:
+    card_number: str
+    order_id: str
+    card_type: str
+    status: CardStatus
+    status_since: datetime
+    status_reason_nb: str | None
+    status_reason_en: str | None
+    holder_name: str | None
+    employer_org_number: str | None
+    employer_name: str | None
+    photo_key: str | None
+    issued_on: date
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    order_id: str
+    revision: int
+    status: str
+    card_number: str | None
+    first_seen: datetime
+    updated_at: datetime
+    employer_name: str | None
+    photo_key: str | None
+
+
+@dataclass(frozen=True)
+class EmployerCards:
+    org_number: str
+    name: str | None
+    valid: dict[str, int]  # card type -> cards valid today
+
+
+class Lookups:
+    """Look-ups on verify's schema; `pool` is set once the web app has started."""
+
+    pool: asyncpg.Pool
+
+    def __init__(self, pool: asyncpg.Pool | None = None) -> None:
+        if pool is not None:
+            self.pool = pool
+
+    async def card(self, card_number: str) -> CardRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT card_number, order_id, card_type, status, status_since, status_reason_nb,"
+            " status_reason_en, holder_name, employer_org_number, employer_name, photo_key,"
+            " issued_on, valid_until FROM cards WHERE card_number = $1",
+            card_number,
+        )
+        return _card_row(row) if row else None
+
+    async def order(self, order_id: str) -> OrderRow | None:
+        row = await self.pool.fetchrow(
+            "SELECT order_id, revision, status, card_number, first_seen, updated_at,"
+            " employer_name, photo_key FROM orders WHERE order_id = $1",
+            order_id,
+        )
+        return OrderRow(**dict(row)) if row else None
+
+    async def employer(self, org_number: str, today: date) -> EmployerCards:
+        rows = await self.pool.fetch(
+            "SELECT card_type, count(*) AS n, max(employer_name) AS name FROM cards"
+            " WHERE employer_org_number = $1 AND status = $3 AND valid_until >= $2"
+            " GROUP BY card_type",
+            org_number,
+            today,
+            CardStatus.ACTIVE.value,
+        )
+        name = next((r["name"] for r in rows if r["name"]), None)
+        return EmployerCards(org_number, name, {r["card_type"]: r["n"] for r in rows})
+
+
+def _card_row(row: Any) -> CardRow:
+    return CardRow(**{**dict(row), "status": CardStatus(row["status"])})
