@@ -5,7 +5,8 @@
 Prints the median CPU milliseconds (this process's CPU time, so a busy machine changes
 the figures less than wall time) of: the card's print file, the signed proof of order,
 the RECEIVED e-mail (composition only, the proof already made) and the PRODUCED e-mail,
-and intake's inspection of a small (450 x 580) and a 12-megapixel (3024 x 4032) photo.
+intake's inspection of a small (450 x 580) and a 12-megapixel (3024 x 4032) photo, and
+one message from FastStream's subscriber to a service's dispatcher (in memory).
 The last line is the same figures as JSON.
 """
 
@@ -14,6 +15,7 @@ The last line is the same figures as JSON.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import statistics
@@ -140,6 +142,40 @@ def checked(kind: str, data: bytes) -> Callable[[], Inspected]:
     return run
 
 
+async def _through_subscriber(messages: int) -> float:
+    """CPU ms per message from FastStream's subscriber to the service's dispatcher (the
+    wiring of shared.runtime.Service, in memory: TestKafkaBroker, a processor that only
+    counts), so the cost of what FastStream does per message shows."""
+    from faststream.kafka import TestKafkaBroker
+
+    from shared.messaging import Delivery, Processor
+    from shared.runtime import Service
+    from shared.settings import Settings
+    from tests.unit.test_wiring import INPUT_TOPIC, WiringStage
+
+    class Counting(Processor):
+        handled = 0
+
+        async def process_guarded(self, d: Delivery) -> None:
+            self.handled += 1
+
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", shutdown_grace_s=1.0)
+    service = Service(lambda _settings: WiringStage(), settings)
+    counting = Counting(None, service.stage, settings)  # type: ignore[arg-type]
+    service.processor = counting
+    async with TestKafkaBroker(service.broker) as broker:
+        for n in range(50):  # warm up
+            await broker.publish(b"m", INPUT_TOPIC, key=f"W-{n}".encode())
+        await service.main.dispatcher.drain(5.0)
+        start = time.process_time()
+        for n in range(messages):
+            await broker.publish(b"m", INPUT_TOPIC, key=f"A-{n % 64}".encode())
+        await service.main.dispatcher.drain(30.0)
+        used = time.process_time() - start
+    assert counting.handled == messages + 50
+    return used / messages * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         repeat = max(3, args.repeat // 5) if name == "inspect_photo_12mp" else args.repeat
         figures[name] = round(cpu_ms(work, repeat), 2)
         print(f"{name:24} {figures[name]:8.2f} CPU ms (median of {repeat})", flush=True)
+    per_message = asyncio.run(_through_subscriber(2000))
+    figures["subscriber_message"] = round(per_message, 3)
+    print(f"{'subscriber_message':24} {per_message:8.3f} CPU ms (mean of 2000)")
     print(json.dumps(figures))
     return 0
 
