@@ -75,7 +75,7 @@ test-e2e: install browser-deps
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m pytest tests/e2e
 
-## make bench: N orders (default 2000) through the pipeline and through a bare relay
+## make bench: N orders (default 2000) through the pipeline and a bare relay, and their work alone
 bench: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}

@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
 
 from shared.consumer import (
@@ -58,10 +58,12 @@ async def raw_parser(
     return message
 
 
-async def raw_decoder(message: StreamMessage[Any]) -> bytes:
-    """The body as bytes, whatever it holds: parsing is the Processor's job, where a
-    failure is dead-lettered."""
-    return bytes(message.body or b"")
+async def message_decoder(message: StreamMessage[Any]) -> StreamMessage[Any]:
+    """The message itself, handed to the subscriber as its body. Never decoded here:
+    parsing is the Processor's job, where a failure is dead-lettered. And the subscriber
+    needs no context parameter to reach the record and its consumer: FastStream resolves
+    one with a synchronous call in a worker thread, a thread hop for every message."""
+    return message
 
 
 def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
@@ -139,7 +141,11 @@ class Subscription:
         self.consumer: Any = None
         self.accepting = True
 
-    async def on_message(self, msg: KafkaMessage) -> None:
+    async def on_message(self, body: Any) -> None:
+        """Every message of the group: `message_decoder` hands the message over as the
+        body (typed Any: FastStream refuses a message class it is not asked to inject,
+        and injecting it would cost a worker thread per message)."""
+        msg: KafkaMessage = body
         self.consumer = msg.consumer  # ack policy MANUAL: an ackable message, with its consumer
         if not self.accepting:
             return  # stopping: never started, so never committed; redelivered after the restart
@@ -186,7 +192,7 @@ class Service(Generic[S]):
         common: dict[str, Any] = {
             "ack_policy": AckPolicy.MANUAL,
             "parser": raw_parser,
-            "decoder": raw_decoder,
+            "decoder": message_decoder,
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }

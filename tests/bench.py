@@ -1,9 +1,11 @@
-"""Throughput and latency of the whole pipeline, next to a bare Kafka relay.
+"""Throughput and latency of the whole pipeline, next to a bare Kafka relay and its work-only
+limit.
 
     KORTFLYT_PROFILE=test python -m tests.bench [--orders 2000] [--timeout 600] [--rate 0]
+        [--work-orders 0]
 
 `make bench` runs it against the test profile of deploy.dev (its infrastructure must be
-up; KORTFLYT_PROFILE may name another test profile, `test1`.., never `dev`). Two
+up; KORTFLYT_PROFILE may name another test profile, `test1`.., never `dev`). Three
 measurements in one run, one after the other, with the same N messages:
 
 1. **pipeline**: N valid orders are published to `hmskort.order.submitted.v1` (key = order
@@ -20,10 +22,23 @@ measurements in one run, one after the other, with the same N messages:
    batch with the same idempotent producer as the services' outbox relay and committing
    the offsets after each batch. Its topics `kortflyt.bench.hopN.<run>` are created for
    the run and deleted afterwards; the hmskort.* topics are never touched.
+3. **work only**: the same orders' work (document checks, register rules over canned
+   answers, print file, proof, e-mails) through the services' own functions, one order
+   after the other in this process, no Kafka, no PostgreSQL (tests/bench_work.py). The
+   machine's CPUs divided by its CPU time per order is the work-only limit: what the
+   pipeline would do if moving orders cost nothing (`--work-orders K`: on the first K
+   orders only).
+
+Over the pipeline run (first send until every stage caught up) the bench also reads the
+CPU time of every process deploy.dev runs for the profile (each service, its helpers,
+Kafka, and PostgreSQL's whole process tree: the postmaster and its backends, ended ones
+included) and PostgreSQL's transactions (pg_stat_database, xact_commit + xact_rollback).
 
 Human-readable figures first; the LAST line is one JSON object:
 `orders_per_s`, `p50_ms`, `p95_ms`, `p99_ms`, `relay_orders_per_s`, `ratio` (pipeline
-throughput / relay throughput) and `rss_mb` (service -> peak MB). If some orders do not
+throughput / relay throughput), `work_only_orders_per_s`, `work_ratio` (pipeline
+throughput / work-only throughput), `tx_per_order`, `cpu_ms_per_order` (process -> CPU ms
+per order) and `rss_mb` (service -> peak MB). If some orders do not
 reach `PRODUCED` (or some relay messages do not arrive) within `--timeout`, the bench says
 how many and exits 1 without the JSON line.
 """
@@ -48,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -66,7 +82,6 @@ from deploy.dev import (
 from devtools.factories import submitted
 from shared.events import FINAL_STATUSES, Status
 from shared.outbox import kafka_producer
-from shared.settings import Settings
 from shared.topics import (
     CARD_PRODUCED,
     ORDER_ACCEPTED,
@@ -74,12 +89,16 @@ from shared.topics import (
     ORDER_STATUS,
     ORDER_SUBMITTED,
 )
+from tests.bench_work import WorkError, WorkResult, work_only
+from tests.bench_work import print_result as print_work
+from tests.settings import AllSettings
 
 HOPS = 4
 HOP_PARTITIONS = 6
 RSS_SAMPLE_S = 0.2
 WARMUP_TIMEOUT_S = 180.0
 IDLE_TIMEOUT_S = 120.0
+STATS_FLUSH_S = 1.5
 # Caught up: at most this many messages not yet committed per group (the shared test
 # infrastructure may carry a little traffic of other test runs at the same time).
 IDLE_LAG = 20
@@ -278,15 +297,12 @@ async def wait_idle(
 
 
 class RssSampler:
-    """Peak resident set size of each service process (and its children), sampled; and
-    the CPU time each service and the whole machine spent between two marks."""
+    """Peak resident set size of each service process (and its children), sampled."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.peak: dict[str, int] = dict.fromkeys(SERVICES, 0)
         self.pids: dict[str, set[int]] = {s: set() for s in SERVICES}
-        self.cpu_s: dict[str, float] = dict.fromkeys(SERVICES, 0.0)
-        self._marked: tuple[float, float, dict[str, float]] | None = None
 
     def _processes(self, service: str) -> list[psutil.Process]:
         pid = Instance(self.profile, service).pid  # the bench runs one instance of each
@@ -307,35 +323,6 @@ class RssSampler:
                     rss += proc.memory_info().rss
             self.peak[service] = max(self.peak[service], rss)
 
-    def _cpu(self) -> dict[str, float]:
-        used = dict.fromkeys(SERVICES, 0.0)
-        for service in SERVICES:
-            for proc in self._processes(service):
-                with contextlib.suppress(psutil.Error):
-                    times = proc.cpu_times()
-                    used[service] += times.user + times.system
-        return used
-
-    @staticmethod
-    def _machine_busy_s() -> float:
-        t = psutil.cpu_times()._asdict()  # guest time is already part of user time
-        return float(
-            sum(t.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
-        )
-
-    def mark(self) -> None:
-        """Start counting CPU time now."""
-        self._marked = (time.perf_counter(), self._machine_busy_s(), self._cpu())
-
-    def cpu_since_mark(self) -> tuple[dict[str, float], float, float]:
-        """CPU seconds per service, the machine's busy share (0..1) and the wall seconds."""
-        assert self._marked is not None
-        wall0, busy0, used0 = self._marked
-        wall = time.perf_counter() - wall0
-        used = {s: max(0.0, v - used0.get(s, 0.0)) for s, v in self._cpu().items()}
-        busy = (self._machine_busy_s() - busy0) / (wall * (psutil.cpu_count() or 1))
-        return used, busy, wall
-
     def restarted(self) -> list[str]:
         """Services whose process changed during the run (someone restarted them)."""
         return [s for s, pids in self.pids.items() if len(pids) > 1]
@@ -347,6 +334,110 @@ class RssSampler:
 
     def mb(self) -> dict[str, float]:
         return {s: round(b / 2**20, 1) for s, b in self.peak.items()}
+
+
+# --------------------------------------------------------------------------- CPU, transactions
+
+
+def process_roots(profile: Profile) -> dict[str, list[int]]:
+    """The processes deploy.dev runs for `profile`, by name: each service (all its
+    instances), its helpers (fakes, mail sink, console), Kafka and PostgreSQL's postmaster."""
+    roots: dict[str, list[int]] = {}
+    for pidfile in sorted((profile.state / "run").glob("*.pid")):
+        pid = read_pid(pidfile)
+        if pid is None:
+            continue
+        service, _, number = pidfile.stem.rpartition("-")
+        name = service if service in SERVICES and number.isdigit() else pidfile.stem
+        roots.setdefault(name, []).append(pid)
+    try:  # postmaster.pid: the postmaster's pid on its first line, then more
+        postmaster = int((profile.state / "postgres" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        postmaster = 0
+    if postmaster > 0 and psutil.pid_exists(postmaster):
+        roots["postgres"] = [postmaster]
+    return roots
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and every descendant, including those that
+    have ended and been waited for (PostgreSQL's backends come and go: the postmaster's
+    children times keep them)."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in tree:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()  # /proc/<pid>/stat: utime, stime, cutime, cstime
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+@dataclass
+class Counters:
+    """CPU seconds by process (name -> root pid -> seconds), the machine's busy seconds,
+    PostgreSQL's transactions and the time: read at the start and at the end of a run."""
+
+    at: float
+    cpu_s: dict[str, dict[int, float]]
+    machine_busy_s: float
+    transactions: int
+
+    @staticmethod
+    def machine_busy() -> float:
+        t = psutil.cpu_times()._asdict()  # guest time is already part of user time
+        return float(
+            sum(t.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+        )
+
+
+async def pg_transactions(database_url: str) -> int:
+    """Transactions committed and rolled back in the database so far (pg_stat_database)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        value = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return int(value or 0)
+
+
+async def read_counters(profile: Profile, database_url: str) -> Counters:
+    cpu = {
+        name: {pid: tree_cpu_s(pid) for pid in pids}
+        for name, pids in process_roots(profile).items()
+    }
+    transactions = await pg_transactions(database_url)
+    return Counters(time.perf_counter(), cpu, Counters.machine_busy(), transactions)
+
+
+@dataclass
+class Usage:
+    """What a run cost between two readings of the counters."""
+
+    cpu_s: dict[str, float]  # by process, for processes running at both readings
+    machine_busy: float  # share of all CPUs busy (any process) over the run
+    transactions: int
+
+    @classmethod
+    def between(cls, start: Counters, end: Counters) -> Usage:
+        cpu = {
+            name: sum(
+                max(0.0, used - start.cpu_s[name][pid])
+                for pid, used in pids.items()
+                if pid in start.cpu_s[name]
+            )
+            for name, pids in end.cpu_s.items()
+            if name in start.cpu_s
+        }
+        wall = max(1e-9, end.at - start.at)
+        busy = (end.machine_busy_s - start.machine_busy_s) / (wall * (psutil.cpu_count() or 1))
+        return cls(cpu, busy, end.transactions - start.transactions)
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -399,12 +490,11 @@ class PipelineResult:
     rss_mb: dict[str, float]
     warmup_s: float
     drain_s: float
-    cpu_s: dict[str, float]  # per service, from the first send until every stage caught up
-    machine_busy: float  # share of all CPUs busy (any process) over that time
+    usage: Usage  # from the first send until every stage caught up
 
 
 async def run_pipeline(
-    settings: Settings,
+    settings: AllSettings,
     profile: Profile,
     orders: Sequence[tuple[str, bytes]],
     run: str,
@@ -440,7 +530,9 @@ async def run_pipeline(
 
         tracker = Tracker({oid for oid, _ in orders})
         router.tracker = tracker
-        sampler.mark()
+        # PostgreSQL's backends report their counters at most once a second.
+        await asyncio.sleep(STATS_FLUSH_S)
+        start = await read_counters(profile, settings.database_url)
         await publish(producer, ORDER_SUBMITTED, orders, tracker, rate)
         await wait_done(tracker, deadline.left())
         sampler.sample()
@@ -449,10 +541,13 @@ async def run_pipeline(
             # notify reads every status: let it catch up so it does not compete with
             # the relay for the CPU (and report how long it lagged behind).
             drain_s = await wait_idle(bootstrap, producer, deadline, "after the pipeline run")
-        cpu_s, busy, _wall = sampler.cpu_since_mark()
+        end = await read_counters(profile, settings.database_url)
+        await asyncio.sleep(STATS_FLUSH_S)
+        end.transactions = await pg_transactions(settings.database_url)
+        usage = Usage.between(start, end)
         if restarted := sampler.restarted():
             print(f"  note: restarted during the run: {', '.join(restarted)}; run again")
-        return PipelineResult(tracker, sampler.mb(), warmup_s, drain_s, cpu_s, busy)
+        return PipelineResult(tracker, sampler.mb(), warmup_s, drain_s, usage)
     finally:
         for task in (follower, sampler_task):
             if task is not None:
@@ -573,7 +668,7 @@ def crashed(tasks: Iterable[asyncio.Task[None]]) -> str:
 
 
 async def run_relay(
-    settings: Settings,
+    settings: AllSettings,
     orders: Sequence[tuple[str, bytes]],
     run: str,
     rate: float,
@@ -648,10 +743,13 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def report(pipeline: PipelineResult, relay: RelayResult) -> dict[str, Any]:
+def report(pipeline: PipelineResult, relay: RelayResult, work: WorkResult) -> dict[str, Any]:
     p, r = pipeline.tracker, relay.tracker
     lat, relay_lat = p.latencies_ms(), r.latencies_ms()
     orders_per_s, relay_per_s = p.throughput(), r.throughput()
+    n = len(p.arrived)
+    usage = pipeline.usage
+    cpu_ms = {name: round(s / n * 1000, 1) for name, s in sorted(usage.cpu_s.items())}
     figures: dict[str, Any] = {
         "orders_per_s": round(orders_per_s, 1),
         "p50_ms": round(percentile(lat, 50), 1),
@@ -659,6 +757,10 @@ def report(pipeline: PipelineResult, relay: RelayResult) -> dict[str, Any]:
         "p99_ms": round(percentile(lat, 99), 1),
         "relay_orders_per_s": round(relay_per_s, 1),
         "ratio": round(orders_per_s / relay_per_s, 4),
+        "work_only_orders_per_s": round(work.orders_per_s, 1),
+        "work_ratio": round(orders_per_s / work.orders_per_s, 4),
+        "tx_per_order": round(usage.transactions / n, 1),
+        "cpu_ms_per_order": cpu_ms,
         "rss_mb": pipeline.rss_mb,
     }
     print()
@@ -683,28 +785,38 @@ def report(pipeline: PipelineResult, relay: RelayResult) -> dict[str, Any]:
         )
     )
     print(f"\npipeline / relay throughput: {figures['ratio']:.4f}")
+    print_work(work)
+    print(f"pipeline / work-only limit: {figures['work_ratio']:.4f}")
     print(
         f"warm-up (first order end to end): {pipeline.warmup_s:.2f}s; "
         f"services caught up (notify) {pipeline.drain_s:.2f}s after the last PRODUCED"
     )
-    n = len(p.arrived)
     print(
-        f"\nper service: peak RSS (sampled every {RSS_SAMPLE_S} s) and CPU per order (from the"
-        " first send until every stage caught up)"
+        f"\nper process: peak RSS (services, sampled every {RSS_SAMPLE_S} s) and CPU per order"
+        " (with children; from the first send until every stage caught up)"
     )
     print(
         table(
             [
                 ("", "peak RSS", "CPU/order"),
                 *(
-                    (s, f"{mb:.1f} MB", f"{pipeline.cpu_s.get(s, 0.0) / n * 1000:.1f} ms")
-                    for s, mb in pipeline.rss_mb.items()
+                    (
+                        name,
+                        f"{pipeline.rss_mb[name]:.1f} MB" if name in pipeline.rss_mb else "",
+                        f"{ms:.1f} ms",
+                    )
+                    for name, ms in cpu_ms.items()
                 ),
+                ("all", "", f"{sum(cpu_ms.values()):.1f} ms"),
             ]
         )
     )
     print(
-        f"machine: {pipeline.machine_busy:.0%} of {psutil.cpu_count()} CPUs busy meanwhile"
+        f"PostgreSQL: {figures['tx_per_order']} transactions per order"
+        f" ({usage.transactions} in pg_stat_database over the run)"
+    )
+    print(
+        f"machine: {usage.machine_busy:.0%} of {psutil.cpu_count()} CPUs busy meanwhile"
         " (every process, also other test runs; near 100% means the figures are CPU-bound)"
     )
     return figures
@@ -713,7 +825,9 @@ def report(pipeline: PipelineResult, relay: RelayResult) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-async def bench(settings: Settings, profile: Profile, args: argparse.Namespace) -> dict[str, Any]:
+async def bench(
+    settings: AllSettings, profile: Profile, args: argparse.Namespace
+) -> dict[str, Any]:
     """Both measurements; the figures, or BenchError with what went wrong."""
     deadline = Deadline(args.timeout)
     run = uuid.uuid4().hex[:8].upper()
@@ -743,7 +857,14 @@ async def bench(settings: Settings, profile: Profile, args: argparse.Namespace) 
             f"through the bare relay within {args.timeout:g}s{relay.crashed}"
         )
     print(f"  all {args.orders} through in {relay.tracker.elapsed_s():.2f}s", flush=True)
-    return report(pipeline, relay)
+
+    sample = orders[: args.work_orders] if args.work_orders > 0 else orders
+    print(f"work only: {len(sample)} of the same orders in this process ...", flush=True)
+    try:
+        work = await work_only(settings, sample)
+    except WorkError as exc:
+        raise BenchError(f"work only: {exc}") from exc
+    return report(pipeline, relay, work)
 
 
 def running_pidfiles(profile: Profile) -> dict[str, Path]:
@@ -767,6 +888,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="orders/s to publish at; 0 (default) = at once"
     )
+    parser.add_argument(
+        "--work-orders",
+        type=int,
+        default=0,
+        help="the work-only measurement on the first K of the orders; 0 (default) = all",
+    )
     args = parser.parse_args(argv)
     if args.orders < 1:
         parser.error("--orders must be at least 1")
@@ -778,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = PROFILES[name]
     for key, value in profile.env().items():
         os.environ.setdefault(key, value)
-    settings = Settings()
+    settings = AllSettings()
 
     # Whatever services_up() starts (the services and their helpers, such as fakes) is
     # stopped again at the end; what was already running is left running.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -99,8 +100,16 @@ def inspect(
     return _inspect_image(kind, data, fmt, limits)
 
 
-def _open_image(kind: Kind, data: bytes, limits: Limits) -> Image.Image | list[Reason]:
-    """Decode fully, but only after the header showed a size we are willing to decode."""
+def _open_image(
+    kind: Kind, data: bytes, limits: Limits, max_side: int
+) -> tuple[Image.Image, tuple[int, int]] | list[Reason]:
+    """Decode, but only after the header showed a size we are willing to decode; the image
+    and its size as sent.
+
+    A JPEG larger than what is stored is decoded in draft mode: libjpeg scales it down by
+    1/2, 1/4 or 1/8 while decoding (every byte is still read, so a damaged file is still
+    unreadable), to no less than the size it is stored at. A 12-megapixel photo decodes in
+    a third of the time. The checks use the size as sent, never the draft's."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -110,8 +119,11 @@ def _open_image(kind: Kind, data: bytes, limits: Limits) -> Image.Image | list[R
                 return [
                     _reason(kind, "TOO_LARGE", f"over {limits.max_pixels // 1_000_000} megapixels")
                 ]
+            if max(width, height) > max_side:
+                scale = max_side / max(width, height)
+                image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
-            return image
+            return image, (width, height)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return [_reason(kind, "TOO_LARGE", f"over {limits.max_pixels // 1_000_000} megapixels")]
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
@@ -121,13 +133,13 @@ def _open_image(kind: Kind, data: bytes, limits: Limits) -> Image.Image | list[R
 def _inspect_image(
     kind: Kind, data: bytes, fmt: Format, limits: Limits
 ) -> Inspected | list[Reason]:
-    opened = _open_image(kind, data, limits)
+    max_side = limits.stored_id_copy_max_side if kind == "id_copy" else limits.stored_photo_max_side
+    opened = _open_image(kind, data, limits, max_side)
     if isinstance(opened, list):
         return opened
-    image = opened
+    image, (width, height) = opened
     if kind == "id_copy":
-        return Inspected(fmt, _reencode(image, limits.stored_id_copy_max_side), "jpg")
-    width, height = image.size
+        return Inspected(fmt, _reencode(image, max_side), "jpg")
     problems = []
     if width < limits.photo_min_width or height < limits.photo_min_height:
         problems.append(_reason(kind, "TOO_SMALL", f"{width} x {height}"))
@@ -136,14 +148,15 @@ def _inspect_image(
         problems.append(_reason(kind, "PROPORTIONS", f"{width} x {height}"))
     if problems:
         return problems
-    return Inspected(fmt, _reencode(image, limits.stored_photo_max_side), "jpg")
+    return Inspected(fmt, _reencode(image, max_side), "jpg")
 
 
 def _reencode(image: Image.Image, max_side: int) -> bytes:
     """A fresh JPEG from the pixels alone: EXIF, GPS, comments and profiles do not survive."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")  # ours: no copy needed
     if max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side))
+    rgb.info = {}  # Pillow writes a decoded JPEG's comment (COM) back unless it is dropped
     out = io.BytesIO()
     rgb.save(out, format="JPEG", quality=90)
     return out.getvalue()

@@ -12,6 +12,7 @@ printer gets the same glyphs; a letter Vera lacks is printed without its accent 
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 from reportlab.lib.colors import Color, HexColor, black, white
@@ -75,12 +76,30 @@ def _band(c: Canvas, card_type: CardType) -> None:
     _text(c, 28 * mm, base + 0.3 * mm, label, BOLD, 7.5, PAGE_WIDTH - 31 * mm)
 
 
+class _Jpeg:
+    """A JPEG for `Canvas.drawImage`, embedded as its own bytes (DCTDecode) and named by
+    their digest. An `ImageReader` is named by a digest of its decoded pixels: reportlab
+    would decode the whole photo only to name it, then embed the same JPEG bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.name = f"jpeg-{hashlib.sha256(data).hexdigest()}"
+
+    def __str__(self) -> str:  # what drawImage names a source that is not an ImageReader
+        return self.name
+
+    def jpeg_fh(self) -> io.BytesIO:  # what reportlab's image object reads a JPEG from
+        return io.BytesIO(self.data)
+
+
 def _photo(c: Canvas, photo: bytes | None) -> None:
     x, y, w, h = 3 * mm, 7 * mm, 22 * mm, 28.5 * mm
     if photo is not None:
-        c.drawImage(
-            ImageReader(io.BytesIO(photo)), x, y, w, h, preserveAspectRatio=True, anchor="c"
+        # intake stores every photo as a JPEG; anything else is decoded by reportlab.
+        image = (
+            _Jpeg(photo) if photo.startswith(b"\xff\xd8\xff") else ImageReader(io.BytesIO(photo))
         )
+        c.drawImage(image, x, y, w, h, preserveAspectRatio=True, anchor="c")
         return
     c.setStrokeColor(GREY)
     c.setDash(2, 1.5)

@@ -5,11 +5,15 @@ the rendered page) carrying the signed verification URL."""
 from __future__ import annotations
 
 import io
+import math
 from datetime import date
 from typing import Any
 
 import pytest
+import zxingcpp
+from PIL import Image
 from pypdf import PdfReader
+from pypdf.generic import ContentStream
 
 from devtools.factories import sample_photo
 from services.production.domain import CardFace
@@ -113,3 +117,58 @@ def test_a_long_employer_name_is_shortened_to_fit_not_lost_off_the_card() -> Non
 def test_the_same_card_gives_the_same_bytes() -> None:
     """Rendering is deterministic, so a print file can be compared with its manifest hash."""
     assert render_card(face(), None) == render_card(face(), None)
+
+
+def test_the_photo_is_embedded_as_the_stored_jpeg_byte_for_byte() -> None:
+    """The JPEG goes into the PDF as it is (DCTDecode): never decoded, never re-encoded."""
+    photo = sample_photo()
+    page = PdfReader(io.BytesIO(render_card(face(), photo))).pages[0]
+    resources: Any = page["/Resources"]
+    [image] = [x.get_object() for x in resources["/XObject"].values()]
+    assert image["/Filter"] == ["/DCTDecode"]
+    assert (image["/Width"], image["/Height"]) == Image.open(io.BytesIO(photo)).size
+    assert image.get_data() == photo
+
+
+def drawn_paths(pdf: bytes, page: int) -> list[list[tuple[float, ...]]]:
+    """The rectangles of every filled path on `page`, one list per fill."""
+    reader = PdfReader(io.BytesIO(pdf))
+    paths: list[list[tuple[float, ...]]] = []
+    current: list[tuple[float, ...]] = []
+    for operands, operator in ContentStream(reader.pages[page].get_contents(), reader).operations:
+        if operator == b"re":
+            current.append(tuple(float(v) for v in operands))
+        elif operator in (b"f", b"f*", b"F", b"B", b"B*", b"b", b"b*", b"S", b"s", b"n"):
+            if current and operator != b"n":
+                paths.append(current)
+            current = []
+    return paths
+
+
+def modules_of(rects: list[tuple[float, ...]]) -> set[tuple[int, int]]:
+    """The dark modules (row, column) a QR path covers, from its rectangles' geometry."""
+    unit = rects[0][3]
+    left = min(x for x, _y, _w, _h in rects)
+    top = max(y + h for _x, y, _w, h in rects)
+    cells = set()
+    for x, y, w, h in rects:
+        assert math.isclose(h, unit)
+        row, col = round((top - y - h) / unit), round((x - left) / unit)
+        cells |= {(row, col + i) for i in range(round(w / unit))}
+    return cells
+
+
+def test_the_qr_code_is_one_path_of_exactly_the_encoder_s_modules() -> None:
+    """Drawn as one filled path (not a shape per run of modules), module for module the
+    symbol zxing-cpp encodes for the URL."""
+    url = "http://127.0.0.1:8070/kort/SEhLMQphYmMK.c2lnbmF0dXJl"
+    pdf = render_card(face(qr_url=url), None)
+    qr = max(drawn_paths(pdf, 1), key=len)
+    assert len(qr) > 100  # every run of dark modules, in the one path
+    symbol = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+    matrix: Any = symbol.to_image(scale=1, add_quiet_zones=False)
+    rows, cols = matrix.shape
+    grid = memoryview(matrix)
+    expected = {(r, c) for r in range(rows) for c in range(cols) if grid[r, c] < 128}
+    assert modules_of(qr) == expected
+    assert qr_codes_in_pdf(pdf, page=1) == [url]

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import fast_depends.utils
 import pytest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, TestKafkaBroker
@@ -259,3 +260,27 @@ async def test_message_on_an_unrelated_topic_is_not_consumed(
     await broker.publish(b"x", "hmskort.order.status.v1")
     await settle(service)
     assert recorder.deliveries == []
+
+
+async def test_a_message_reaches_the_dispatcher_without_a_worker_thread(
+    service: Service[Settings],
+    broker: KafkaBroker,
+    recorder: RecordingProcessor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FastStream runs a synchronous dependency or context parameter of a subscriber in
+    a worker thread (fast_depends' run_in_threadpool): a thread hop for every message.
+    The subscribers take none: the message stays on the event loop."""
+    hops: list[str] = []
+    original = fast_depends.utils.run_in_threadpool
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__qualname__", repr(func)))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(fast_depends.utils, "run_in_threadpool", counting)
+    await broker.publish(b"m", INPUT_TOPIC, key=b"A-1")
+    await broker.publish(b"r", RETRY_TOPIC, key=b"A-2", headers={HEADER_DUE_AT: due_ms(-1)})
+    await settle(service)
+    assert len(recorder.deliveries) == 2
+    assert hops == []
