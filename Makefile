@@ -78,7 +78,7 @@ test-e2e: install browser-deps
 ## make bench: N orders (default 2000) through the pipeline and a bare relay, and their work alone
 bench: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
-	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000}
+	$(TEST_ENV) $(PY) -m tests.bench --orders $${N:-2000} --instances $${INSTANCES:-1}
 
 ## make bench-verify: verifications/s and latency of the verify service (JSON API and page)
 bench-verify: install

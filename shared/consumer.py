@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.delivery import Delivery
 from shared.logging import get_logger
-from shared.messaging import Delivery
 
 log = get_logger(__name__)
 

@@ -20,8 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.events import COMMAND_MODELS, EVENT_MODELS
-from shared.messaging import (
+from shared.delivery import (
     HEADER_ATTEMPT,
     HEADER_DUE_AT,
     HEADER_ERROR,
@@ -29,6 +28,7 @@ from shared.messaging import (
     HEADER_ORIGIN,
     HEADER_STATUS,
 )
+from shared.events import COMMAND_MODELS, EVENT_MODELS
 from shared.reasons import CATALOGUE
 from shared.signing import HEADER_KEY_ID, HEADER_SIGNATURE
 from shared.topics import (

@@ -32,10 +32,12 @@ from shared.consumer import (
     commit_now,
 )
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.logging import configure_logging, get_logger
-from shared.messaging import Delivery, Processor, Stage
 from shared.outbox import OutboxRelay, kafka_producer, start_with_retry
+from shared.processor import Processor
 from shared.settings import Settings
+from shared.stage import Stage
 from shared.topics import retry_topic
 
 log = get_logger(__name__)

@@ -38,7 +38,7 @@ from shared.logging import get_logger
 from shared.settings import CommandKeys
 
 if TYPE_CHECKING:
-    from shared.messaging import Delivery
+    from shared.delivery import Delivery
 
 log = get_logger(__name__)
 

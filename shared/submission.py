@@ -14,9 +14,9 @@ from uuid import UUID
 
 from pydantic import ConfigDict, JsonValue
 
+from shared.delivery import OrderRef
 from shared.events import Event, UtcDatetime
 from shared.identifiers import is_valid_org_number
-from shared.messaging import OrderRef
 
 MAX_TEXT = 200
 CardType = Literal["construction", "cleaning"]

@@ -2,7 +2,7 @@
 limit.
 
     KORTFLYT_PROFILE=test python -m tests.bench [--orders 2000] [--timeout 600] [--rate 0]
-        [--work-orders 0]
+        [--work-orders 0] [--instances 1]
 
 `make bench` runs it against the test profile of deploy.dev (its infrastructure must be
 up; KORTFLYT_PROFILE may name another test profile, `test1`.., never `dev`). Three
@@ -297,18 +297,20 @@ async def wait_idle(
 
 
 class RssSampler:
-    """Peak resident set size of each service process (and its children), sampled."""
+    """Peak resident set size of one process of each service (and its children), sampled:
+    with several instances, the largest of them."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, instances: int = 1) -> None:
         self.profile = profile
+        self.instances = instances
         self.peak: dict[str, int] = dict.fromkeys(SERVICES, 0)
-        self.pids: dict[str, set[int]] = {s: set() for s in SERVICES}
+        self.pids: dict[tuple[str, int], set[int]] = {}
 
-    def _processes(self, service: str) -> list[psutil.Process]:
-        pid = Instance(self.profile, service).pid  # the bench runs one instance of each
+    def _processes(self, service: str, number: int) -> list[psutil.Process]:
+        pid = Instance(self.profile, service, number).pid
         if pid is None:
             return []
-        self.pids[service].add(pid)
+        self.pids.setdefault((service, number), set()).add(pid)
         try:
             proc = psutil.Process(pid)
             return [proc, *proc.children(recursive=True)]
@@ -317,15 +319,16 @@ class RssSampler:
 
     def sample(self) -> None:
         for service in SERVICES:
-            rss = 0
-            for proc in self._processes(service):
-                with contextlib.suppress(psutil.Error):
-                    rss += proc.memory_info().rss
-            self.peak[service] = max(self.peak[service], rss)
+            for number in range(1, self.instances + 1):
+                rss = 0
+                for proc in self._processes(service, number):
+                    with contextlib.suppress(psutil.Error):
+                        rss += proc.memory_info().rss
+                self.peak[service] = max(self.peak[service], rss)
 
     def restarted(self) -> list[str]:
         """Services whose process changed during the run (someone restarted them)."""
-        return [s for s, pids in self.pids.items() if len(pids) > 1]
+        return sorted({s for (s, _n), pids in self.pids.items() if len(pids) > 1})
 
     async def run(self) -> None:
         while True:
@@ -491,6 +494,7 @@ class PipelineResult:
     warmup_s: float
     drain_s: float
     usage: Usage  # from the first send until every stage caught up
+    instances: int = 1
 
 
 async def run_pipeline(
@@ -500,9 +504,10 @@ async def run_pipeline(
     run: str,
     rate: float,
     deadline: Deadline,
+    instances: int = 1,
 ) -> PipelineResult:
     bootstrap = settings.kafka_bootstrap_servers
-    sampler = RssSampler(profile)
+    sampler = RssSampler(profile, instances)
     sampler_task = asyncio.create_task(sampler.run(), name="rss")
     router = StatusRouter(f"BENCH-{run}-")
     producer = kafka_producer(bootstrap)
@@ -547,7 +552,7 @@ async def run_pipeline(
         usage = Usage.between(start, end)
         if restarted := sampler.restarted():
             print(f"  note: restarted during the run: {', '.join(restarted)}; run again")
-        return PipelineResult(tracker, sampler.mb(), warmup_s, drain_s, usage)
+        return PipelineResult(tracker, sampler.mb(), warmup_s, drain_s, usage, instances)
     finally:
         for task in (follower, sampler_task):
             if task is not None:
@@ -762,6 +767,7 @@ def report(pipeline: PipelineResult, relay: RelayResult, work: WorkResult) -> di
         "tx_per_order": round(usage.transactions / n, 1),
         "cpu_ms_per_order": cpu_ms,
         "rss_mb": pipeline.rss_mb,
+        "instances": pipeline.instances,
     }
     print()
     print(
@@ -838,7 +844,9 @@ async def bench(
     )
 
     print(f"pipeline: publishing to {ORDER_SUBMITTED}, waiting for PRODUCED ...", flush=True)
-    pipeline = await run_pipeline(settings, profile, orders, run, args.rate, deadline)
+    pipeline = await run_pipeline(
+        settings, profile, orders, run, args.rate, deadline, args.instances
+    )
     p = pipeline.tracker
     if p.missing:
         outcomes = Counter(p.failed.values())
@@ -889,6 +897,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=0.0, help="orders/s to publish at; 0 (default) = at once"
     )
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="instances of every service to start (when not already running), default 1",
+    )
+    parser.add_argument(
         "--work-orders",
         type=int,
         default=0,
@@ -897,6 +911,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.orders < 1:
         parser.error("--orders must be at least 1")
+    if args.instances < 1:
+        parser.error("--instances must be at least 1")
     # Like the tests: only ever a test profile (`test`, or `test1`.. for runs side by side),
     # never a developer's running system.
     name = os.environ.get("KORTFLYT_PROFILE", "test")
@@ -917,12 +933,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     before = running_pidfiles(profile)
     failure = ""
-    if all(f"{Instance(profile, s).name}.pid" in before for s in SERVICES):
+    wanted = [Instance(profile, s, n) for s in SERVICES for n in range(1, args.instances + 1)]
+    if all(f"{i.name}.pid" in before for i in wanted):
         print(f"reusing the running {profile.name} services")
         started: list[Path] = []
     else:
         try:
-            services_up(profile)
+            services_up(profile, args.instances)
         except DevError as exc:
             failure = f"could not start the {profile.name} services: {exc}"
         after = running_pidfiles(profile)

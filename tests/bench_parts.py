@@ -148,7 +148,8 @@ async def _through_subscriber(messages: int) -> float:
     counts), so the cost of what FastStream does per message shows."""
     from faststream.kafka import TestKafkaBroker
 
-    from shared.messaging import Delivery, Processor
+    from shared.delivery import Delivery
+    from shared.processor import Processor
     from shared.runtime import Service
     from shared.settings import Settings
     from tests.unit.test_wiring import INPUT_TOPIC, WiringStage

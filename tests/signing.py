@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shared.delivery import Delivery
 from shared.events import Command
-from shared.messaging import Delivery
 from shared.settings import CommandKeys
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS

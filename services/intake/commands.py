@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from services.intake.orders import IntakeOrder, IntakeStatus
 from services.intake.repository import IntakeRepository
+from shared.delivery import rerun_message
 from shared.events import CancelOrder, Command, ReplayOrder, Status
-from shared.messaging import Tx, audit_command, rerun_message
+from shared.stage import UnitOfWork, audit_command
 from shared.topics import ORDER_SUBMITTED
 
 
-async def on_command(tx: Tx, orders: IntakeRepository, command: Command, replay_limit: int) -> None:
+async def on_command(
+    tx: UnitOfWork, orders: IntakeRepository, command: Command, replay_limit: int
+) -> None:
     if await orders.seen(command.event_id):
         return
     outcome: str | None = None
@@ -37,7 +40,7 @@ async def on_command(tx: Tx, orders: IntakeRepository, command: Command, replay_
 
 
 async def _replay(
-    tx: Tx, orders: IntakeRepository, command: ReplayOrder, replay_limit: int
+    tx: UnitOfWork, orders: IntakeRepository, command: ReplayOrder, replay_limit: int
 ) -> str | None:
     order = await orders.get_for_update(command.order_id)
     submitted = await orders.submission(command.order_id) if order is not None else None
@@ -54,7 +57,7 @@ async def _replay(
     return admission.outcome(order.status.value)
 
 
-async def _cancel(tx: Tx, orders: IntakeRepository, command: CancelOrder) -> str | None:
+async def _cancel(tx: UnitOfWork, orders: IntakeRepository, command: CancelOrder) -> str | None:
     order = await orders.get_for_update(command.order_id) or IntakeOrder.placeholder(
         command.order_id
     )

@@ -1,5 +1,5 @@
 """intake's SQL, in one place: its orders, the documents it stored for them, and (through
-shared.messaging.CommandLedger) the commands and replays it handled.
+shared.stage.CommandLedger) the commands and replays it handled.
 
 `IntakeOrders` works on the connection of the handler's transaction; `IntakeRepository`
 is what the handlers need of it (tests/unit/test_intake_handlers.py has an in-memory one).
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from services.intake.documents import Kind
 from services.intake.orders import IntakeOrder, IntakeStatus
 from shared.events import OrderSubmitted, encode
-from shared.messaging import CommandLedger, Ledger
+from shared.stage import CommandLedger, Ledger
 
 if TYPE_CHECKING:
     from shared.db import Connection

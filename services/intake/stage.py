@@ -33,6 +33,7 @@ from services.intake.orders import Arrival, IntakeOrder, IntakeStatus
 from services.intake.repository import IntakeOrders, IntakeRepository
 from services.intake.settings import IntakeSettings
 from shared.blobstore import BlobStore, DirectoryBlobStore
+from shared.delivery import OrderRef
 from shared.events import (
     CLOSED_STATUSES,
     Command,
@@ -45,9 +46,9 @@ from shared.events import (
     parse_command,
 )
 from shared.logging import get_logger
-from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
+from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.topics import ORDER_ACCEPTED, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ class Intake(Stage):
             log.info("order.revision_ignored", revision=revision, known=order.revision)
         return arrival, order
 
-    async def on_submitted(self, tx: Tx[Checked], event: OrderSubmitted) -> None:
+    async def on_submitted(self, tx: UnitOfWork[Checked], event: OrderSubmitted) -> None:
         checked = tx.prepared
         orders = self.orders(tx.conn)
         arrival, order = await self._arrive(orders, event.order_id, event.revision)
@@ -225,10 +226,10 @@ class Intake(Stage):
                 await self.blobs.delete(key)
         log.info("documents.discarded", count=len(set(keys) - used))
 
-    async def on_command(self, tx: Tx, command: Command) -> None:
+    async def on_command(self, tx: UnitOfWork, command: Command) -> None:
         await commands.on_command(tx, self.orders(tx.conn), command, self.replay_limit)
 
-    async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         """A closed order no longer needs its ID copy: delete it (personal data). The
         route passes over every other status (`statuses`)."""
         for key in await self.orders(tx.conn).close_id_copies(event.order_id, event.revision):
@@ -237,7 +238,7 @@ class Intake(Stage):
 
     # ------------------------------------------------------------------ failures
 
-    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
+    async def on_invalid(self, tx: UnitOfWork, ref: OrderRef | None, reasons: list[Reason]) -> None:
         # Tell the employer only about the order's newest revision.
         if ref is None:
             return
@@ -248,14 +249,16 @@ class Intake(Stage):
             tx.status(ref.order_id, ref.revision, Status.DOCUMENTS_REJECTED, reasons)
 
     async def on_transient(
-        self, tx: Tx, event: OrderSubmitted, failure: TransientFailure, attempt: int
+        self, tx: UnitOfWork, event: OrderSubmitted, failure: TransientFailure, attempt: int
     ) -> None:
         # RECEIVED once, with the retryable reason; later tries change nothing visible.
         arrival, _order = await self._arrive(self.orders(tx.conn), event.order_id, event.revision)
         if arrival is Arrival.NEW:
             tx.status(event.order_id, event.revision, Status.RECEIVED, [failure.reason])
 
-    async def on_exhausted(self, tx: Tx, event: OrderSubmitted, failure: TransientFailure) -> None:
+    async def on_exhausted(
+        self, tx: UnitOfWork, event: OrderSubmitted, failure: TransientFailure
+    ) -> None:
         orders = self.orders(tx.conn)
         arrival, order = await self._arrive(orders, event.order_id, event.revision)
         if arrival is not Arrival.STALE:

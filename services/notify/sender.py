@@ -32,7 +32,7 @@ from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_ch
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
 from shared.logging import bind_message, get_logger
-from shared.messaging import backoff_s
+from shared.processor import backoff_s
 from shared.worker import WorkLoop
 
 if TYPE_CHECKING:

@@ -41,12 +41,13 @@ from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import SmtpTransport
 from services.notify.templates import MAILED, Card, Notice, render
+from shared.delivery import OrderRef
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.leader import run_as_leader
 from shared.logging import get_logger
-from shared.messaging import OrderRef, Route, Stage, TransientFailure, Tx
 from shared.norway import Clock, utc_now
 from shared.reasons import ReasonCode
+from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
 
@@ -89,7 +90,7 @@ class Notify(Stage):
             CARD_PRODUCED: Route(CardProduced, self.on_card_produced),
         }
 
-    async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
+    async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
         store = self.store(tx.conn, self.name)
         await store.lock_order(event.order_id)
         contact = contact_of(event)
@@ -102,7 +103,7 @@ class Notify(Stage):
             if waiting.revision == contact.revision:
                 await self._resume(store, waiting)
 
-    async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
+    async def on_card_produced(self, tx: UnitOfWork, event: CardProduced) -> None:
         store = self.store(tx.conn, self.name)
         await store.lock_order(event.order_id)
         card = Card(event.card_number, event.issued_on, event.valid_until)
@@ -126,7 +127,7 @@ class Notify(Stage):
             waiting_for=resumed.waiting_for.value if resumed.waiting_for else None,
         )
 
-    async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)
         if await store.is_recorded(event.order_id, event.revision, event.status):
             log.info("notification.already_recorded", status=event.status.value)
@@ -209,16 +210,16 @@ class Notify(Stage):
             proof=proof,
         )
 
-    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
+    async def on_invalid(self, tx: UnitOfWork, ref: OrderRef | None, reasons: list[Reason]) -> None:
         # A broken event is dead-lettered only: notify never changes an order's status.
         return
 
     async def on_transient(
-        self, tx: Tx, event: Any, failure: TransientFailure, attempt: int
+        self, tx: UnitOfWork, event: Any, failure: TransientFailure, attempt: int
     ) -> None:
         return  # waiting for another event changes nothing an employer sees
 
-    async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
+    async def on_exhausted(self, tx: UnitOfWork, event: Any, failure: TransientFailure) -> None:
         """The submission (or card) did not come in time: record what the e-mail waits for.
 
         It may have come since the last try (another consumer took it): looked at again

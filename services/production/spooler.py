@@ -33,10 +33,11 @@ from services.production.spool import PrintJob, PrintSpool, SpoolEntry
 from shared.blobstore import BlobStore
 from shared.events import Status
 from shared.logging import bind_message, get_logger
-from shared.messaging import Tx, backoff_s
 from shared.norway import Clock, today_in_norway, utc_now
 from shared.outbox import enqueue
+from shared.processor import backoff_s
 from shared.qrtoken import Payload, token_url
+from shared.stage import UnitOfWork
 from shared.topics import CARD_PRODUCED
 from shared.worker import WorkLoop
 
@@ -143,7 +144,7 @@ class Spooler:
         """In one transaction: the card is printed, `card.produced` and PRODUCED are out."""
         async with conn.transaction():
             if await self.register(conn, self.schema).mark_printed(card, entry):
-                tx = Tx(conn, "production")
+                tx = UnitOfWork(conn, "production")
                 tx.emit(CARD_PRODUCED, card.produced())
                 tx.status(
                     card.order_id, card.revision, Status.PRODUCED, card_number=card.card_number

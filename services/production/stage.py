@@ -26,8 +26,8 @@ from shared.events import OrderApproved, Status
 from shared.keys import load_or_create_private_key, publish_public_key
 from shared.leader import run_as_leader
 from shared.logging import get_logger
-from shared.messaging import Route, Stage, Tx
 from shared.norway import Clock, today_in_norway, utc_now
+from shared.stage import Route, Stage, UnitOfWork
 from shared.topics import ORDER_APPROVED
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Production(Stage):
         self.clock = clock
         self.routes = {ORDER_APPROVED: Route(OrderApproved, self.on_approved)}
 
-    async def on_approved(self, tx: Tx, event: OrderApproved) -> None:
+    async def on_approved(self, tx: UnitOfWork, event: OrderApproved) -> None:
         register = self.register(tx.conn, self.name)
         existing = await register.card_of_order(event.order_id)
         if existing is not None:

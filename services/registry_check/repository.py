@@ -1,6 +1,6 @@
 """registry_check's SQL, in one place: its orders, the evidence of every check, support's
 overrides, the waiting orders due for a re-check, and (through
-shared.messaging.CommandLedger) the commands and replays it handled.
+shared.stage.CommandLedger) the commands and replays it handled.
 
 `CheckedOrders` works on the connection of the handler's transaction; `CheckRepository`
 is what the handlers need of it (tests/unit/test_registry_check_handlers.py has an
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from services.registry_check.domain import RuleResult
 from services.registry_check.orders import CheckedOrder, RecordedCheck
 from shared.events import OrderAccepted, OverrideCheck, Reason, Status, encode
-from shared.messaging import CommandLedger, Ledger
+from shared.stage import CommandLedger, Ledger
 
 if TYPE_CHECKING:
     from shared.db import Connection

@@ -39,6 +39,7 @@ from services.registry_check.domain import Approval, Outcome, RuleResult, decide
 from services.registry_check.orders import CheckedOrder
 from services.registry_check.repository import CheckedOrders, CheckRepository
 from services.registry_check.settings import RegistryCheckSettings
+from shared.delivery import rerun_message
 from shared.events import (
     CancelOrder,
     CheckResult,
@@ -54,18 +55,11 @@ from shared.events import (
     parse_command,
 )
 from shared.logging import get_logger
-from shared.messaging import (
-    Route,
-    Stage,
-    TransientFailure,
-    Tx,
-    audit_command,
-    rerun_message,
-)
 from shared.norway import today_in_norway
 from shared.outbox import enqueue
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
+from shared.stage import Route, Stage, TransientFailure, UnitOfWork, audit_command
 from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
 if TYPE_CHECKING:
@@ -172,7 +166,7 @@ class RegistryCheck(Stage):
             ) from None
         return Evaluation(checked.results, now, checked.approval)
 
-    async def on_accepted(self, tx: Tx[Evaluation], event: OrderAccepted) -> None:
+    async def on_accepted(self, tx: UnitOfWork[Evaluation], event: OrderAccepted) -> None:
         evaluation = tx.prepared
         orders = self.orders(tx.conn)
         previous = await orders.get_for_update(event.order_id)
@@ -230,16 +224,16 @@ class RegistryCheck(Stage):
         )
 
     async def on_transient(
-        self, tx: Tx, event: Any, failure: TransientFailure, attempt: int
+        self, tx: UnitOfWork, event: Any, failure: TransientFailure, attempt: int
     ) -> None:
         if await self._mark(tx, event, Status.AWAITING_REGISTER, failure.reason):
             await super().on_transient(tx, event, failure, attempt)
 
-    async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
+    async def on_exhausted(self, tx: UnitOfWork, event: Any, failure: TransientFailure) -> None:
         if await self._mark(tx, event, Status.NEEDS_ATTENTION, failure.reason):
             await super().on_exhausted(tx, event, failure)
 
-    async def _mark(self, tx: Tx, event: Any, status: Status, reason: Reason) -> bool:
+    async def _mark(self, tx: UnitOfWork, event: Any, status: Status, reason: Reason) -> bool:
         """Remember an order the registers could not check (so it can be replayed);
         False when the order is not one this stage may still change."""
         if not isinstance(event, OrderAccepted):
@@ -254,7 +248,7 @@ class RegistryCheck(Stage):
 
     # ------------------------------------------------------------------ commands
 
-    async def on_command(self, tx: Tx, command: Command) -> None:
+    async def on_command(self, tx: UnitOfWork, command: Command) -> None:
         orders = self.orders(tx.conn)
         if await orders.seen(command.event_id):
             log.info("command.duplicate", command=command.event_type)
@@ -270,14 +264,16 @@ class RegistryCheck(Stage):
             return  # not ours (an order that never reached registry_check)
         await audit_command(tx, command, outcome, orders)
 
-    async def _recheck(self, tx: Tx, orders: CheckRepository, order: CheckedOrder) -> None:
+    async def _recheck(self, tx: UnitOfWork, orders: CheckRepository, order: CheckedOrder) -> None:
         """Re-run the checks of the stored order now (through the retry topic)."""
         assert order.accepted is not None
         await orders.save(order.rechecking())
         tx.messages.append(rerun_message(NAME, ORDER_ACCEPTED, order.accepted))
         tx.status(order.order_id, order.revision, Status.CHECKING)
 
-    async def _replay(self, tx: Tx, orders: CheckRepository, cmd: ReplayOrder) -> str | None:
+    async def _replay(
+        self, tx: UnitOfWork, orders: CheckRepository, cmd: ReplayOrder
+    ) -> str | None:
         if cmd.stage not in (None, NAME):
             return None
         order = await orders.get_for_update(cmd.order_id)
@@ -294,7 +290,7 @@ class RegistryCheck(Stage):
         await self._recheck(tx, orders, order)
         return admission.outcome(order.status.value)
 
-    async def _override(self, tx: Tx, orders: CheckRepository, cmd: OverrideCheck) -> str:
+    async def _override(self, tx: UnitOfWork, orders: CheckRepository, cmd: OverrideCheck) -> str:
         order = await orders.get_for_update(cmd.order_id)
         if order is None:
             return "refused: unknown order or revision"
@@ -306,7 +302,7 @@ class RegistryCheck(Stage):
             await self._recheck(tx, orders, order)
         return f"overridden {cmd.check} ({order.outcome_of(cmd.check)})"
 
-    async def _cancel(self, tx: Tx, orders: CheckRepository, cmd: CancelOrder) -> str:
+    async def _cancel(self, tx: UnitOfWork, orders: CheckRepository, cmd: CancelOrder) -> str:
         order = await orders.get_for_update(cmd.order_id)
         if order is None or not order.has(cmd.revision):
             # Not here (yet): intake answers for an order it never saw ("refused: unknown

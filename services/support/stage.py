@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from services.support.orders import SubmittedOrder
 from services.support.repository import PostgresSupportStore, SupportStore
 from services.support.settings import SupportSettings
+from shared.delivery import OrderRef
 from shared.events import (
     CardProduced,
     CommandHandled,
@@ -31,7 +32,7 @@ from shared.events import (
     Reason,
 )
 from shared.logging import get_logger
-from shared.messaging import OrderRef, Route, Stage, Tx
+from shared.stage import Route, Stage, UnitOfWork
 from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
 
@@ -56,16 +57,16 @@ class Support(Stage):
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
         }
 
-    async def on_submitted(self, tx: Tx, event: SubmissionSeen) -> None:
+    async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
         await self.store(tx.conn, self.name).save_submitted(SubmittedOrder.of(event))
 
-    async def on_card(self, tx: Tx, event: CardProduced) -> None:
+    async def on_card(self, tx: UnitOfWork, event: CardProduced) -> None:
         await self.store(tx.conn, self.name).save_card(event)
 
-    async def on_command_handled(self, tx: Tx, event: CommandHandled) -> None:
+    async def on_command_handled(self, tx: UnitOfWork, event: CommandHandled) -> None:
         await self.store(tx.conn, self.name).add_command_outcome(event)
 
-    async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)
         if not await store.add_to_timeline(event):
             return  # seen before (the same event id): the projections have it
@@ -73,7 +74,7 @@ class Support(Stage):
             await store.save_checks(event)
         await store.save_latest(event)
 
-    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
+    async def on_invalid(self, tx: UnitOfWork, ref: OrderRef | None, reasons: list[Reason]) -> None:
         # A broken status event is dead-lettered only: support never changes an order.
         return
 

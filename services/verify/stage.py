@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.verify.repository import PostgresVerifyStore, VerifyStore
 from services.verify.settings import VerifySettings
+from shared.delivery import OrderRef
 from shared.events import CardProduced, Event, OrderStatusChanged, Reason, Text
 from shared.logging import get_logger
-from shared.messaging import OrderRef, Route, Stage, Tx
+from shared.stage import Route, Stage, UnitOfWork
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
 
 if TYPE_CHECKING:
@@ -66,19 +67,19 @@ class Verify(Stage):
             ORDER_ACCEPTED: Route(AcceptedView, self.on_accepted),
         }
 
-    async def on_card_produced(self, tx: Tx, event: CardProduced) -> None:
+    async def on_card_produced(self, tx: UnitOfWork, event: CardProduced) -> None:
         await self.store(tx.conn, self.name).save_card(event)
         log.info("verify.card_recorded", card_number=event.card_number)
 
-    async def on_status(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         await self.store(tx.conn, self.name).save_status(event)
 
-    async def on_accepted(self, tx: Tx, event: AcceptedView) -> None:
+    async def on_accepted(self, tx: UnitOfWork, event: AcceptedView) -> None:
         # The status may not have come yet (topics are read independently): the photo is
         # there when it does.
         await self.store(tx.conn, self.name).save_accepted(event)
 
-    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
+    async def on_invalid(self, tx: UnitOfWork, ref: OrderRef | None, reasons: list[Reason]) -> None:
         return  # dead-lettered only: verify never changes an order's status
 
 

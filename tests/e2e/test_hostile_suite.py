@@ -32,8 +32,8 @@ from typing import Any
 import asyncpg
 
 from devtools.factories import submitted
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.events import CancelOrder, OrderStatusChanged, Status, encode, parse_command
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.signing import CommandSigner

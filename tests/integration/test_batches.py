@@ -7,10 +7,12 @@ import asyncio
 
 import asyncpg
 
+from shared.delivery import Delivery
 from shared.events import OrderStatusChanged, Reason, Status, encode
-from shared.messaging import Delivery, Processor, Route, Stage, TransientFailure, Tx
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.topics import ORDER_STATUS, retry_topic
 from tests.integration.conftest import EMPTY_MIGRATIONS
 
@@ -28,7 +30,7 @@ class Recorder(Stage):
         self.transactions: dict[str, int] = {}
         self.routes = {INPUT: Route(OrderStatusChanged, self.handle)}
 
-    async def handle(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def handle(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         self.transactions[event.order_id] = await tx.conn.fetchval("SELECT txid_current()")
         await asyncio.sleep(0.01)  # the others arrive meanwhile
         tx.status(event.order_id, event.revision, Status.APPROVED)

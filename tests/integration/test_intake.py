@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from devtools.factories import submitted
 from services.intake.stage import build
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.events import OrderAccepted, OrderStatusChanged, Status
-from shared.messaging import Delivery, Processor
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
 from tests.settings import AllSettings

@@ -29,8 +29,9 @@ from devtools.factories import submitted
 from devtools.fakes.docstore import DocStore
 from services.intake.stage import build
 from shared.db import create_pool, migrate
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery
 from shared.events import OrderStatusChanged, Status, encode
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery, Processor
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.topics import ORDER_ACCEPTED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests import corpus

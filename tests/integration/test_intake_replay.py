@@ -14,8 +14,9 @@ import pytest
 from devtools.factories import submitted
 from services.intake.stage import build
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.events import CancelOrder, OrderStatusChanged, ReplayOrder, Status
-from shared.messaging import Delivery, Processor
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.topics import (
     COMMAND_OUTCOMES,

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import OrderStatusChanged, Status, encode
-from shared.messaging import Tx
 from shared.outbox import OutboxRelay, OutgoingMessage, enqueue, kafka_producer
 from shared.runtime import Service
 from shared.settings import Settings
+from shared.stage import UnitOfWork
 from shared.topics import retry_topic
 from tests.integration.test_processor import Probe, approve
 
@@ -141,7 +141,7 @@ async def test_the_service_commits_the_offset_only_after_the_transaction(
     """A handler that fails is rewound and redelivered; the offset moves once it succeeded."""
     failures = {"left": 1}
 
-    def fail_once(tx: Tx, event: OrderStatusChanged) -> BaseException | None:
+    def fail_once(tx: UnitOfWork, event: OrderStatusChanged) -> BaseException | None:
         if failures["left"]:
             failures["left"] -= 1
             return RuntimeError("first delivery fails")
@@ -197,7 +197,7 @@ async def test_the_service_holds_the_stages_resources_open_for_every_message_and
             finally:
                 log.append("closed")
 
-    def handled(tx: Tx, event: OrderStatusChanged) -> None:
+    def handled(tx: UnitOfWork, event: OrderStatusChanged) -> None:
         log.append("message")
         approve(tx, event)
 

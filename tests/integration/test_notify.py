@@ -30,8 +30,9 @@ from services.notify.sender import Sender
 from services.notify.smtp import MailTransport, SmtpTransport
 from services.notify.stage import Notify
 from shared.db import create_pool, migrate
+from shared.delivery import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, described
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status, encode
-from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor, described
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests.integration.constraints import allowed_values

@@ -13,12 +13,13 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.events import OrderStatusChanged, Status, encode
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Tx
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.runtime import Service
 from shared.settings import Settings
+from shared.stage import UnitOfWork
 from shared.topics import dlt_topic, retry_topic
 from tests.integration.test_kafka import committed, read_all, running
 from tests.integration.test_processor import Probe, approve
@@ -44,7 +45,7 @@ class Recorder:
     def __init__(self) -> None:
         self.handled: dict[str, float] = {}
 
-    def __call__(self, tx: Tx, event: OrderStatusChanged) -> None:
+    def __call__(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         self.handled.setdefault(event.order_id, time.time())
         approve(tx, event)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import asyncpg
 
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
 from shared.events import OrderStatusChanged, Status
-from shared.messaging import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Processor
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import ORDER_STATUS, dlt_topic, retry_topic

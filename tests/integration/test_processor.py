@@ -1,4 +1,4 @@
-"""The messaging guarantees of shared.messaging against the real PostgreSQL.
+"""The messaging guarantees of shared.processor against the real PostgreSQL.
 
 Each test runs a `Processor` on a probe stage in a schema of its own and inspects the
 inbox and outbox tables: what a message leaves behind is exactly what Kafka will get.
@@ -15,22 +15,19 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.events import OrderStatusChanged, Reason, Status, encode
-from shared.messaging import (
+from shared.delivery import (
     HEADER_ATTEMPT,
     HEADER_DUE_AT,
     HEADER_EVENT_TYPE,
     HEADER_ORIGIN,
     HEADER_STATUS,
     Delivery,
-    Processor,
-    Route,
-    Stage,
-    TransientFailure,
-    Tx,
 )
+from shared.events import OrderStatusChanged, Reason, Status, encode
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.topics import ORDER_STATUS, dlt_topic, retry_topic
 from tests.integration.conftest import EMPTY_MIGRATIONS
 
@@ -42,13 +39,15 @@ class Probe(Stage):
 
     migrations = EMPTY_MIGRATIONS
 
-    def __init__(self, name: str, behaviour: Callable[[Tx, OrderStatusChanged], Any]) -> None:
+    def __init__(
+        self, name: str, behaviour: Callable[[UnitOfWork, OrderStatusChanged], Any]
+    ) -> None:
         self.name = name
         self.calls = 0
         self.behaviour = behaviour
         self.routes = {INPUT: Route(OrderStatusChanged, self.handle)}
 
-    async def handle(self, tx: Tx, event: OrderStatusChanged) -> None:
+    async def handle(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         self.calls += 1
         await tx.conn.execute("SELECT 1")
         outcome = self.behaviour(tx, event)
@@ -56,7 +55,7 @@ class Probe(Stage):
             raise outcome
 
 
-def approve(tx: Tx, event: OrderStatusChanged) -> None:
+def approve(tx: UnitOfWork, event: OrderStatusChanged) -> None:
     tx.status(event.order_id, event.revision, Status.APPROVED)
 
 
@@ -135,7 +134,7 @@ async def test_a_route_passes_over_the_statuses_it_does_not_act_on_without_a_tra
 async def test_a_failing_handler_leaves_nothing_behind_and_is_redelivered(
     pool: asyncpg.Pool, schema: str, settings: Settings
 ) -> None:
-    def write_then_fail(tx: Tx, event: OrderStatusChanged) -> BaseException:
+    def write_then_fail(tx: UnitOfWork, event: OrderStatusChanged) -> BaseException:
         approve(tx, event)
         return RuntimeError("boom")
 
@@ -222,7 +221,7 @@ async def test_an_unreadable_message_goes_to_the_dlt_with_origin_and_error(
         )
 
 
-def unavailable(tx: Tx, event: OrderStatusChanged) -> BaseException:
+def unavailable(tx: UnitOfWork, event: OrderStatusChanged) -> BaseException:
     approve(tx, event)  # rolled back with the failure
     return TransientFailure(
         Reason.of(ReasonCode.REGISTER_UNAVAILABLE, "enhetsregisteret"), Status.AWAITING_REGISTER

@@ -30,6 +30,7 @@ from services.production.spooler import Spooler
 from services.production.stage import Production
 from shared.blobstore import DirectoryBlobStore
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.events import (
     CardProduced,
     LegalEmployer,
@@ -39,8 +40,8 @@ from shared.events import (
     Status,
 )
 from shared.identifiers import is_valid_card_number
-from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
+from shared.processor import Processor
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED, ORDER_STATUS
 from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings

@@ -25,6 +25,7 @@ from devtools.fakes.registers import Admin
 from services.registry_check.adapters import HttpRegisters, http_registers
 from services.registry_check.stage import RegistryCheck
 from shared.db import create_pool, migrate
+from shared.delivery import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery
 from shared.events import (
     CancelOrder,
     Command,
@@ -38,8 +39,8 @@ from shared.events import (
     Status,
     encode,
 )
-from shared.messaging import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, Processor
 from shared.norway import today_in_norway
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
 from shared.topics import (

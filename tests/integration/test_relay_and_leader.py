@@ -21,8 +21,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.leader import run_as_leader
-from shared.messaging import Processor
 from shared.outbox import OutboxRelay, OutgoingMessage, enqueue, kafka_producer
+from shared.processor import Processor
 from shared.settings import Settings
 from shared.topics import dlt_topic
 from tests.integration.test_kafka import fill_outbox, read_all

@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from services.support.cli import Backend, app
 from services.support.stage import Support
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.events import (
     CheckSummary,
     Command,
@@ -38,7 +39,7 @@ from shared.events import (
     Status,
     encode,
 )
-from shared.messaging import Delivery, Processor
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.settings import Settings
 from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS

@@ -29,6 +29,7 @@ from services.support.web import api, pages
 from services.support.web.app import API, create_app
 from services.support.web.auth import RANK, ROLES, Accounts, Role
 from shared.db import create_pool
+from shared.delivery import Delivery
 from shared.events import (
     CheckSummary,
     OrderStatusChanged,
@@ -38,8 +39,8 @@ from shared.events import (
     encode,
     parse_command,
 )
-from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
+from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
 from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED

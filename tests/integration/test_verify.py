@@ -31,6 +31,7 @@ from services.verify.stage import Verify
 from services.verify.web import CSP, VerifyApp, security_headers
 from shared.blobstore import DirectoryBlobStore
 from shared.db import create_pool, migrate
+from shared.delivery import Delivery
 from shared.events import (
     CardProduced,
     Event,
@@ -42,8 +43,8 @@ from shared.events import (
 )
 from shared.identifiers import card_number
 from shared.keys import publish_public_key
-from shared.messaging import Delivery, Processor
 from shared.norway import today_in_norway
+from shared.processor import Processor
 from shared.qrtoken import Payload, sign_token, token_url
 from shared.settings import Settings
 from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS

@@ -1,5 +1,5 @@
 """A handler's unit of work without PostgreSQL, for fake-based handler tests
-(cosmicpython's FakeUnitOfWork): what a handler uses of `shared.messaging.Tx` is the
+(cosmicpython's FakeUnitOfWork): what a handler uses of `shared.stage.UnitOfWork` is the
 events it emits (`tx.messages`), `tx.prepared` and `tx.stage`; its connection goes only to
 the service's repository, which the tests replace with an in-memory one. The connection
 given here refuses every use, so a handler that still runs SQL itself fails its test.
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.events import Command, Event, OrderStatusChanged, ReplayOrder
-from shared.messaging import Tx
 from shared.outbox import OutgoingMessage
 from shared.replays import Admission, judge
+from shared.stage import UnitOfWork
 from shared.topics import ORDER_STATUS
 
 if TYPE_CHECKING:
@@ -35,16 +35,26 @@ class NoConnection:
 NO_CONNECTION = cast("Connection", NoConnection())
 
 
-def fake_tx(stage: str, prepared: Any = None) -> Tx[Any]:
-    return Tx(NO_CONNECTION, stage, prepared)
+class FakeUnitOfWork(UnitOfWork[Any]):
+    """The real unit of work (it collects what a handler emits) over `NO_CONNECTION`."""
+
+    def __init__(self, stage: str, prepared: Any = None) -> None:
+        super().__init__(NO_CONNECTION, stage, prepared)
+
+    def emitted(self, topic: str, model: type[M]) -> list[M]:
+        """What the handler emitted on `topic`, read back as `model`."""
+        return emitted(self, topic, model)
+
+    def statuses(self) -> list[OrderStatusChanged]:
+        return self.emitted(ORDER_STATUS, OrderStatusChanged)
 
 
-def emitted(tx: Tx[Any], topic: str, model: type[M]) -> list[M]:
+def emitted(tx: UnitOfWork[Any], topic: str, model: type[M]) -> list[M]:
     """The events the handler emitted on `topic`, read back as `model`."""
     return [model.model_validate_json(m.value) for m in tx.messages if m.topic == topic]
 
 
-def statuses(tx: Tx[Any]) -> list[tuple[str, int, str, list[str]]]:
+def statuses(tx: UnitOfWork[Any]) -> list[tuple[str, int, str, list[str]]]:
     """The order.status events emitted: (order, revision, status, reason codes)."""
     return [
         (s.order_id, s.revision, s.status.value, [r.code.value for r in s.reasons])
@@ -52,7 +62,7 @@ def statuses(tx: Tx[Any]) -> list[tuple[str, int, str, list[str]]]:
     ]
 
 
-def sent_to(tx: Tx[Any], topic: str) -> list[OutgoingMessage]:
+def sent_to(tx: UnitOfWork[Any], topic: str) -> list[OutgoingMessage]:
     return [m for m in tx.messages if m.topic == topic]
 
 
@@ -67,7 +77,7 @@ def allowed_statuses(service: str) -> set[str]:
 
 @dataclass
 class FakeLedger:
-    """`shared.messaging.Ledger` in memory: audited commands and the replay counts."""
+    """`shared.stage.Ledger` in memory: audited commands and the replay counts."""
 
     audited: dict[uuid.UUID, str] = field(default_factory=dict)
     replays: dict[str, tuple[int, int]] = field(default_factory=dict)  # order -> revision, n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from shared.consumer import AbandonedError, KeyedDispatcher, OffsetTracker, commit_now
-from shared.messaging import Delivery
+from shared.delivery import Delivery
 
 
 def d(offset: int, key: bytes, partition: int = 0) -> Delivery:

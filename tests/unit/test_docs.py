@@ -94,11 +94,18 @@ def test_the_readme_lists_every_service_that_runs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("folder", "header", "prefix"),
-    [("deploy/dev", "module of `deploy/dev/`", ""), ("devtools", "module", "devtools/")],
+    ("page", "folder", "header", "prefix"),
+    [
+        ("operations.md", "deploy/dev", "module of `deploy/dev/`", ""),
+        ("operations.md", "devtools", "module", "devtools/"),
+        ("layout.md", "shared", "module of `shared/`", ""),
+        ("layout.md", "services", "module of `services/`", ""),
+    ],
 )
-def test_the_module_tables_list_every_module(folder: str, header: str, prefix: str) -> None:
-    text = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+def test_the_module_tables_list_every_module(
+    page: str, folder: str, header: str, prefix: str
+) -> None:
+    text = (REPO_ROOT / "docs" / page).read_text(encoding="utf-8")
     modules = sorted(
         str(path.relative_to(REPO_ROOT / folder))
         for path in (REPO_ROOT / folder).rglob("*.py")

@@ -1,5 +1,5 @@
 """Event models (shared.events) and how a bad `order.submitted` becomes reason codes
-(shared.messaging.reasons_from_validation), as design.md ("Events", "Reason codes") fixes."""
+(shared.processor.reasons_from_validation), as design.md ("Events", "Reason codes") fixes."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from shared.events import (
     parse_event,
 )
 from shared.identifiers import card_number
-from shared.messaging import reasons_from_validation
+from shared.processor import reasons_from_validation
 from shared.reasons import CATALOGUE, ReasonCode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

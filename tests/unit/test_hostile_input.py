@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from devtools import factories
 from services.intake.documents import missing_document_codes
+from shared.delivery import OrderRef
 from shared.events import OrderSubmitted, Reason, parse_event
-from shared.messaging import OrderRef, reasons_from_validation
+from shared.processor import reasons_from_validation
 from shared.reasons import ReasonCode
 
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None

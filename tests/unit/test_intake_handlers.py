@@ -17,6 +17,7 @@ from services.intake.documents import Kind
 from services.intake.orders import Arrival, IntakeOrder, IntakeStatus
 from services.intake.settings import IntakeSettings
 from services.intake.stage import Checked, Intake
+from shared.delivery import OrderRef
 from shared.events import (
     CLOSED_STATUSES,
     CancelOrder,
@@ -29,10 +30,10 @@ from shared.events import (
     Status,
     encode,
 )
-from shared.messaging import OrderRef, TransientFailure
 from shared.reasons import ReasonCode
 from shared.replays import ALREADY_RUNNING
 from shared.signing import CommandVerifier
+from shared.stage import TransientFailure
 from shared.topics import (
     COMMAND_OUTCOMES,
     ORDER_ACCEPTED,
@@ -40,7 +41,14 @@ from shared.topics import (
     ORDER_SUBMITTED,
     retry_topic,
 )
-from tests.unit.fake_uow import FakeLedger, allowed_statuses, emitted, fake_tx, sent_to, statuses
+from tests.unit.fake_uow import (
+    FakeLedger,
+    FakeUnitOfWork,
+    allowed_statuses,
+    emitted,
+    sent_to,
+    statuses,
+)
 
 
 @dataclass
@@ -193,7 +201,7 @@ def test_the_status_check_constraint_names_exactly_intakes_statuses() -> None:
 
 async def test_a_new_order_with_good_documents_is_received_then_accepted(world: World) -> None:
     event = submission()
-    tx = fake_tx("intake", await stored(world, event, "a"))
+    tx = FakeUnitOfWork("intake", await stored(world, event, "a"))
     await world.stage.on_submitted(tx, event)
 
     assert statuses(tx) == [("ORD-1", 1, "RECEIVED", []), ("ORD-1", 1, "ACCEPTED", [])]
@@ -209,7 +217,7 @@ async def test_documents_with_problems_reject_the_order_with_every_reason(world:
         Reason.of(ReasonCode.PHOTO_MISSING, "documents.photo"),
         Reason.of(ReasonCode.ID_COPY_MISSING, "documents.id_copy"),
     ]
-    tx = fake_tx("intake", Checked(reasons=reasons))
+    tx = FakeUnitOfWork("intake", Checked(reasons=reasons))
     await world.stage.on_submitted(tx, submission())
 
     assert statuses(tx) == [
@@ -224,10 +232,10 @@ async def test_documents_with_problems_reject_the_order_with_every_reason(world:
 async def test_a_late_older_revision_changes_nothing_and_its_blobs_are_deleted(
     world: World,
 ) -> None:
-    await world.stage.on_submitted(fake_tx("intake", Checked()), submission(revision=2))
+    await world.stage.on_submitted(FakeUnitOfWork("intake", Checked()), submission(revision=2))
     late = submission(revision=1)
     checked = await stored(world, late, "late")
-    tx = fake_tx("intake", checked)
+    tx = FakeUnitOfWork("intake", checked)
     await world.stage.on_submitted(tx, late)
 
     assert tx.messages == []
@@ -240,8 +248,8 @@ async def test_a_redelivered_copy_of_the_winning_event_keeps_the_blobs_it_shares
 ) -> None:
     event = submission()
     checked = await stored(world, event, "same")
-    await world.stage.on_submitted(fake_tx("intake", checked), event)
-    tx = fake_tx("intake", checked)  # the same event again: the very same keys
+    await world.stage.on_submitted(FakeUnitOfWork("intake", checked), event)
+    tx = FakeUnitOfWork("intake", checked)  # the same event again: the very same keys
     await world.stage.on_submitted(tx, event)
 
     assert tx.messages == []
@@ -255,7 +263,7 @@ async def test_a_resumed_revision_is_not_received_twice_and_replaces_earlier_doc
     world.orders.orders["ORD-1"] = IntakeOrder("ORD-1", 1, IntakeStatus.RECEIVED)
     world.orders.documents[("ORD-1", 1, "photo")] = ("photos/ORD-1/old.jpg", False)
     await world.blobs.put("photos/ORD-1/old.jpg", b"old")
-    tx = fake_tx("intake", await stored(world, event, "new"))
+    tx = FakeUnitOfWork("intake", await stored(world, event, "new"))
     await world.stage.on_submitted(tx, event)
 
     assert statuses(tx) == [("ORD-1", 1, "ACCEPTED", [])]
@@ -269,8 +277,8 @@ async def test_a_resumed_revision_is_not_received_twice_and_replaces_earlier_doc
 async def test_a_closed_order_loses_its_id_copy_and_keeps_its_photo(world: World) -> None:
     event = submission()
     checked = await stored(world, event, "a")
-    await world.stage.on_submitted(fake_tx("intake", checked), event)
-    tx = fake_tx("intake")
+    await world.stage.on_submitted(FakeUnitOfWork("intake", checked), event)
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_status(
         tx,
         OrderStatusChanged(order_id="ORD-1", revision=1, status=Status.PRODUCED, stage="p"),
@@ -293,12 +301,12 @@ def test_intake_reads_only_the_closed_statuses(world: World) -> None:
 
 async def test_an_unreadable_submission_rejects_the_newest_revision_only(world: World) -> None:
     reasons = [Reason.of(ReasonCode.SCHEMA_INVALID, "worker")]
-    tx = fake_tx("intake")
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_invalid(tx, OrderRef("ORD-1", 2), reasons)
     assert statuses(tx) == [("ORD-1", 2, "DOCUMENTS_REJECTED", ["SCHEMA_INVALID"])]
     assert state(world) == (2, "DOCUMENTS_REJECTED")
 
-    older, nobody = fake_tx("intake"), fake_tx("intake")
+    older, nobody = FakeUnitOfWork("intake"), FakeUnitOfWork("intake")
     await world.stage.on_invalid(older, OrderRef("ORD-1", 1), reasons)
     await world.stage.on_invalid(nobody, None, reasons)
     assert (older.messages, nobody.messages) == ([], [])
@@ -312,7 +320,11 @@ async def test_a_fetch_failing_for_now_says_received_once_then_needs_attention(
     failure = TransientFailure(
         Reason.of(ReasonCode.DOCUMENT_FETCH_FAILED, "documents.photo"), Status.RECEIVED
     )
-    first, second, last = fake_tx("intake"), fake_tx("intake"), fake_tx("intake")
+    first, second, last = (
+        FakeUnitOfWork("intake"),
+        FakeUnitOfWork("intake"),
+        FakeUnitOfWork("intake"),
+    )
     await world.stage.on_transient(first, event, failure, 0)
     await world.stage.on_transient(second, event, failure, 1)
     await world.stage.on_exhausted(last, event, failure)
@@ -349,7 +361,7 @@ async def test_a_replay_runs_a_rejected_order_again_through_intakes_retry_topic(
     world: World,
 ) -> None:
     await failed(world)
-    tx = fake_tx("intake")
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_command(tx, replay())
 
     [rerun] = sent_to(tx, retry_topic("intake"))
@@ -371,14 +383,14 @@ async def test_replays_coalesce_while_running_and_stop_at_the_limit(world: World
     for fails_again in (False, False, True, True):
         if fails_again:  # the re-run failed again: intake gave up on it once more
             await world.stage.on_exhausted(
-                fake_tx("intake"),
+                FakeUnitOfWork("intake"),
                 submission(),
                 TransientFailure(
                     Reason.of(ReasonCode.DOCUMENT_FETCH_FAILED, "documents.photo"),
                     Status.RECEIVED,
                 ),
             )
-        tx = fake_tx("intake")
+        tx = FakeUnitOfWork("intake")
         await world.stage.on_command(tx, replay())
         runs.append((outcomes(tx), len(sent_to(tx, retry_topic("intake")))))
 
@@ -393,7 +405,7 @@ async def test_a_replay_of_an_order_intake_passed_on_is_not_intakes(
     world: World, status: IntakeStatus
 ) -> None:
     await failed(world, status)
-    tx = fake_tx("intake")
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_command(tx, replay())
     assert tx.messages == [] and world.orders.audited == {}
 
@@ -402,7 +414,7 @@ async def test_a_replay_for_another_stage_or_an_unknown_order_is_not_intakes(
     world: World,
 ) -> None:
     await failed(world)
-    other, unknown = fake_tx("intake"), fake_tx("intake")
+    other, unknown = FakeUnitOfWork("intake"), FakeUnitOfWork("intake")
     await world.stage.on_command(other, replay(stage="registry_check"))
     await world.stage.on_command(unknown, replay("ORD-404"))
     assert other.messages == unknown.messages == [] and world.orders.audited == {}
@@ -411,16 +423,16 @@ async def test_a_replay_for_another_stage_or_an_unknown_order_is_not_intakes(
 async def test_a_command_is_handled_once(world: World) -> None:
     await failed(world)
     command = replay()
-    await world.stage.on_command(fake_tx("intake"), command)
+    await world.stage.on_command(FakeUnitOfWork("intake"), command)
     world.orders.orders["ORD-1"] = IntakeOrder("ORD-1", 1, IntakeStatus.DOCUMENTS_REJECTED)
-    again = fake_tx("intake")
+    again = FakeUnitOfWork("intake")
     await world.stage.on_command(again, command)
     assert again.messages == []
 
 
 async def test_intake_cancels_an_order_it_holds(world: World) -> None:
     await failed(world, IntakeStatus.RECEIVED)
-    tx = fake_tx("intake")
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_command(tx, cancel())
     assert statuses(tx) == [("ORD-1", 1, "CANCELLED", [])]
     assert outcomes(tx) == ["cancelled"]
@@ -442,7 +454,7 @@ async def test_a_cancel_intake_cannot_carry_out_changes_nothing(
 ) -> None:
     if order is not None:
         world.orders.orders["ORD-1"] = order
-    tx = fake_tx("intake")
+    tx = FakeUnitOfWork("intake")
     await world.stage.on_command(tx, cancel(revision=revision))
     assert statuses(tx) == []
     assert outcomes(tx) == ([outcome] if outcome else [])

@@ -16,16 +16,10 @@ from pydantic import ValidationError
 from devtools import factories
 from services.intake.documents import missing_document_codes
 from shared.consumer import KeyedDispatcher
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery, OrderRef
 from shared.events import OrderSubmitted, parse_event
-from shared.messaging import (
-    HEADER_ATTEMPT,
-    HEADER_DUE_AT,
-    HEADER_ORIGIN,
-    Delivery,
-    OrderRef,
-    reasons_from_validation,
-)
 from shared.outbox import OutboxRelay
+from shared.processor import reasons_from_validation
 from shared.reasons import ReasonCode
 from shared.runtime import stuck_work
 from tests.unit.test_events import raw, replaced

@@ -25,7 +25,7 @@ from services.notify.templates import Card
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.reasons import ReasonCode
 from shared.submission import SubmissionSeen
-from tests.unit.fake_tx import FakeTx
+from tests.unit.fake_uow import FakeUnitOfWork
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
 SETTINGS = NotifySettings()
@@ -149,7 +149,7 @@ def notify(store: FakeNotifyStore) -> Notify:
 async def test_a_submission_is_remembered_as_who_to_write_to(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-1"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-1"))
     contact = store.contacts[("N-1", 1)]
     assert (contact.email, contact.employer_name, contact.worker_name) == (
         "hms@example.no",
@@ -161,7 +161,7 @@ async def test_a_submission_is_remembered_as_who_to_write_to(
 async def test_a_status_that_gets_no_email_is_recorded_as_none(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    tx = FakeTx("notify")
+    tx = FakeUnitOfWork("notify")
     await notify.on_status(tx, status("N-2", Status.ACCEPTED))
     assert store.state("N-2", Status.ACCEPTED) is MailState.NONE
     assert tx.messages == []  # notify never changes an order's status
@@ -171,10 +171,10 @@ async def test_a_status_that_gets_no_email_is_recorded_as_none(
 async def test_a_rejection_is_composed_and_left_pending_for_the_sender(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-3"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-3"))
     rejected = status("N-3", Status.REJECTED, Reason.of(ReasonCode.EMPLOYER_BANKRUPT, "er"))
 
-    await notify.on_status(FakeTx("notify"), rejected)
+    await notify.on_status(FakeUnitOfWork("notify"), rejected)
 
     n = store.notifications[("N-3", 1, "REJECTED")]
     assert (n.mail_state, n.recipient, n.reasons) == (
@@ -192,11 +192,11 @@ async def test_a_rejection_is_composed_and_left_pending_for_the_sender(
 async def test_the_same_status_again_is_recorded_once(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-4"))
-    await notify.on_status(FakeTx("notify"), status("N-4", Status.REJECTED))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-4"))
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-4", Status.REJECTED))
     first = store.notifications[("N-4", 1, "REJECTED")]
 
-    await notify.on_status(FakeTx("notify"), status("N-4", Status.REJECTED))
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-4", Status.REJECTED))
 
     assert store.notifications == {first.key: first}
     assert store.woken == 1
@@ -205,8 +205,10 @@ async def test_the_same_status_again_is_recorded_once(
 async def test_a_submission_without_a_usable_address_is_recorded_no_address(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-5", email_address="not an address"))
-    await notify.on_status(FakeTx("notify"), status("N-5", Status.DOCUMENTS_REJECTED))
+    await notify.on_submitted(
+        FakeUnitOfWork("notify"), submission("N-5", email_address="not an address")
+    )
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-5", Status.DOCUMENTS_REJECTED))
     assert store.state("N-5", Status.DOCUMENTS_REJECTED) is MailState.NO_ADDRESS
 
 
@@ -214,7 +216,7 @@ async def test_a_status_before_its_submission_waits_and_records_nothing(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), status("N-6", Status.REJECTED))
+        await notify.on_status(FakeUnitOfWork("notify"), status("N-6", Status.REJECTED))
     assert waiting.value.what is Awaiting.SUBMISSION
     assert store.notifications == {}
 
@@ -222,25 +224,25 @@ async def test_a_status_before_its_submission_waits_and_records_nothing(
 async def test_produced_before_its_card_waits_for_the_card(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-7"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-7"))
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), status("N-7", Status.PRODUCED))
+        await notify.on_status(FakeUnitOfWork("notify"), status("N-7", Status.PRODUCED))
     assert waiting.value.what is Awaiting.CARD
 
 
 async def test_produced_that_gave_up_waiting_is_recorded_waiting_and_mailed_with_the_card(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_submitted(FakeTx("notify"), submission("N-8"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-8"))
     event = status("N-8", Status.PRODUCED)
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), event)
+        await notify.on_status(FakeUnitOfWork("notify"), event)
 
-    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
     n = store.notifications[("N-8", 1, "PRODUCED")]
     assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.CARD)
 
-    await notify.on_card_produced(FakeTx("notify"), produced("N-8"))
+    await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-8"))
     n = store.notifications[("N-8", 1, "PRODUCED")]
     assert (n.mail_state, n.waiting_for) == (MailState.PENDING, None)
     assert n.message is not None and "0000000083" in body(n.message)
@@ -255,11 +257,11 @@ async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_i
     reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
     event = status("N-10", Status.DOCUMENTS_REJECTED, reason)
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), event)
-    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+        await notify.on_status(FakeUnitOfWork("notify"), event)
+    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
     assert store.state("N-10", Status.DOCUMENTS_REJECTED) is MailState.WAITING
 
-    await notify.on_submitted(FakeTx("notify"), submission("N-10"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-10"))
 
     n = store.notifications[("N-10", 1, "DOCUMENTS_REJECTED")]
     assert (n.mail_state, n.waiting_for, n.recipient) == (
@@ -279,13 +281,13 @@ async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
 ) -> None:
     event = status("N-11", Status.PRODUCED)
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), event)
-    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+        await notify.on_status(FakeUnitOfWork("notify"), event)
+    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
 
-    await notify.on_submitted(FakeTx("notify"), submission("N-11"))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-11"))
     assert store.notifications[("N-11", 1, "PRODUCED")].waiting_for is Awaiting.CARD
 
-    await notify.on_card_produced(FakeTx("notify"), produced("N-11"))
+    await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-11"))
     assert store.state("N-11", Status.PRODUCED) is MailState.PENDING
 
 
@@ -296,10 +298,10 @@ async def test_a_submission_that_came_after_the_last_try_is_used_when_giving_up(
     recorded between the last try and giving up. It is used then, not left waiting."""
     event = status("N-12", Status.RECEIVED)
     with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeTx("notify"), event)
-    await notify.on_submitted(FakeTx("notify"), submission("N-12"))  # no one waits yet
+        await notify.on_status(FakeUnitOfWork("notify"), event)
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-12"))  # no one waits yet
 
-    await notify.on_exhausted(FakeTx("notify"), event, waiting.value)
+    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
 
     assert store.state("N-12", Status.RECEIVED) is MailState.PENDING
 
@@ -307,7 +309,7 @@ async def test_a_submission_that_came_after_the_last_try_is_used_when_giving_up(
 async def test_a_card_with_no_one_waiting_is_only_remembered(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    await notify.on_card_produced(FakeTx("notify"), produced("N-9"))
+    await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-9"))
     assert store.cards["N-9"] == Card("0000000083", date(2026, 6, 3), date(2028, 6, 3))
     assert store.notifications == {}
 

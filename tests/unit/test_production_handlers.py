@@ -22,7 +22,7 @@ from services.production.stage import Production
 from shared.blobstore import DirectoryBlobStore
 from shared.events import OrderApproved, OrderDetails, Status
 from shared.identifiers import card_number
-from tests.unit.fake_tx import FakeTx
+from tests.unit.fake_uow import FakeUnitOfWork
 
 # 23:30 in Oslo on 2 June is 21:30 UTC; 00:30 on 4 June in Oslo is 22:30 UTC on 3 June.
 EVENING_2_JUNE = datetime(2026, 6, 2, 21, 30, tzinfo=UTC)
@@ -100,7 +100,7 @@ def production(register: FakeCardRegister, now: datetime = EVENING_2_JUNE) -> Pr
 
 
 async def test_an_approved_order_gets_one_card_in_production() -> None:
-    register, tx = FakeCardRegister(), FakeTx("production")
+    register, tx = FakeCardRegister(), FakeUnitOfWork("production")
 
     await production(register).on_approved(tx, approved("P-1", photo_key="photos/P-1"))
 
@@ -118,7 +118,7 @@ async def test_the_card_is_issued_on_the_date_in_norway_not_in_utc() -> None:
     # 22:30 UTC on 3 June is already 4 June in Oslo.
     stage = production(register, AFTER_MIDNIGHT_4_JUNE_OSLO)
 
-    await stage.on_approved(FakeTx("production"), approved("P-2"))
+    await stage.on_approved(FakeUnitOfWork("production"), approved("P-2"))
 
     (card,) = register.cards.values()
     assert card.issued_on == date(2026, 6, 4)
@@ -127,8 +127,8 @@ async def test_the_card_is_issued_on_the_date_in_norway_not_in_utc() -> None:
 async def test_a_redelivered_approval_makes_no_second_card_and_says_nothing() -> None:
     register = FakeCardRegister()
     stage = production(register)
-    await stage.on_approved(FakeTx("production"), approved("P-3"))
-    again = FakeTx("production")
+    await stage.on_approved(FakeUnitOfWork("production"), approved("P-3"))
+    again = FakeUnitOfWork("production")
 
     await stage.on_approved(again, approved("P-3"))
 

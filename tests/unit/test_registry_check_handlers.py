@@ -31,11 +31,18 @@ from shared.events import (
     ReplayOrder,
     Status,
 )
-from shared.messaging import TransientFailure
 from shared.reasons import ReasonCode
 from shared.replays import ALREADY_RUNNING
+from shared.stage import TransientFailure
 from shared.topics import COMMAND_OUTCOMES, ORDER_ACCEPTED, ORDER_APPROVED, retry_topic
-from tests.unit.fake_uow import FakeLedger, allowed_statuses, emitted, fake_tx, sent_to, statuses
+from tests.unit.fake_uow import (
+    FakeLedger,
+    FakeUnitOfWork,
+    allowed_statuses,
+    emitted,
+    sent_to,
+    statuses,
+)
 
 START = datetime(2026, 6, 3, 8, 0, tzinfo=UTC)
 RETRY = retry_topic("registry_check")
@@ -136,7 +143,7 @@ WAITING = [employer(Outcome.PASSED), employment(Outcome.WAIT, ReasonCode.EMPLOYM
 
 async def check(world: World, results: list[RuleResult], event: OrderAccepted | None = None) -> Any:
     """Run on_accepted for `event` with `results`, found now."""
-    tx = fake_tx("registry_check", Evaluation(results, world.clock()))
+    tx = FakeUnitOfWork("registry_check", Evaluation(results, world.clock()))
     await world.stage.on_accepted(tx, event or accepted())
     return tx
 
@@ -248,7 +255,7 @@ async def test_registers_down_park_the_order_then_hand_it_to_a_person(world: Wor
     failure = TransientFailure(
         Reason.of(ReasonCode.REGISTER_UNAVAILABLE, "aaregisteret"), Status.AWAITING_REGISTER
     )
-    first, last = fake_tx("registry_check"), fake_tx("registry_check")
+    first, last = FakeUnitOfWork("registry_check"), FakeUnitOfWork("registry_check")
     await world.stage.on_transient(first, accepted(), failure, 0)
     assert statuses(first) == [("ORD-1", 1, "AWAITING_REGISTER", ["REGISTER_UNAVAILABLE"])]
     assert world.state().status is Status.AWAITING_REGISTER
@@ -265,7 +272,7 @@ async def test_registers_down_change_nothing_for_an_approved_order(world: World)
     failure = TransientFailure(
         Reason.of(ReasonCode.REGISTER_UNAVAILABLE, "aaregisteret"), Status.AWAITING_REGISTER
     )
-    tx = fake_tx("registry_check")
+    tx = FakeUnitOfWork("registry_check")
     await world.stage.on_transient(tx, accepted(), failure, 0)
     await world.stage.on_exhausted(tx, accepted(), failure)
     assert tx.messages == [] and world.state().status is Status.APPROVED
@@ -279,7 +286,7 @@ def replay(**kw: Any) -> ReplayOrder:
 
 
 async def command(world: World, cmd: Any) -> Any:
-    tx = fake_tx("registry_check")
+    tx = FakeUnitOfWork("registry_check")
     await world.stage.on_command(tx, cmd)
     return tx
 
@@ -405,7 +412,7 @@ async def test_a_waiting_order_is_cancelled_and_no_longer_rechecked(world: World
 async def test_a_cancel_for_an_order_not_here_yet_is_tried_again_later(world: World) -> None:
     with pytest.raises(TransientFailure) as raised:
         await command(world, cancel())
-    retried = fake_tx("registry_check")  # the retry says nothing about the order meanwhile
+    retried = FakeUnitOfWork("registry_check")  # the retry says nothing about the order meanwhile
     await world.stage.on_transient(retried, cancel(), raised.value, 0)
     assert retried.messages == [] and world.orders.orders == {}
     await check(world, WAITING)

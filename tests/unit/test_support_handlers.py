@@ -24,7 +24,7 @@ from shared.events import (
 )
 from shared.reasons import ReasonCode
 from shared.submission import SubmissionSeen
-from tests.unit.fake_tx import FakeTx
+from tests.unit.fake_uow import FakeUnitOfWork
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
 
@@ -91,7 +91,7 @@ async def test_a_status_goes_to_the_timeline_once_and_becomes_the_latest(
     rejected = status(
         "S-1", Status.REJECTED, reasons=[Reason.of(ReasonCode.EMPLOYER_BANKRUPT, "er")]
     )
-    tx = FakeTx("support")
+    tx = FakeUnitOfWork("support")
 
     await support.on_status(tx, status("S-1", Status.CHECKING))
     await support.on_status(tx, rejected)
@@ -106,10 +106,10 @@ async def test_a_redelivered_status_changes_no_projection(
     support: Support, store: FakeSupportStore
 ) -> None:
     produced = status("S-2", Status.PRODUCED, card_number="0000000083")
-    await support.on_status(FakeTx("support"), produced)
+    await support.on_status(FakeUnitOfWork("support"), produced)
     store.latest.clear()  # were it projected again, it would be back
 
-    await support.on_status(FakeTx("support"), produced)
+    await support.on_status(FakeUnitOfWork("support"), produced)
 
     assert store.latest == {}
 
@@ -118,8 +118,10 @@ async def test_the_checks_published_with_a_status_are_kept(
     support: Support, store: FakeSupportStore
 ) -> None:
     check = CheckSummary(check="employment", outcome="passed", checked_at=NOW)
-    await support.on_status(FakeTx("support"), status("S-3", Status.APPROVED, checks=[check]))
-    await support.on_status(FakeTx("support"), status("S-3", Status.IN_PRODUCTION))
+    await support.on_status(
+        FakeUnitOfWork("support"), status("S-3", Status.APPROVED, checks=[check])
+    )
+    await support.on_status(FakeUnitOfWork("support"), status("S-3", Status.IN_PRODUCTION))
 
     assert store.checks["S-3"].checks == [check]  # a status without checks keeps them
 
@@ -127,8 +129,8 @@ async def test_the_checks_published_with_a_status_are_kept(
 async def test_a_status_of_an_older_revision_never_replaces_a_newer_one(
     support: Support, store: FakeSupportStore
 ) -> None:
-    await support.on_status(FakeTx("support"), status("S-4", Status.RECEIVED, revision=2))
-    await support.on_status(FakeTx("support"), status("S-4", Status.REJECTED, revision=1))
+    await support.on_status(FakeUnitOfWork("support"), status("S-4", Status.RECEIVED, revision=2))
+    await support.on_status(FakeUnitOfWork("support"), status("S-4", Status.REJECTED, revision=1))
 
     assert (store.latest["S-4"].status, store.latest["S-4"].revision) == (Status.RECEIVED, 2)
     assert len(store.timeline) == 2  # the timeline keeps both
@@ -142,7 +144,7 @@ async def test_a_submission_keeps_what_support_may_show_and_leaves_out_the_unusa
     support: Support, store: FakeSupportStore
 ) -> None:
     await support.on_submitted(
-        FakeTx("support"),
+        FakeUnitOfWork("support"),
         submitted(
             "S-5",
             revision=2,
@@ -152,7 +154,7 @@ async def test_a_submission_keeps_what_support_may_show_and_leaves_out_the_unusa
         ),
     )
     await support.on_submitted(
-        FakeTx("support"),
+        FakeUnitOfWork("support"),
         submitted(
             "S-6",
             revision="two",
@@ -189,9 +191,9 @@ async def test_a_card_and_a_command_outcome_are_projected(
         outcome="replayed",
     )
 
-    await support.on_card(FakeTx("support"), card)
-    await support.on_command_handled(FakeTx("support"), outcome)
-    await support.on_command_handled(FakeTx("support"), outcome)
+    await support.on_card(FakeUnitOfWork("support"), card)
+    await support.on_command_handled(FakeUnitOfWork("support"), outcome)
+    await support.on_command_handled(FakeUnitOfWork("support"), outcome)
 
     assert store.cards == {"S-7": card}
     assert list(store.outcomes.values()) == [outcome]

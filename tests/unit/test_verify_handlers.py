@@ -15,7 +15,7 @@ import pytest
 from services.verify.domain import CardStatus
 from services.verify.stage import AcceptedView, Verify
 from shared.events import CardProduced, OrderStatusChanged, Status
-from tests.unit.fake_tx import FakeTx
+from tests.unit.fake_uow import FakeUnitOfWork
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
 
@@ -113,7 +113,7 @@ def accepted(order_id: str, revision: int = 1) -> AcceptedView:
 async def test_a_produced_card_is_recorded_active_and_a_redelivery_changes_nothing(
     verify: Verify, store: FakeVerifyStore
 ) -> None:
-    tx, produced = FakeTx("verify"), card()
+    tx, produced = FakeUnitOfWork("verify"), card()
     await verify.on_card_produced(tx, produced)
     await verify.on_card_produced(tx, produced)
 
@@ -124,9 +124,11 @@ async def test_a_produced_card_is_recorded_active_and_a_redelivery_changes_nothi
 async def test_an_order_follows_its_status_and_keeps_its_card_number(
     verify: Verify, store: FakeVerifyStore
 ) -> None:
-    await verify.on_status(FakeTx("verify"), status("V-2", Status.RECEIVED))
-    await verify.on_status(FakeTx("verify"), status("V-2", Status.PRODUCED, card="0000000083"))
-    await verify.on_status(FakeTx("verify"), status("V-2", Status.CANCELLED))
+    await verify.on_status(FakeUnitOfWork("verify"), status("V-2", Status.RECEIVED))
+    await verify.on_status(
+        FakeUnitOfWork("verify"), status("V-2", Status.PRODUCED, card="0000000083")
+    )
+    await verify.on_status(FakeUnitOfWork("verify"), status("V-2", Status.CANCELLED))
 
     assert store.orders["V-2"] == OrderSeen(1, Status.CANCELLED, "0000000083")
 
@@ -134,8 +136,8 @@ async def test_an_order_follows_its_status_and_keeps_its_card_number(
 async def test_a_status_of_an_older_revision_never_replaces_a_newer_one(
     verify: Verify, store: FakeVerifyStore
 ) -> None:
-    await verify.on_status(FakeTx("verify"), status("V-3", Status.RECEIVED, revision=2))
-    await verify.on_status(FakeTx("verify"), status("V-3", Status.REJECTED, revision=1))
+    await verify.on_status(FakeUnitOfWork("verify"), status("V-3", Status.RECEIVED, revision=2))
+    await verify.on_status(FakeUnitOfWork("verify"), status("V-3", Status.REJECTED, revision=1))
 
     assert store.orders["V-3"] == OrderSeen(2, Status.RECEIVED)
 
@@ -143,10 +145,10 @@ async def test_a_status_of_an_older_revision_never_replaces_a_newer_one(
 async def test_an_acceptance_before_its_status_makes_the_row_and_the_status_fills_it_in(
     verify: Verify, store: FakeVerifyStore
 ) -> None:
-    await verify.on_accepted(FakeTx("verify"), accepted("V-4"))
+    await verify.on_accepted(FakeUnitOfWork("verify"), accepted("V-4"))
     assert store.orders["V-4"].status is Status.ACCEPTED
 
-    await verify.on_status(FakeTx("verify"), status("V-4", Status.CHECKING))
+    await verify.on_status(FakeUnitOfWork("verify"), status("V-4", Status.CHECKING))
 
     assert store.orders["V-4"] == OrderSeen(1, Status.CHECKING, None, "Bygg AS r1", "photos/V-4/1")
 
@@ -154,7 +156,7 @@ async def test_an_acceptance_before_its_status_makes_the_row_and_the_status_fill
 async def test_an_older_revision_s_acceptance_never_replaces_the_newer_photo(
     verify: Verify, store: FakeVerifyStore
 ) -> None:
-    await verify.on_accepted(FakeTx("verify"), accepted("V-5", revision=2))
-    await verify.on_accepted(FakeTx("verify"), accepted("V-5", revision=1))
+    await verify.on_accepted(FakeUnitOfWork("verify"), accepted("V-5", revision=2))
+    await verify.on_accepted(FakeUnitOfWork("verify"), accepted("V-5", revision=1))
 
     assert store.orders["V-5"].photo_key == "photos/V-5/2"

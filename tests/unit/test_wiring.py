@@ -20,19 +20,12 @@ import pytest
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery
 from shared.events import OrderSubmitted
-from shared.messaging import (
-    HEADER_ATTEMPT,
-    HEADER_DUE_AT,
-    HEADER_ORIGIN,
-    Delivery,
-    Processor,
-    Route,
-    Stage,
-    Tx,
-)
+from shared.processor import Processor
 from shared.runtime import Service
 from shared.settings import Settings
+from shared.stage import Route, Stage, UnitOfWork
 from shared.topics import retry_topic
 
 if TYPE_CHECKING:
@@ -52,7 +45,7 @@ class WiringStage(Stage):
     def __init__(self) -> None:
         self.routes = {INPUT_TOPIC: Route(OrderSubmitted, self.on_submitted)}
 
-    async def on_submitted(self, tx: Tx, event: OrderSubmitted) -> None:
+    async def on_submitted(self, tx: UnitOfWork, event: OrderSubmitted) -> None:
         raise AssertionError("the recording processor never runs handlers")
 
 

@@ -21,61 +21,34 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
-import re
 import time
-import uuid
-from abc import ABC
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, overload
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from pydantic import ValidationError
-from typing_extensions import TypeVar
 
 from shared.batches import Batches
 from shared.events import (
-    MAX_REVISION,
-    CheckSummary,
-    Command,
-    CommandHandled,
-    E,
     Event,
-    OrderStatusChanged,
     Reason,
-    ReplayOrder,
-    Status,
-    encode,
     parse_event,
 )
-from shared.identifiers import new_event_id
 from shared.logging import bind_message, get_logger
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
-from shared.replays import Admission, admit
 from shared.settings import Settings
-from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS, dlt_topic, is_retry_topic, retry_topic
+from shared.topics import dlt_topic
 
 if TYPE_CHECKING:
     from shared.db import Connection
 
+from shared.delivery import Delivery, OrderRef, retry_message
+from shared.stage import CodesFor, Stage, TransientFailure, UnitOfWork
+
 log = get_logger(__name__)
-
-HEADER_ATTEMPT = "kortflyt-attempt"
-HEADER_DUE_AT = "kortflyt-due-at"  # epoch milliseconds
-HEADER_ORIGIN = "kortflyt-origin-topic"
-HEADER_ERROR = "kortflyt-error"
-# Set on every event kortflyt publishes, so a consumer can pass over what it does not act
-# on without decoding it or opening a transaction (`Route.statuses`).
-HEADER_EVENT_TYPE = "kortflyt-event-type"
-HEADER_STATUS = "kortflyt-status"  # on order.status events only
-
-_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_COUNT = re.compile(rb"^[0-9]{1,6}$")
 # Bytes a parser may fail on outside pydantic's own errors: nesting deeper than the
 # recursion limit, an integer beyond Python's digit limit, bytes that are not UTF-8.
 UNPARSEABLE: tuple[type[BaseException], ...] = (
@@ -99,109 +72,6 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One Kafka record as delivered, with kortflyt's retry headers decoded."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Mapping[str, bytes] = field(default_factory=dict)
-
-    @property
-    def is_retry(self) -> bool:
-        """Only a retry topic's records carry kortflyt's retry headers: on any other topic
-        they are a sender's and are ignored (they must not pick the route or the attempt)."""
-        return is_retry_topic(self.topic)
-
-    def _header(self, name: str) -> bytes | None:
-        return self.headers.get(name) if self.is_retry else None
-
-    @property
-    def attempt(self) -> int:
-        try:
-            return max(0, int(self._header(HEADER_ATTEMPT) or b"0"))
-        except ValueError:
-            return 0
-
-    @property
-    def origin_topic(self) -> str:
-        origin = self._header(HEADER_ORIGIN)
-        return origin.decode(errors="replace") if origin else self.topic
-
-    @property
-    def due_at(self) -> float | None:
-        """Epoch seconds when a retry is due, if this is a retry (inf when absurdly far)."""
-        try:
-            raw = self._header(HEADER_DUE_AT)
-            return int(raw) / 1000 if raw else None
-        except OverflowError:
-            return math.inf
-        except ValueError:
-            return None
-
-    def unreadable_retry_headers(self) -> str | None:
-        """Why this retry's headers cannot be trusted (it is dead-lettered), or None."""
-        if not self.is_retry:
-            return None
-        # Absent means attempt 0, due now; present, it must be a number.
-        attempt, due = self._header(HEADER_ATTEMPT), self._header(HEADER_DUE_AT)
-        if attempt is not None and not _COUNT.fullmatch(attempt):
-            return "kortflyt-attempt is not a small whole number"
-        if due is not None and self.due_at is None:
-            return "kortflyt-due-at is not a whole number of milliseconds"
-        return None
-
-    @property
-    def coordinates(self) -> str:
-        return f"{self.topic}:{self.partition}:{self.offset}"
-
-
-@dataclass(frozen=True)
-class OrderRef:
-    """Enough of a broken message to tell the order's owner: its id and revision, read
-    from the body, or else from the Kafka key (`from_key`; the revision is then 0)."""
-
-    order_id: str
-    revision: int
-    from_key: bool = False
-
-    @classmethod
-    def of(cls, d: Delivery) -> OrderRef | None:
-        return cls.from_raw(d.value) or cls.from_kafka_key(d.key)
-
-    @classmethod
-    def from_kafka_key(cls, key: bytes | None) -> OrderRef | None:
-        try:
-            order_id = key.decode() if key else ""
-        except UnicodeDecodeError:
-            return None
-        return cls(order_id, 0, from_key=True) if _ORDER_ID.fullmatch(order_id) else None
-
-    @classmethod
-    def from_raw(cls, raw: bytes) -> OrderRef | None:
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(data, dict):
-            return None
-        order_id = data.get("order_id")
-        if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
-            return None
-        return cls(order_id, cls.revision_of(data.get("revision")))
-
-    @staticmethod
-    def revision_of(value: object) -> int:
-        """A revision as read from a message that may be broken: a whole number from 1 to
-        MAX_REVISION, or else 0 (unknown), never made up."""
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REVISION:
-            return 0
-        return value
-
-
 class EventIdConflict(Exception):
     """A message id handled before with other content: not a duplicate, a conflict."""
 
@@ -210,278 +80,6 @@ def content_digest(event: Event) -> str:
     """The digest of what an event says (its canonical JSON): a redelivery of the same
     bytes has the same digest; another order under a reused event_id has another."""
     return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
-
-
-class TransientFailure(Exception):
-    """Something outside kortflyt failed for now (timeout, 5xx): try again later."""
-
-    def __init__(self, reason: Reason, status: Status) -> None:
-        super().__init__(reason.code)
-        self.reason = reason
-        self.status = status
-
-
-def described(event: Event) -> tuple[tuple[str, str], ...]:
-    """The headers that say what an event is, so a reader can pass it over undecoded."""
-    if isinstance(event, OrderStatusChanged):
-        return ((HEADER_EVENT_TYPE, event.event_type), (HEADER_STATUS, event.status.value))
-    return ((HEADER_EVENT_TYPE, event.event_type),)
-
-
-# What a route's `prepare` hands its handler (`Tx.prepared`); None for a route without one.
-P = TypeVar("P", default=None)
-
-
-class Tx(Generic[P]):
-    """A handler's unit of work: its connection inside the transaction, what it emits, and
-    what its route's `prepare` found before the transaction (`prepared`, typed by the
-    route: `Tx[Checked]`; a plain `Tx` is `Tx[None]`)."""
-
-    @overload
-    def __init__(self: Tx[None], conn: Connection, stage: str) -> None: ...
-    @overload
-    def __init__(self, conn: Connection, stage: str, prepared: P) -> None: ...
-    def __init__(self, conn: Connection, stage: str, prepared: Any = None) -> None:
-        self.conn = conn
-        self.stage = stage
-        self.prepared: P = prepared
-        self.messages: list[OutgoingMessage] = []
-
-    def emit(self, topic: str, event: Event, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.messages.append(
-            OutgoingMessage(topic, event.order_id, encode(event), (*described(event), *headers))
-        )
-
-    def status(
-        self,
-        order_id: str,
-        revision: int,
-        status: Status,
-        reasons: Sequence[Reason] = (),
-        card_number: str | None = None,
-        checks: Sequence[CheckSummary] | None = None,
-    ) -> None:
-        self.emit(
-            ORDER_STATUS,
-            OrderStatusChanged(
-                order_id=order_id,
-                revision=revision,
-                status=status,
-                stage=self.stage,
-                reasons=list(reasons),
-                card_number=card_number,
-                checks=list(checks) if checks is not None else None,
-            ),
-        )
-        log.info(
-            "order.status",
-            status=status.value,
-            revision=revision,
-            reasons=[r.code.value for r in reasons],
-        )
-
-
-def retry_message(
-    stage: str,
-    origin_topic: str,
-    key: str,
-    value: bytes,
-    attempt: int,
-    due_ms: int,
-    error: str = "",
-    carried: Mapping[str, bytes] | None = None,
-) -> OutgoingMessage:
-    """A message for `stage`'s retry topic: handled as if from `origin_topic` once due.
-
-    `carried` are the original record's own headers (a command's signature): they travel
-    with it, so the retried message is trusted exactly as the original was."""
-    ours = {HEADER_ORIGIN, HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR}
-    headers = [
-        (name, raw.decode())
-        for name, raw in (carried or {}).items()
-        if name not in ours and raw.isascii()
-    ]
-    headers += [
-        (HEADER_ORIGIN, origin_topic),
-        (HEADER_ATTEMPT, str(attempt)),
-        (HEADER_DUE_AT, str(due_ms)),
-    ]
-    if error:
-        headers.append((HEADER_ERROR, error))
-    return OutgoingMessage(retry_topic(stage), key, value, tuple(headers))
-
-
-def rerun_message(stage: str, origin_topic: str, event: Event) -> OutgoingMessage:
-    """`event` again, as a new event (fresh id), through `stage`, due now: replays and
-    re-checks go this way, so the inbox never takes them for duplicates."""
-    fresh = event.model_copy(update={"event_id": new_event_id()})
-    return retry_message(
-        stage, origin_topic, event.order_id, encode(fresh), 0, int(time.time() * 1000)
-    )
-
-
-class Ledger(Protocol):
-    """What a stage that takes support's commands keeps of them: each command handled once
-    and audited (`command_audit`), and the replays it ran (`replays`, shared/replays.py)."""
-
-    async def seen(self, command_id: uuid.UUID) -> bool:
-        """Whether this command was handled (audited) before."""
-        ...
-
-    async def record(self, command: Command, outcome: str) -> bool:
-        """Audit the command's outcome; False when it was audited before."""
-        ...
-
-    async def admit_replay(
-        self, command: ReplayOrder, revision: int, running: bool, limit: int
-    ) -> Admission:
-        """Whether the replay runs (shared/replays.py), counted when it does."""
-        ...
-
-
-class CommandLedger:
-    """`Ledger` on the stage's own tables, in the handler's transaction."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    async def seen(self, command_id: uuid.UUID) -> bool:
-        return bool(
-            await self.conn.fetchval(
-                "SELECT true FROM command_audit WHERE command_id = $1", command_id
-            )
-        )
-
-    async def record(self, command: Command, outcome: str) -> bool:
-        return bool(
-            await self.conn.fetchval(
-                "INSERT INTO command_audit (command_id, command, order_id, actor, reason,"
-                " issued_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " ON CONFLICT DO NOTHING RETURNING true",
-                command.event_id,
-                command.event_type,
-                command.order_id,
-                command.actor,
-                command.reason,
-                command.occurred_at,
-                outcome,
-            )
-        )
-
-    async def admit_replay(
-        self, command: ReplayOrder, revision: int, running: bool, limit: int
-    ) -> Admission:
-        return await admit(self.conn, command, revision, running, limit)
-
-
-async def audit_command(
-    tx: Tx[Any], command: Command, outcome: str, ledger: Ledger | None = None
-) -> None:
-    """Record who asked what, when, why, and what came of it (the service's command_audit,
-    or the `ledger` given), and publish it (`command.handled`) for support to show."""
-    new = await (ledger if ledger is not None else CommandLedger(tx.conn)).record(command, outcome)
-    if new:
-        tx.emit(
-            COMMAND_OUTCOMES,
-            CommandHandled(
-                order_id=command.order_id,
-                command_id=command.event_id,
-                command=command.event_type,
-                service=tx.stage,
-                actor=command.actor,
-                reason=command.reason,
-                issued_at=command.occurred_at,
-                outcome=outcome,
-            ),
-        )
-    log.info("command.handled", command=command.event_type, outcome=outcome)
-
-
-# The reason codes a validation error at `loc` (field path) of `type` means to a route,
-# or None for the general rule (SCHEMA_INVALID with the field's path).
-CodesFor = Callable[[tuple[str, ...], str], Sequence[ReasonCode] | None]
-
-
-@dataclass(frozen=True)
-class Route(Generic[E, P]):
-    model: type[E]
-    handle: Callable[[Tx[P], E], Awaitable[None]]
-    # Slow I/O (fetching a document, asking a register) runs here, before the transaction,
-    # so no database connection waits on it; `handle` finds the result in `tx.prepared`,
-    # typed: a `Route[OrderSubmitted, Checked]` hands its handler a `Tx[Checked]`.
-    # A TransientFailure raised here is retried like one raised by `handle`.
-    prepare: Callable[[E], Awaitable[P]] | None = None
-    # How to read the bytes when `model.model_validate_json` is not enough (a union of
-    # command types on one topic); must raise pydantic.ValidationError like it.
-    parse: Callable[[bytes], E] | None = None
-    # False when a broken message on this topic says nothing about its order (a support
-    # command): it is dead-lettered without changing the order's status.
-    report_invalid: bool = True
-    # Whether the record may be trusted (support's signature on a command): None when it
-    # may, else the refusal, which goes to `Stage.on_refused` instead of `handle`.
-    verify: Callable[[Delivery], str | None] | None = None
-    # For order.status: the statuses `handle` acts on. Any other status event is passed
-    # over before it is decoded (by its `kortflyt-status` header, which `Tx.emit` sets)
-    # or, without the header, once decoded: no transaction, no inbox row.
-    statuses: frozenset[Status] | None = None
-
-    def passes_over(self, d: Delivery) -> bool:
-        """Whether this status record is one `handle` does not act on (by its header)."""
-        if self.statuses is None or (status := d.headers.get(HEADER_STATUS)) is None:
-            return False
-        return status.decode(errors="replace") not in self.statuses
-
-    # What a validation error means on this topic beyond SCHEMA_INVALID (intake: a missing
-    # document is PHOTO_MISSING or ID_COPY_MISSING); see `reasons_from_validation`.
-    codes_for: CodesFor | None = None
-
-
-class Stage(ABC):
-    """One service's behaviour. Override the hooks to change what a failure emits."""
-
-    name: str
-    migrations: Path
-    # The status an order gets when its message cannot be read at this stage.
-    invalid_status: ClassVar[Status] = Status.NEEDS_ATTENTION
-    routes: Mapping[str, Route[Any, Any]]
-
-    async def on_invalid(self, tx: Tx, ref: OrderRef | None, reasons: list[Reason]) -> None:
-        if ref is not None:
-            tx.status(ref.order_id, ref.revision, self.invalid_status, reasons)
-
-    async def on_transient(
-        self, tx: Tx, event: Any, failure: TransientFailure, attempt: int
-    ) -> None:
-        if attempt == 0:  # the status changes once; later tries change nothing visible
-            tx.status(event.order_id, event.revision, failure.status, [failure.reason])
-
-    async def on_exhausted(self, tx: Tx, event: Any, failure: TransientFailure) -> None:
-        final = failure.reason.settled()  # no longer "we will try again"
-        tx.status(event.order_id, event.revision, Status.NEEDS_ATTENTION, [final])
-
-    async def on_refused(self, tx: Tx, event: Any, refusal: str) -> None:
-        """A message its route's `verify` refused: a command is audited as refused."""
-        if isinstance(event, Command):
-            await audit_command(tx, event, refusal)
-        log.warning("message.refused", refusal=refusal)
-
-    @asynccontextmanager
-    async def resources(self) -> AsyncIterator[None]:
-        """The stage's clients (a document fetcher, register connection pools) for the
-        life of the service: the runtime enters this before the first message and leaves
-        it after the last message and the background work are done, so each client is
-        closed in one place. Nothing by default."""
-        yield
-
-    def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
-        """Long-running work of the service beside its consumers (a sender, a spooler).
-
-        The runtime starts each coroutine once the pool is open and, at shutdown, cancels
-        it before the outbox is drained; a coroutine that must not be cut off mid-step
-        shields that step. A stage that needs settings for it was given its own (its
-        service's settings class) when it was built. None by default.
-        """
-        return ()
 
 
 def backoff_s(attempt: int, settings: Settings) -> float:
@@ -541,7 +139,7 @@ class Processor:
     @asynccontextmanager
     async def _transaction(
         self, message_id: str, topic: str, prepared: Any = None, digest: str | None = None
-    ) -> AsyncIterator[Tx[Any] | None]:
+    ) -> AsyncIterator[UnitOfWork[Any] | None]:
         """A transaction that owns `message_id`, or None when it was handled before (with
         the same `digest`; with another, EventIdConflict)."""
         async with self.batches.member() as conn:
@@ -555,7 +153,7 @@ class Processor:
             if not claimed and await _seen(conn, message_id, digest):
                 yield None
                 return
-            tx = Tx(conn, self.stage.name, prepared)
+            tx = UnitOfWork(conn, self.stage.name, prepared)
             yield tx
             await enqueue(conn, self.stage.name, tx.messages)
 

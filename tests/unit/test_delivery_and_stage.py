@@ -1,6 +1,6 @@
-"""The pure parts of shared.messaging: reading what can be read of a broken message
-(OrderRef), kortflyt's retry headers (Delivery), the back-off, and the default stage hooks
-(which only emit into a Tx; no database is touched)."""
+"""The pure parts of shared.delivery, shared.stage and shared.processor: reading what can
+be read of a broken message (OrderRef), kortflyt's retry headers (Delivery), the back-off,
+and the default stage hooks (which only emit into a UnitOfWork; no database is touched)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,12 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from devtools import factories
+from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN, Delivery, OrderRef
 from shared.events import OrderStatusChanged, OrderSubmitted, Reason, Status, parse_event
-from shared.messaging import (
-    HEADER_ATTEMPT,
-    HEADER_DUE_AT,
-    HEADER_ORIGIN,
-    Delivery,
-    OrderRef,
-    Stage,
-    TransientFailure,
-    Tx,
-    backoff_s,
-)
+from shared.processor import backoff_s
 from shared.reasons import ReasonCode
 from shared.settings import Settings
+from shared.stage import Stage, TransientFailure, UnitOfWork
 from shared.topics import ORDER_STATUS
 
 if TYPE_CHECKING:
@@ -228,12 +220,12 @@ class PlainStage(Stage):
         self.routes = {}
 
 
-def new_tx() -> Tx:
+def new_tx() -> UnitOfWork:
     # The default hooks only collect messages; the connection is never used.
-    return Tx(cast("Connection", object()), "plain")
+    return UnitOfWork(cast("Connection", object()), "plain")
 
 
-def statuses(tx: Tx) -> list[OrderStatusChanged]:
+def statuses(tx: UnitOfWork) -> list[OrderStatusChanged]:
     assert all(m.topic == ORDER_STATUS for m in tx.messages)
     return [parse_event(OrderStatusChanged, m.value) for m in tx.messages]
 
