@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.intake.settings import IntakeSettings
+from shared.events import OrderApproved, OrderDetails
 from shared.identifiers import _K1_WEIGHTS, _K2_WEIGHTS, _ORG_WEIGHTS, _mod11_check_digit
 
 _rng = random.Random()
@@ -134,3 +135,30 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
     }
     event.update(overrides)
     return event
+
+
+def approved(order_id: str, *, d_number: bool = False, **changes: Any) -> OrderApproved:
+    """An `order.approved` event: Kari Nordmann's construction card at Bygg og Betong AS,
+    employed since 1 June 2026 (with a D-number when `d_number`); `changes` sets any other
+    field of the event (`d_number_active`, `legal_employer`, `photo_key`, ...)."""
+    born = date(1990, 5, 17)
+    details = OrderDetails.model_validate(
+        {
+            "card_type": "construction",
+            "employer": {
+                "org_number": "974760673",
+                "name": "Bygg og Betong AS",
+                "contact_email": "hms@example.no",
+            },
+            "worker": {
+                "given_name": "Kari",
+                "family_name": "Nordmann",
+                "birth_date": born,
+                "national_id": national_id(born, d_number=d_number, seed=3),
+                "nationality": "NO",
+            },
+            "employment": {"type": "employee", "start_date": date(2026, 6, 1)},
+        },
+        strict=False,
+    )
+    return OrderApproved(order_id=order_id, revision=1, order=details, checks=[], **changes)

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
 
-from devtools.factories import national_id, sample_photo
+from devtools import factories
+from devtools.factories import sample_photo
 from services.production.cards import CardStatus
 from services.production.domain import add_years
 from services.production.spool import DirectorySpool, PrintJob, SpoolEntry
@@ -35,7 +36,6 @@ from shared.events import (
     CardProduced,
     LegalEmployer,
     OrderApproved,
-    OrderDetails,
     OrderStatusChanged,
     Status,
 )
@@ -50,26 +50,8 @@ TODAY = today_in_norway()
 
 
 def approved(order_id: str, **changes: Any) -> OrderApproved:
-    details = OrderDetails.model_validate(
-        {
-            "card_type": "construction",
-            "employer": {
-                "org_number": "974760673",
-                "name": "Bygg og Betong AS",
-                "contact_email": "hms@example.no",
-            },
-            "worker": {
-                "given_name": "Kari",
-                "family_name": "Nordmann",
-                "birth_date": date(1990, 5, 17),
-                "national_id": national_id(date(1990, 5, 17), d_number=True, seed=3),
-                "nationality": "NO",
-            },
-            "employment": {"type": "employee", "start_date": date(2026, 6, 1)},
-        },
-        strict=False,
-    )
-    return OrderApproved(order_id=order_id, revision=1, order=details, checks=[], **changes)
+    """With a D-number, so `d_number_active` decides the validity."""
+    return factories.approved(order_id, d_number=True, **changes)
 
 
 @dataclass

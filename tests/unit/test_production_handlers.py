@@ -13,14 +13,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devtools.factories import national_id
+from devtools.factories import approved
 from services.production.cards import Card, CardStatus
 from services.production.settings import ProductionSettings
 from services.production.spool import DirectorySpool, SpoolEntry
 from services.production.spooler import Spooler
 from services.production.stage import Production
 from shared.blobstore import DirectoryBlobStore
-from shared.events import OrderApproved, OrderDetails, Status
+from shared.events import Status
 from shared.identifiers import card_number
 from tests.unit.fake_uow import FakeUnitOfWork
 
@@ -68,29 +68,6 @@ class FakeCardRegister:
     async def set_status(self, cards: Sequence[Card]) -> None:
         for card in cards:
             self.cards[card.card_number] = card
-
-
-def approved(order_id: str, **changes: Any) -> OrderApproved:
-    details = OrderDetails.model_validate(
-        {
-            "card_type": "construction",
-            "employer": {
-                "org_number": "974760673",
-                "name": "Bygg og Betong AS",
-                "contact_email": "hms@example.no",
-            },
-            "worker": {
-                "given_name": "Kari",
-                "family_name": "Nordmann",
-                "birth_date": date(1990, 5, 17),
-                "national_id": national_id(date(1990, 5, 17), seed=3),
-                "nationality": "NO",
-            },
-            "employment": {"type": "employee", "start_date": date(2026, 6, 1)},
-        },
-        strict=False,
-    )
-    return OrderApproved(order_id=order_id, revision=1, order=details, checks=[], **changes)
 
 
 def production(register: FakeCardRegister, now: datetime = EVENING_2_JUNE) -> Production:
