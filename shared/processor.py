@@ -68,6 +68,10 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # Two transactions that crossed (group-committed batches on two connections taking
+    # the same orders' locks in turn): PostgreSQL aborts one, which is tried again.
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     TimeoutError,
 )
 

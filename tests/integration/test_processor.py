@@ -171,6 +171,18 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_not_retried_for_eve
     assert status.status is Status.NEEDS_ATTENTION
 
 
+async def test_a_deadlock_is_tried_again_and_never_counts_towards_the_dead_letter(
+    pool: asyncpg.Pool, schema: str, settings: Settings
+) -> None:
+    stage = Probe(schema, lambda tx, e: asyncpg.DeadlockDetectedError("deadlock detected"))
+    processor = Processor(pool, stage, settings.model_copy(update={"retry_max_attempts": 2}))
+    d = delivery(event_bytes())
+    for _ in range(2):  # as often as a bug would be dead-lettered after
+        with pytest.raises(asyncpg.DeadlockDetectedError):
+            await processor.process_guarded(d)
+    assert await outbox(pool) == []  # not dead-lettered: redelivered until it goes through
+
+
 @pytest.mark.parametrize(
     ("raw", "expected_codes", "status_expected"),
     [
