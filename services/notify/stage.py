@@ -7,10 +7,9 @@
   status in MAILED, compose the whole e-mail (with the signed proof of order at
   RECEIVED) and leave it `pending` for the sender (services/notify/sender.py), all in
   the message's transaction. A status that arrives before its submission (or PRODUCED
-  before its card) raises `Waiting`, a TransientFailure, so it comes back through the
-  retry topic without holding up other orders; when the tries are used up it is
-  recorded `waiting` for what it needs, and the submission or card that comes later
-  completes it.
+  before its card: the two are on different topics) is recorded `waiting` for what it
+  needs, and the submission or card completes it when it comes. The order's lock makes
+  the two meet: whichever comes second sees the other.
 
 The tables are reached through `NotifyStore` (services/notify/repository.py).
 
@@ -46,7 +45,6 @@ from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.norway import Clock, utc_now
-from shared.reasons import ReasonCode
 from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.submission import SubmissionSeen
 from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
@@ -55,17 +53,6 @@ if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
-
-
-class Waiting(TransientFailure):
-    """The e-mail needs an event that has not come yet: try the status again later.
-    Never shown to anyone: notify's hooks below emit no status for it."""
-
-    def __init__(self, what: Awaiting) -> None:
-        reason = Reason.of(ReasonCode.PROCESSING_FAILED, f"notify.waiting_for_{what.value}")
-        super().__init__(reason, Status.NEEDS_ATTENTION)
-        self.what = what
-        log.info("notification.waiting", waiting_for=what.value)
 
 
 class Notify(Stage):
@@ -129,6 +116,7 @@ class Notify(Stage):
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
         if await store.is_recorded(event.order_id, event.revision, event.status):
             log.info("notification.already_recorded", status=event.status.value)
             return
@@ -138,7 +126,7 @@ class Notify(Stage):
             card = await store.card(event.order_id) if event.status is Status.PRODUCED else None
             notification = await self._mail(event, notification, contact, card)
             if notification.waiting_for is not None:
-                raise Waiting(notification.waiting_for)  # retried; recorded once tries run out
+                log.info("notification.waiting", waiting_for=notification.waiting_for.value)
         await store.add(notification)
         log.info(
             "notification.recorded",
@@ -217,22 +205,10 @@ class Notify(Stage):
     async def on_transient(
         self, tx: UnitOfWork, event: Any, failure: TransientFailure, attempt: int
     ) -> None:
-        return  # waiting for another event changes nothing an employer sees
+        return  # notify never changes an order's status
 
     async def on_exhausted(self, tx: UnitOfWork, event: Any, failure: TransientFailure) -> None:
-        """The submission (or card) did not come in time: record what the e-mail waits for.
-
-        It may have come since the last try (another consumer took it): looked at again
-        under the order's lock, so it is either seen here or sees this waiting row."""
-        if isinstance(event, OrderStatusChanged) and isinstance(failure, Waiting):
-            store = self.store(tx.conn, self.name)
-            await store.lock_order(event.order_id)
-            contact = await store.contact(event.order_id, event.revision)
-            card = await store.card(event.order_id) if event.status is Status.PRODUCED else None
-            notification = await self._mail(event, Notification.of(event), contact, card)
-            if notification.waiting_for is not None:
-                log.error("notification.gave_up", waiting_for=notification.waiting_for.value)
-            await store.add(notification)
+        log.error("notification.gave_up", reason=failure.reason.code.value)
 
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings

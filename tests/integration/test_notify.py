@@ -186,9 +186,9 @@ async def test_produced_waits_for_the_card_and_then_gives_its_number_and_dates(
 ) -> None:
     await desk.submit(submission("N-4"))
     await desk.tell(status("N-4", Status.PRODUCED, card_number="0000000076"))
-    retried = await desk.pool.fetch("SELECT topic, headers FROM outbox")
-    assert [r["topic"] for r in retried] == [retry_topic(desk.processor.stage.name)]
-    assert await desk.states() == {}
+    # Recorded waiting for its card, not sent round the retry topic.
+    assert await desk.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await desk.states() == {("N-4", 1, "PRODUCED"): "waiting"}
 
     card = CardProduced(
         order_id="N-4",
@@ -199,10 +199,6 @@ async def test_produced_waits_for_the_card_and_then_gives_its_number_and_dates(
         valid_until=date(2028, 6, 3),
     )
     await desk.tell(card)
-    retry = await desk.pool.fetchrow("SELECT value, headers FROM outbox")
-    assert retry is not None
-    headers = {k: v.encode() for k, v in json.loads(retry["headers"])}
-    await desk.deliver(retry_topic(desk.processor.stage.name), retry["value"], headers)
     await desk.send()
     (mail,) = desk.mail()
     body = mail.get_body(("plain",))
@@ -213,17 +209,15 @@ async def test_produced_waits_for_the_card_and_then_gives_its_number_and_dates(
     assert "03.06.2028" in text
 
 
-async def test_a_status_before_its_submission_comes_back_through_the_retry_topic(
+async def test_a_status_before_its_submission_waits_for_it_and_is_mailed_when_it_comes(
     desk: Desk,
 ) -> None:
     await desk.tell(status("N-5", Status.RECEIVED))
-    (row,) = await desk.pool.fetch("SELECT topic, value, headers FROM outbox")
-    assert row["topic"] == retry_topic(desk.processor.stage.name)
-    assert await desk.states() == {}  # and no status was emitted: notify never sets one
+    assert await desk.states() == {("N-5", 1, "RECEIVED"): "waiting"}
+    # Nothing published: no retry, and no status (notify never sets one).
+    assert await desk.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
     await desk.submit(submission("N-5"))
-    headers = {k: v.encode() for k, v in json.loads(row["headers"])}
-    await desk.deliver(row["topic"], row["value"], headers)
     await desk.send()
     assert [m["Message-ID"] for m in desk.mail()] == ["<hmskort.N-5.r1.received@hmskort.example>"]
 
@@ -360,9 +354,10 @@ async def test_a_crash_between_accept_and_marking_sent_never_sends_it_again(
     }
 
 
-async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_card_comes(
+async def test_a_status_retried_from_before_this_version_is_recorded_waiting_for_its_card(
     desk: Desk,
 ) -> None:
+    """A status on the retry topic (waiting was a retry before) is handled like any."""
     await desk.submit(submission("N-12"))
     produced = status("N-12", Status.PRODUCED, card_number="0000000083")
     last_try = {
@@ -389,18 +384,15 @@ async def test_produced_that_gave_up_waiting_for_its_card_is_mailed_when_the_car
     assert await desk.states() == {("N-12", 1, "PRODUCED"): "sent"}
 
 
-async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_it_comes(
+async def test_a_status_long_before_its_submission_is_mailed_when_it_comes(
     desk: Desk,
 ) -> None:
     """A consumer far behind on order.submitted (a restart under load) once left such an
-    order without its e-mail for good: the status's retries ran out first."""
+    order without its e-mail for good: the status's retries ran out first. Now it waits
+    for the submission however long that takes, with every reason of the status."""
     reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
     rejected = status("N-13", Status.DOCUMENTS_REJECTED, reasons=[reason])
-    last_try = {
-        HEADER_ORIGIN: ORDER_STATUS.encode(),
-        HEADER_ATTEMPT: str(desk.settings.retry_max_attempts).encode(),
-    }
-    await desk.deliver(retry_topic(desk.processor.stage.name), encode(rejected), last_try)
+    await desk.tell(rejected)
     assert await desk.states() == {("N-13", 1, "DOCUMENTS_REJECTED"): "waiting"}
 
     await desk.submit(submission("N-13"))

@@ -20,7 +20,7 @@ from services.notify.notifications import UNCONFIRMED, Awaiting, MailState, Noti
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused
-from services.notify.stage import Notify, Waiting
+from services.notify.stage import Notify
 from services.notify.templates import Card
 from shared.events import CardProduced, OrderStatusChanged, Reason, Status
 from shared.reasons import ReasonCode
@@ -40,12 +40,13 @@ class FakeNotifyStore:
         self.notifications: dict[tuple[str, int, str], Notification] = {}
         self.retry_in: dict[tuple[str, int, str], float] = {}
         self.woken = 0
+        self.locked: list[str] = []  # the orders whose lock a handler took, in order
 
     def __call__(self, _conn: Any, _schema: str) -> FakeNotifyStore:
         return self
 
     async def lock_order(self, order_id: str) -> None:
-        return None  # one test, one transaction at a time
+        self.locked.append(order_id)  # one test, one transaction at a time: nothing waits
 
     async def add_contact(self, contact: Contact) -> None:
         self.contacts.setdefault((contact.order_id, contact.revision), contact)
@@ -212,33 +213,30 @@ async def test_a_submission_without_a_usable_address_is_recorded_no_address(
     assert store.state("N-5", Status.DOCUMENTS_REJECTED) is MailState.NO_ADDRESS
 
 
-async def test_a_status_before_its_submission_waits_and_records_nothing(
+async def test_a_status_before_its_submission_is_recorded_waiting_for_it(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), status("N-6", Status.REJECTED))
-    assert waiting.value.what is Awaiting.SUBMISSION
-    assert store.notifications == {}
+    tx = FakeUnitOfWork("notify")
+    await notify.on_status(tx, status("N-6", Status.REJECTED))
+    n = store.notifications[("N-6", 1, "REJECTED")]
+    assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.SUBMISSION)
+    assert tx.messages == []  # no retry, no status
 
 
 async def test_produced_before_its_card_waits_for_the_card(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-7"))
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), status("N-7", Status.PRODUCED))
-    assert waiting.value.what is Awaiting.CARD
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-7", Status.PRODUCED))
+    n = store.notifications[("N-7", 1, "PRODUCED")]
+    assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.CARD)
 
 
-async def test_produced_that_gave_up_waiting_is_recorded_waiting_and_mailed_with_the_card(
+async def test_produced_before_its_card_is_mailed_with_the_card_when_it_comes(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-8"))
-    event = status("N-8", Status.PRODUCED)
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), event)
-
-    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-8", Status.PRODUCED))
     n = store.notifications[("N-8", 1, "PRODUCED")]
     assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.CARD)
 
@@ -249,16 +247,14 @@ async def test_produced_that_gave_up_waiting_is_recorded_waiting_and_mailed_with
     assert store.cards["N-8"].number == "0000000083"
 
 
-async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_it_comes(
+async def test_a_status_before_its_submission_is_mailed_when_it_comes(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    """A submission late beyond every retry (a consumer far behind) still gets its e-mail,
-    with every reason of the status; it used to stay without one."""
+    """However late the submission (a consumer far behind), the e-mail is made when it
+    comes, with every reason of the status; it used to stay without one."""
     reason = Reason.of(ReasonCode.ORG_NUMBER_INVALID, "employer.org_number")
     event = status("N-10", Status.DOCUMENTS_REJECTED, reason)
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), event)
-    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
+    await notify.on_status(FakeUnitOfWork("notify"), event)
     assert store.state("N-10", Status.DOCUMENTS_REJECTED) is MailState.WAITING
 
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-10"))
@@ -279,10 +275,7 @@ async def test_a_status_that_gave_up_waiting_for_its_submission_is_mailed_when_i
 async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    event = status("N-11", Status.PRODUCED)
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), event)
-    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-11", Status.PRODUCED))
 
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-11"))
     assert store.notifications[("N-11", 1, "PRODUCED")].waiting_for is Awaiting.CARD
@@ -291,18 +284,14 @@ async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
     assert store.state("N-11", Status.PRODUCED) is MailState.PENDING
 
 
-async def test_a_submission_that_came_after_the_last_try_is_used_when_giving_up(
+async def test_a_status_and_its_submission_meet_under_the_orders_lock(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
-    """The retry and the submission are read by two consumers: the submission may be
-    recorded between the last try and giving up. It is used then, not left waiting."""
-    event = status("N-12", Status.RECEIVED)
-    with pytest.raises(Waiting) as waiting:
-        await notify.on_status(FakeUnitOfWork("notify"), event)
-    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-12"))  # no one waits yet
-
-    await notify.on_exhausted(FakeUnitOfWork("notify"), event, waiting.value)
-
+    """The status and the submission may be read by two consumers (the retry topic's and
+    the main one): each takes the order's lock first, so the second sees the first."""
+    await notify.on_status(FakeUnitOfWork("notify"), status("N-12", Status.RECEIVED))
+    await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-12"))
+    assert store.locked == ["N-12", "N-12"]
     assert store.state("N-12", Status.RECEIVED) is MailState.PENDING
 
 
