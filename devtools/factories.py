@@ -98,6 +98,34 @@ def sample_documents(upload_dir: Path) -> dict[str, dict[str, str]]:
     return result
 
 
+def order_details(worker_id: str) -> dict[str, Any]:
+    """The order in every factory event, JSON-ready: Kari Nordmann (born 17 May 1990, with
+    `worker_id` as her national id), a construction card at Bygg og Betong AS, employed
+    since 1 June 2026."""
+    return {
+        "card_type": "construction",
+        "employer": {
+            "org_number": "974760673",
+            "name": "Bygg og Betong AS",
+            "contact_email": "hms@example.no",
+        },
+        "worker": {
+            "given_name": "Kari",
+            "family_name": "Nordmann",
+            "birth_date": "1990-05-17",
+            "national_id": worker_id,
+            "foreign_id": None,
+            "nationality": "NO",
+        },
+        "employment": {
+            "type": "employee",
+            "start_date": "2026-06-01",
+            "end_date": None,
+            "agency_org_number": None,
+        },
+    }
+
+
 def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, Any]:
     """An `order.submitted` event as a JSON-ready dict; override any top-level field.
 
@@ -111,26 +139,7 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
         "occurred_at": "2026-06-03T08:15:00Z",
         "order_id": order_id,
         "revision": revision,
-        "card_type": "construction",
-        "employer": {
-            "org_number": "974760673",
-            "name": "Bygg og Betong AS",
-            "contact_email": "hms@example.no",
-        },
-        "worker": {
-            "given_name": "Kari",
-            "family_name": "Nordmann",
-            "birth_date": "1990-05-17",
-            "national_id": national_id(date(1990, 5, 17)),
-            "foreign_id": None,
-            "nationality": "NO",
-        },
-        "employment": {
-            "type": "employee",
-            "start_date": "2026-06-01",
-            "end_date": None,
-            "agency_org_number": None,
-        },
+        **order_details(national_id(date(1990, 5, 17))),
         "documents": documents or sample_documents(Path(IntakeSettings().upload_dir)),
     }
     event.update(overrides)
@@ -138,27 +147,9 @@ def submitted(order_id: str, revision: int = 1, **overrides: Any) -> dict[str, A
 
 
 def approved(order_id: str, *, d_number: bool = False, **changes: Any) -> OrderApproved:
-    """An `order.approved` event: Kari Nordmann's construction card at Bygg og Betong AS,
-    employed since 1 June 2026 (with a D-number when `d_number`); `changes` sets any other
-    field of the event (`d_number_active`, `legal_employer`, `photo_key`, ...)."""
-    born = date(1990, 5, 17)
-    details = OrderDetails.model_validate(
-        {
-            "card_type": "construction",
-            "employer": {
-                "org_number": "974760673",
-                "name": "Bygg og Betong AS",
-                "contact_email": "hms@example.no",
-            },
-            "worker": {
-                "given_name": "Kari",
-                "family_name": "Nordmann",
-                "birth_date": born,
-                "national_id": national_id(born, d_number=d_number, seed=3),
-                "nationality": "NO",
-            },
-            "employment": {"type": "employee", "start_date": date(2026, 6, 1)},
-        },
-        strict=False,
-    )
+    """An `order.approved` event of `order_details` (with a D-number when `d_number`);
+    `changes` sets any other field of the event (`d_number_active`, `legal_employer`,
+    `photo_key`, ...)."""
+    worker_id = national_id(date(1990, 5, 17), d_number=d_number, seed=3)
+    details = OrderDetails.model_validate(order_details(worker_id), strict=False)
     return OrderApproved(order_id=order_id, revision=1, order=details, checks=[], **changes)
