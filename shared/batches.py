@@ -57,7 +57,7 @@ class Batches:
         self.max_size = max_size
         self._open: _Batch | None = None
         self._committing: set[asyncio.Task[None]] = set()
-        self.commits = 0  # how many batches committed (tests and the bench read it)
+        self.commits = 0  # how many batches committed (the tests read it)
 
     @contextlib.asynccontextmanager
     async def member(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
