@@ -9,7 +9,6 @@ sha256, size, created). Printers must ignore names starting with a dot.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -133,11 +132,17 @@ class DirectorySpool:
                 "created": datetime.now(UTC).isoformat(),
             }
         )
-        with self.manifest.open("a", encoding="utf-8") as out:
-            fcntl.flock(out, fcntl.LOCK_EX)  # one whole line at a time, whoever else appends
-            out.write(line + "\n")
-            out.flush()
-            os.fsync(out.fileno())
+        data = (line + "\n").encode()
+        # One write(2) with O_APPEND puts the whole line at the end, whoever else appends:
+        # no lock, so a writer that hangs (a production leader stopped while it appends)
+        # never holds up the one that took over from it.
+        fd = os.open(self.manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(f"short write to {self.manifest.name}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _sync_dir(self) -> None:
         fd = os.open(self.root, os.O_RDONLY)

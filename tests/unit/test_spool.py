@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,3 +39,33 @@ def test_writers_racing_for_one_card_give_one_file_and_one_manifest_line(tmp_pat
     assert len({e.sha256 for e in entries}) == 1, "every writer reports the one file written"
     assert len((tmp_path / MANIFEST).read_text().splitlines()) == 1
     assert len(list(tmp_path.glob("HMSKORT-*.pdf"))) == 1
+
+
+def test_a_writer_that_hangs_holding_the_manifest_never_holds_up_the_next(
+    tmp_path: Path,
+) -> None:
+    """A production leader stopped (SIGSTOP) in the middle of announcing a card must not
+    stop the standby that deposed it: the manifest takes no lock a hung writer could keep.
+    (Here the hung writer holds an exclusive flock, as the spool's appends once took.)"""
+    spool = DirectorySpool(tmp_path)
+    (tmp_path / MANIFEST).touch()
+    with (tmp_path / MANIFEST).open("a") as hung:
+        fcntl.flock(hung, fcntl.LOCK_EX)
+        writer = threading.Thread(target=spool.submit, args=(_job(b"%PDF-x"),), daemon=True)
+        writer.start()
+        writer.join(timeout=5)
+        assert not writer.is_alive(), "the next writer waited for the hung one"
+    lines = (tmp_path / MANIFEST).read_text().splitlines()
+    assert [json.loads(line)["card_number"] for line in lines] == ["0000000076"]
+
+
+def test_many_writers_appending_at_once_leave_whole_lines(tmp_path: Path) -> None:
+    spool = DirectorySpool(tmp_path)
+
+    def card(i: int) -> PrintJob:
+        return PrintJob(f"{i:010d}", f"A-{i}", "construction", b"%PDF-" + str(i).encode())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: spool.submit(card(i)), range(200)))
+    rows = [json.loads(line) for line in (tmp_path / MANIFEST).read_text().splitlines()]
+    assert sorted(r["card_number"] for r in rows) == [f"{i:010d}" for i in range(200)]
