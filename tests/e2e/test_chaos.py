@@ -96,6 +96,21 @@ async def cards_after(pipeline: Pipeline, ids: set[str], since: float) -> None:
     assert done(found), f"no card produced within {RECOVERY_TIMEOUT_S:.0f}s of recovery"
 
 
+async def approvals_after(pipeline: Pipeline, ids: set[str], since: float) -> None:
+    """Until an order approved after `since` (wall clock) has been published: the stages
+    before production work again, so it has new work while its leader is stopped."""
+
+    def done(found: dict[str, list[Any]]) -> bool:
+        return any(
+            (status := OrderStatusChanged.model_validate_json(r.value)).status is Status.APPROVED
+            and status.occurred_at.timestamp() > since
+            for r in found[ORDER_STATUS]
+        )
+
+    found = await collect(pipeline.settings, [ORDER_STATUS], ids, done, RECOVERY_TIMEOUT_S)
+    assert done(found), f"no order approved within {RECOVERY_TIMEOUT_S:.0f}s of recovery"
+
+
 async def fault(
     pipeline: Pipeline, ids: set[str], crash: Callable[[], None], restart: Callable[[], None]
 ) -> None:
@@ -161,6 +176,10 @@ async def test_500_orders_through_two_instances_each_with_broker_database_and_le
         for name in OTHERS:  # one instance of each, for good: the other takes its partitions
             pipeline.kill9(name, 2)
         await cards_after(pipeline, set(ids), killed)
+        # A card may come from production's backlog while the stages before it are still
+        # taking over the killed instances' partitions: stop its leader only once orders
+        # are approved again, or it may have nothing to do while stopped.
+        await approvals_after(pipeline, set(ids), killed)
         stop.instance, works = await leading_instance(pipeline, 2)
         stop.at = time.time()
         print(  # noqa: T201 - shown with -s
