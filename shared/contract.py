@@ -32,7 +32,9 @@ from shared.events import COMMAND_MODELS, EVENT_MODELS
 from shared.reasons import CATALOGUE
 from shared.signing import HEADER_KEY_ID, HEADER_SIGNATURE
 from shared.topics import (
+    CARD_FINDINGS,
     CARD_PRODUCED,
+    CARD_STATUS,
     COMMAND_OUTCOMES,
     ORDER_ACCEPTED,
     ORDER_APPROVED,
@@ -126,10 +128,11 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         ORDER_COMMANDS,
-        "Support staff's instructions (override, replay, cancel), written by the support"
-        " service only; `event_id` is the command id, handled once by the owning service.",
+        "Support staff's instructions (override, replay, cancel; for cards report_lost,"
+        " end_employment, suspend_card, reinstate_card), written by the support service only;"
+        " `event_id` is the command id, handled once by the owning service.",
         ("support",),
-        ("intake", "registry_check"),
+        ("intake", "registry_check", "production"),
         tuple(COMMAND_MODELS),
         headers=(
             (
@@ -149,6 +152,26 @@ CHANNELS: tuple[Channel, ...] = (
         ("intake", "registry_check"),
         ("support",),
         ("command.handled",),
+        headers=(EVENT_TYPE_HEADER,),
+    ),
+    Channel(
+        CARD_STATUS,
+        "Every status change of a produced card (ACTIVE, SUSPENDED, REVOKED, EXPIRED) with its"
+        " reasons. Kept for ever: readers can rebuild their projections from the start. An"
+        " order's replacement card (report_lost) is a new card number under the same key.",
+        ("production",),
+        ("notify", "support", "verify", "internal systems"),
+        ("card.status",),
+        headers=(EVENT_TYPE_HEADER,),
+    ),
+    Channel(
+        CARD_FINDINGS,
+        "What registry_check's re-checks of produced cards found (suspend, reinstate, revoke,"
+        " with reasons): from Enhetsregisteret's update feed and the scheduled re-checks of"
+        " employment and approvals. Production applies them to the card register.",
+        ("registry_check",),
+        ("production",),
+        ("card.finding",),
         headers=(EVENT_TYPE_HEADER,),
     ),
     *(

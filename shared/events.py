@@ -350,6 +350,43 @@ class CardProduced(Event):
     photo_key: str | None = None  # blob store key of the photo printed on the card
 
 
+class CardStatus(StrEnum):
+    """A card's status after production (design.md "Cards after production")."""
+
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"  # a requirement is not met for now; reinstated when it is again
+    REVOKED = "REVOKED"  # final: a new card needs a new order (or report_lost's replacement)
+    EXPIRED = "EXPIRED"  # past valid-until
+
+
+class CardStatusChanged(Event):
+    """`card.status` on hmskort.card.status.v1 (production): every status change of a card,
+    keyed by order id. An order's replacement card is a new card number on the same order."""
+
+    event_type: Literal["card.status"] = "card.status"
+    card_number: str
+    status: CardStatus
+    reasons: list[Reason] = Field(default_factory=list)
+    valid_until: Date
+
+
+class CardFinding(Event):
+    """`card.finding` on hmskort.card.findings.v1 (registry_check -> production): what a
+    re-check found about a produced card. Production applies it to the card register and
+    publishes the resulting `card.status`; a finding that changes nothing is a no-op.
+
+    - `suspend`: a requirement is not met for now (reasons say which);
+    - `reinstate`: every requirement is met again (reasons empty);
+    - `revoke`: the card can never be valid again (reasons say why).
+    """
+
+    event_type: Literal["card.finding"] = "card.finding"
+    card_number: str
+    finding: Literal["suspend", "reinstate", "revoke"]
+    reasons: list[Reason] = Field(default_factory=list)
+    source: Literal["update_feed", "schedule"]
+
+
 class CheckSummary(Model):
     """One register check as support may show it: minimised, never personal data."""
 
@@ -430,12 +467,59 @@ class CancelOrder(Command):
     reason: Text
 
 
-AnyCommand = Annotated[OverrideCheck | ReplayOrder | CancelOrder, Field(discriminator="event_type")]
-_COMMANDS: TypeAdapter[OverrideCheck | ReplayOrder | CancelOrder] = TypeAdapter(AnyCommand)
+# Card commands (design.md: `report_lost`, `end_employment`, `suspend_card`,
+# `reinstate_card`), handled by production, which owns the card register.
+
+
+class CardCommand(Command):
+    card_number: str  # the card meant; refused when it is not the order's current card
+    reason: Text
+
+
+class ReportLost(CardCommand):
+    """The card is lost or stolen (§ 9): REVOKED, and unless `replacement` is false a new
+    card with a new card number is made from the same order data, printed and e-mailed."""
+
+    event_type: Literal["order.report_lost"] = "order.report_lost"
+    replacement: bool = True
+
+
+class EndEmployment(CardCommand):
+    """The employer reports the employment ended: the card is REVOKED."""
+
+    event_type: Literal["order.end_employment"] = "order.end_employment"
+    end_date: Date | None = None
+
+
+class SuspendCard(CardCommand):
+    event_type: Literal["order.suspend_card"] = "order.suspend_card"
+
+
+class ReinstateCard(CardCommand):
+    """Lift a suspension made by support (a register finding is lifted by the registers)."""
+
+    event_type: Literal["order.reinstate_card"] = "order.reinstate_card"
+
+
+AnyCommandModel = (
+    OverrideCheck
+    | ReplayOrder
+    | CancelOrder
+    | ReportLost
+    | EndEmployment
+    | SuspendCard
+    | ReinstateCard
+)
+AnyCommand = Annotated[AnyCommandModel, Field(discriminator="event_type")]
+_COMMANDS: TypeAdapter[AnyCommandModel] = TypeAdapter(AnyCommand)
 COMMAND_MODELS: dict[str, type[Command]] = {
     "order.override_check": OverrideCheck,
     "order.replay": ReplayOrder,
     "order.cancel": CancelOrder,
+    "order.report_lost": ReportLost,
+    "order.end_employment": EndEmployment,
+    "order.suspend_card": SuspendCard,
+    "order.reinstate_card": ReinstateCard,
 }
 
 
@@ -453,6 +537,8 @@ EVENT_MODELS: dict[str, type[Event]] = {
     "card.produced": CardProduced,
     "order.status": OrderStatusChanged,
     "command.handled": CommandHandled,
+    "card.status": CardStatusChanged,
+    "card.finding": CardFinding,
 }
 
 

@@ -60,6 +60,18 @@ class ReasonCode(StrEnum):
     PROCESSING_FAILED = "PROCESSING_FAILED"
     # any stage: an event_id seen before with other content (a reused id, not a duplicate)
     EVENT_ID_CONFLICT = "EVENT_ID_CONFLICT"
+    # cards after production (design.md "Cards after production"): why a card is not ACTIVE
+    CARD_EMPLOYER_DISSOLVING = "CARD_EMPLOYER_DISSOLVING"
+    CARD_EMPLOYER_BANKRUPT = "CARD_EMPLOYER_BANKRUPT"
+    CARD_EMPLOYER_DELETED = "CARD_EMPLOYER_DELETED"
+    CARD_CLEANING_APPROVAL_LOST = "CARD_CLEANING_APPROVAL_LOST"
+    CARD_STAFFING_APPROVAL_LOST = "CARD_STAFFING_APPROVAL_LOST"
+    CARD_EMPLOYMENT_MISSING = "CARD_EMPLOYMENT_MISSING"
+    CARD_EMPLOYMENT_ENDED = "CARD_EMPLOYMENT_ENDED"
+    CARD_REPORTED_LOST = "CARD_REPORTED_LOST"
+    CARD_REPLACED = "CARD_REPLACED"
+    CARD_SUSPENDED_BY_SUPPORT = "CARD_SUSPENDED_BY_SUPPORT"
+    CARD_EXPIRED = "CARD_EXPIRED"
 
 
 @dataclass(frozen=True)
@@ -344,5 +356,65 @@ CATALOGUE: dict[ReasonCode, ReasonText] = {
         "event_id.",
         "The message has an event_id already used by another message with other content, so "
         "it was not processed. Send the corrected order again with a new event_id.",
+    ),
+    ReasonCode.CARD_EMPLOYER_DISSOLVING: ReasonText(
+        "Arbeidsgiveren er under avvikling eller tvangsoppløsning, så kortet er sperret. Det blir "
+        "gyldig igjen av seg selv når Enhetsregisteret ikke lenger viser det.",
+        "The employer is being wound up or compulsorily dissolved, so the card is suspended. It "
+        "becomes valid again by itself once Enhetsregisteret no longer shows this.",
+    ),
+    ReasonCode.CARD_EMPLOYER_BANKRUPT: ReasonText(
+        "Arbeidsgiveren er registrert konkurs, så kortet er ugyldig. En ny arbeidsgiver må bestille "
+        "nytt kort.",
+        "The employer is registered as bankrupt, so the card is revoked. A new employer must order "
+        "a new card.",
+    ),
+    ReasonCode.CARD_EMPLOYER_DELETED: ReasonText(
+        "Arbeidsgiveren er slettet i Enhetsregisteret, så kortet er ugyldig. En ny arbeidsgiver må "
+        "bestille nytt kort.",
+        "The employer has been deleted from Enhetsregisteret, so the card is revoked. A new "
+        "employer must order a new card.",
+    ),
+    ReasonCode.CARD_CLEANING_APPROVAL_LOST: ReasonText(
+        "Virksomheten er ikke lenger godkjent i Renholdsregisteret, så kortet er sperret. Det blir "
+        "gyldig igjen av seg selv når virksomheten er godkjent igjen.",
+        "The company is no longer approved in Renholdsregisteret, so the card is suspended. It "
+        "becomes valid again by itself once the company is approved again.",
+    ),
+    ReasonCode.CARD_STAFFING_APPROVAL_LOST: ReasonText(
+        "Bemanningsforetaket er ikke lenger godkjent i Bemanningsforetaksregisteret, så kortet er "
+        "sperret. Det blir gyldig igjen av seg selv når foretaket er godkjent igjen.",
+        "The staffing company is no longer approved in Bemanningsforetaksregisteret, so the card "
+        "is suspended. It becomes valid again by itself once the company is approved again.",
+    ),
+    ReasonCode.CARD_EMPLOYMENT_MISSING: ReasonText(
+        "Arbeidsforholdet finnes ikke lenger i Aa-registeret, så kortet er sperret. Meld "
+        "arbeidsforholdet i a-meldingen; kortet blir gyldig igjen av seg selv.",
+        "The employment is no longer in Aa-registeret, so the card is suspended. Report the "
+        "employment in the a-melding; the card becomes valid again by itself.",
+    ),
+    ReasonCode.CARD_EMPLOYMENT_ENDED: ReasonText(
+        "Arbeidsforholdet er avsluttet, så kortet er ugyldig. Får arbeidstakeren nytt "
+        "arbeidsforhold, må den nye arbeidsgiveren bestille nytt kort.",
+        "The employment has ended, so the card is revoked. If the worker is employed again, the "
+        "new employer must order a new card.",
+    ),
+    ReasonCode.CARD_REPORTED_LOST: ReasonText(
+        "Kortet er meldt tapt eller stjålet og er ugyldig. Et nytt kort med nytt kortnummer lages "
+        "når det er bestilt.",
+        "The card has been reported lost or stolen and is revoked. A new card with a new card "
+        "number is made when one is ordered.",
+    ),
+    ReasonCode.CARD_REPLACED: ReasonText(
+        "Kortet er erstattet av et nytt kort og er ugyldig. Bruk det nye kortet.",
+        "The card has been replaced by a new card and is revoked. Use the new card.",
+    ),
+    ReasonCode.CARD_SUSPENDED_BY_SUPPORT: ReasonText(
+        "Kortet er sperret av kundestøtte. Kontakt kundestøtte for å få vite hva som skal til.",
+        "The card has been suspended by support. Contact support to learn what is needed.",
+    ),
+    ReasonCode.CARD_EXPIRED: ReasonText(
+        "Kortets gyldighet er utløpt. Bestill nytt kort.",
+        "The card's validity has expired. Order a new card.",
     ),
 }

@@ -27,6 +27,10 @@ ORDER_STATUS = "hmskort.order.status.v1"
 ORDER_COMMANDS = "hmskort.order.commands.v1"
 # What the owning services did with each command (support projects it; not compacted).
 COMMAND_OUTCOMES = "hmskort.order.command_outcomes.v1"
+# Every status change of a produced card (production; key = order id).
+CARD_STATUS = "hmskort.card.status.v1"
+# What registry_check's re-checks found about produced cards (production applies them).
+CARD_FINDINGS = "hmskort.card.findings.v1"
 
 
 def retry_topic(service: str) -> str:
@@ -62,6 +66,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(ORDER_COMMANDS, config={"retention.ms": _WEEK_MS}),
     TopicSpec(COMMAND_OUTCOMES, config={"retention.ms": _YEAR_MS}),
+    # A card's history is kept for ever (a few events per card over its life): verify and
+    # support can rebuild their projections from the start.
+    TopicSpec(CARD_STATUS, config={"retention.ms": "-1"}),
+    TopicSpec(CARD_FINDINGS, config={"retention.ms": _WEEK_MS}),
     *(TopicSpec(retry_topic(s), config={"retention.ms": _WEEK_MS}) for s in SERVICES),
     # Dead letters are a notice for support: their raw bytes stay in the service's
     # dead_letters table, so the record itself is kept only as long as an input.

@@ -19,7 +19,10 @@ from services.intake.documents import missing_document_codes
 from shared.events import (
     COMMAND_MODELS,
     EVENT_MODELS,
+    CardFinding,
     CardProduced,
+    CardStatus,
+    CardStatusChanged,
     CheckResult,
     CheckSummary,
     CommandHandled,
@@ -190,6 +193,20 @@ def sample_events() -> dict[str, Event]:
             reason="contract seen",
             issued_at=datetime(2026, 6, 3, 8, 15, tzinfo=UTC),
             outcome="overridden employment (wait)",
+        ),
+        "card.status": CardStatusChanged(
+            order_id=ORDER_ID,
+            card_number=card_number(123),
+            status=CardStatus.SUSPENDED,
+            reasons=[Reason.of(ReasonCode.CARD_EMPLOYER_DISSOLVING, "employer")],
+            valid_until=date(2028, 6, 3),
+        ),
+        "card.finding": CardFinding(
+            order_id=ORDER_ID,
+            card_number=card_number(123),
+            finding="revoke",
+            reasons=[Reason.of(ReasonCode.CARD_EMPLOYER_BANKRUPT, "employer")],
+            source="update_feed",
         ),
     }
 
