@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Protocol
 
+from services.support.funnel import CARD_TYPES
 from services.support.orders import SubmittedOrder
-from shared.events import CardProduced, CommandHandled, OrderStatusChanged
+from shared.events import CardProduced, CommandHandled, OrderStatusChanged, Status
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -21,10 +22,12 @@ if TYPE_CHECKING:
 
 class SupportStore(Protocol):
     async def save_submitted(self, order: SubmittedOrder) -> None:
-        """The order's details, unless a newer revision's are stored."""
+        """The order's details, unless a newer revision's are stored; its first
+        submission time (and card type) for the funnel, whatever the revision."""
 
     async def save_card(self, card: CardProduced) -> None:
-        """The order's card (a later card.produced of the order replaces it)."""
+        """The order's card (a later card.produced of the order replaces it), and its card
+        type for the funnel."""
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         """Once per command and service."""
@@ -37,7 +40,8 @@ class SupportStore(Protocol):
 
     async def save_latest(self, status: OrderStatusChanged) -> None:
         """The order's latest status, unless a newer revision's is stored; a status
-        without a card number keeps the one stored."""
+        without a card number keeps the one stored. For the funnel: the order's first
+        status time, and its first PRODUCED."""
 
 
 class PostgresSupportStore:
@@ -61,6 +65,15 @@ class PostgresSupportStore:
             order.birth_date,
             order.submitted_at,
         )
+        await self.conn.execute(
+            "INSERT INTO order_funnel (order_id, submitted_at, card_type) VALUES ($1, $2, $3)"
+            " ON CONFLICT (order_id) DO UPDATE SET"
+            " submitted_at = LEAST(order_funnel.submitted_at, EXCLUDED.submitted_at),"
+            " card_type = COALESCE(EXCLUDED.card_type, order_funnel.card_type)",
+            order.order_id,
+            order.submitted_at,
+            order.card_type if order.card_type in CARD_TYPES else None,
+        )
 
     async def save_card(self, card: CardProduced) -> None:
         await self.conn.execute(
@@ -72,6 +85,11 @@ class PostgresSupportStore:
             card.card_number,
             card.issued_on,
             card.valid_until,
+        )
+        await self.conn.execute(
+            "UPDATE order_funnel SET card_type = $2 WHERE order_id = $1",
+            card.order_id,
+            card.card_type,
         )
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
@@ -139,6 +157,17 @@ class PostgresSupportStore:
             [r.code.value for r in status.reasons],
             status.card_number,
             status.occurred_at,
+        )
+        produced = status.status is Status.PRODUCED
+        await self.conn.execute(
+            "INSERT INTO order_funnel (order_id, first_status_at, produced_at)"
+            " VALUES ($1, $2, CASE WHEN $3 THEN $2::timestamptz END)"
+            " ON CONFLICT (order_id) DO UPDATE SET"
+            " first_status_at = LEAST(order_funnel.first_status_at, EXCLUDED.first_status_at),"
+            " produced_at = LEAST(order_funnel.produced_at, EXCLUDED.produced_at)",
+            status.order_id,
+            status.occurred_at,
+            produced,
         )
 
 

@@ -7,17 +7,19 @@ the console's session cookie may call it too, with `X-CSRF-Token` on every POST.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from services.support.funnel import BadMonth, FunnelReport, Month
 from services.support.web.auth import Accounts, Role, session_token
 from services.support.web.commands import Refused
 from services.support.web.deps import Operator, Viewer, commands, queries
 from services.support.web.queries import OrderFilter
+from services.support.web.render import csv_response
 from shared.events import Status
 
 router = APIRouter(tags=["support"])
@@ -144,6 +146,28 @@ class SentOut(BaseModel):
     summary: str
 
 
+class NotProducedOut(BaseModel):
+    status: str
+    reason_code: str | None
+    count: int
+
+
+class FunnelRowOut(BaseModel):
+    card_type: Literal["all", "construction", "cleaning"]
+    ordered: int
+    produced: int
+    share_produced: float = Field(ge=0, le=1)
+    lead_time_median_hours: float | None
+    lead_time_p90_hours: float | None
+    not_produced: list[NotProducedOut]
+
+
+class FunnelReportOut(BaseModel):
+    month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    total: FunnelRowOut
+    card_types: list[FunnelRowOut]
+
+
 class AuditOut(BaseModel):
     at: datetime
     service: str
@@ -262,3 +286,32 @@ async def audit(
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
     return await queries(request).audit(actor, action, order_id)
+
+
+async def funnel_report(request: Request, month: str | None) -> FunnelReport:
+    """The month asked for (YYYY-MM, Oslo time; this month when none), or 422 saying why."""
+    try:
+        wanted = Month.asked(month, datetime.now(UTC))
+    except BadMonth as exc:
+        raise HTTPException(422, str(exc)) from None
+    return await queries(request).funnel_report(wanted)
+
+
+@router.get(
+    "/reports/funnel",
+    response_model=FunnelReportOut,
+    responses={200: {"content": {"text/csv": {}}}, 422: {}},
+)
+async def funnel(
+    request: Request,
+    _staff: Viewer,
+    month: Annotated[str | None, Query(max_length=7, description="YYYY-MM, Oslo time")] = None,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    """Ordered, produced, lead times and where the rest went, per card type (JSON or CSV)."""
+    report = await funnel_report(request, month)
+    if format == "csv":
+        return csv_response(
+            report.CSV_COLUMNS, report.csv_rows(), f"kortflyt-funnel-{report.month}.csv"
+        )
+    return report.as_json()

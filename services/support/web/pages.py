@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from services.support.funnel import BadMonth, Month
 from services.support.web.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -20,6 +21,7 @@ from services.support.web.auth import (
     Staff,
     session_token,
 )
+from services.support.web.charts import ROW_LABEL, funnel_chart, not_produced_chart
 from services.support.web.commands import Refused
 from services.support.web.deps import Operator, Viewer, commands, queries
 from services.support.web.queries import OrderFilter
@@ -236,6 +238,41 @@ async def cancel(
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     return await _act(request, staff, order_id, commands(request).cancel(staff, order_id, reason))
+
+
+@router.get("/reports/funnel")
+async def funnel_report(
+    request: Request,
+    staff: Viewer,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+) -> Response:
+    try:
+        wanted = Month.asked(month, datetime.now(UTC))
+    except BadMonth as exc:
+        return _page(
+            request,
+            "funnel.html",
+            staff,
+            {"report": None, "error": str(exc), "month": month, "status_code": 422},
+        )
+    report = await queries(request).funnel_report(wanted)
+    download = "/api/v1/reports/funnel?" + urlencode({"month": str(wanted)})
+    return _page(
+        request,
+        "funnel.html",
+        staff,
+        {
+            "report": report,
+            "month": str(wanted),
+            "chart": funnel_chart(report),
+            "rest_chart": not_produced_chart(report),
+            "row_label": ROW_LABEL,
+            "previous": str(wanted.previous()),
+            "next": str(wanted.next()),
+            "json_url": download,
+            "csv_url": download + "&format=csv",
+        },
+    )
 
 
 @router.get("/audit")

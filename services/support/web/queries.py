@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from services.support.funnel import FunnelOrder, FunnelReport, Month
 from shared.events import FINAL_STATUSES, REPLAYABLE_STATUSES, Status
 from shared.norway import OSLO, today_in_norway
 
@@ -207,6 +208,31 @@ class Queries:
             else:
                 f.in_progress += n
         return f
+
+    async def funnel_report(self, month: Month) -> FunnelReport:
+        """The month's funnel (services/support/funnel.py) from support's projection."""
+        rows = await self.pool.fetch(
+            "SELECT f.card_type, f.first_submitted_at, f.produced_at,"
+            " COALESCE(o.status, $3) AS status, COALESCE(o.reason_codes, '{}') AS reason_codes"
+            " FROM order_funnel f LEFT JOIN orders o USING (order_id)"
+            " WHERE f.first_submitted_at >= $1 AND f.first_submitted_at < $2",
+            month.start,
+            month.end,
+            Status.RECEIVED.value,
+        )
+        return FunnelReport.of(
+            month,
+            [
+                FunnelOrder(
+                    r["card_type"],
+                    r["first_submitted_at"],
+                    r["produced_at"],
+                    r["status"],
+                    tuple(r["reason_codes"]),
+                )
+                for r in rows
+            ],
+        )
 
     async def order(self, order_id: str) -> OrderView | None:
         row = await self.pool.fetchrow(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from fastapi import Response
 from fastapi.templating import Jinja2Templates
 
 from shared.norway import OSLO
@@ -18,3 +22,16 @@ def oslo_time(value: datetime | None) -> str:
 
 
 templates.env.filters["oslo"] = oslo_time
+
+
+def csv_response(columns: Sequence[str], rows: Iterable[Sequence[str]], filename: str) -> Response:
+    """A CSV download (UTF-8, a header line first)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
