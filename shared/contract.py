@@ -39,6 +39,7 @@ from shared.topics import (
     ORDER_ACCEPTED,
     ORDER_APPROVED,
     ORDER_COMMANDS,
+    ORDER_EMAILS,
     ORDER_STATUS,
     ORDER_SUBMITTED,
     SERVICES,
@@ -152,6 +153,17 @@ CHANNELS: tuple[Channel, ...] = (
         ("intake", "registry_check"),
         ("support",),
         ("command.handled",),
+        headers=(EVENT_TYPE_HEADER,),
+    ),
+    Channel(
+        ORDER_EMAILS,
+        "What came of each e-mail notify sent an employer about an order (sent, refused,"
+        " unconfirmed), published with notify's mark of it: which status it told of, its"
+        " languages, subject and Message-ID, when, and the address masked (o***@firma.no),"
+        " never in full. Support projects it for the order page. Kept a year.",
+        ("notify",),
+        ("support",),
+        ("email.sent",),
         headers=(EVENT_TYPE_HEADER,),
     ),
     Channel(

@@ -427,6 +427,31 @@ class CommandHandled(Event):
     outcome: str  # e.g. "overridden employment (failed)", "refused: bad signature"
 
 
+# An address as notify publishes it: its first character, then *** (o***@firma.no).
+MaskedAddress = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^[^@\s]?\*\*\*@[^@\s]+$")
+]
+
+
+class EmailSent(Event):
+    """`email.sent` on hmskort.order.emails.v1 (notify): what came of one e-mail to the
+    employer, published with notify's mark of it (one transaction, its outbox). `outcome`:
+    `sent` (the mail server accepted it), `refused` (the server refused it for good), or
+    `unconfirmed` (a sender stopped while sending: whether the server took it is unknown,
+    a person checks the mail server's log by `message_id`). Never the full address."""
+
+    event_type: Literal["email.sent"] = "email.sent"
+    revision: int = Field(ge=0, le=MAX_REVISION)
+    kind: Status  # the order status the e-mail tells the employer of
+    language: str  # the e-mail's languages, as Content-Language writes them ("nb, en")
+    recipient_masked: MaskedAddress
+    subject: str = Field(max_length=998)
+    message_id: str = Field(max_length=998)
+    sent_at: UtcDatetime  # when it went to the server (the last try)
+    outcome: Literal["sent", "refused", "unconfirmed"]
+    attempts: int = Field(ge=1)
+
+
 # --------------------------------------------------------------------------- commands
 # Support staff's instructions on hmskort.order.commands.v1 (design.md "Overrides and
 # replays are commands"). They share the events' envelope; `event_id` is the command id:
@@ -539,6 +564,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
     "command.handled": CommandHandled,
     "card.status": CardStatusChanged,
     "card.finding": CardFinding,
+    "email.sent": EmailSent,
 }
 
 

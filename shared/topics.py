@@ -27,6 +27,8 @@ ORDER_STATUS = "hmskort.order.status.v1"
 ORDER_COMMANDS = "hmskort.order.commands.v1"
 # What the owning services did with each command (support projects it; not compacted).
 COMMAND_OUTCOMES = "hmskort.order.command_outcomes.v1"
+# What came of each e-mail notify sent an employer (support projects it; key = order id).
+ORDER_EMAILS = "hmskort.order.emails.v1"
 # Every status change of a produced card (production; key = order id).
 CARD_STATUS = "hmskort.card.status.v1"
 # What registry_check's re-checks found about produced cards (production applies them).
@@ -66,6 +68,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(ORDER_COMMANDS, config={"retention.ms": _WEEK_MS}),
     TopicSpec(COMMAND_OUTCOMES, config={"retention.ms": _YEAR_MS}),
+    TopicSpec(ORDER_EMAILS, config={"retention.ms": _YEAR_MS}),
     # A card's history is kept for ever (a few events per card over its life): verify and
     # support can rebuild their projections from the start.
     TopicSpec(CARD_STATUS, config={"retention.ms": "-1"}),

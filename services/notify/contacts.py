@@ -51,3 +51,10 @@ def contact_of(event: SubmissionSeen) -> Contact:
         card_type=event.usable_card_type(),
         ordered_at=event.occurred_at,
     )
+
+
+def masked(address: str) -> str:
+    """o***@firma.no for ola.nordmann@firma.no: what notify tells others of an address
+    (support's order page), never the address itself."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"

@@ -9,18 +9,23 @@ The mail states, and who moves a notification between them:
   it);
 - the sender (services/notify/sender.py): `pending` → `sending` (committed before the
   e-mail goes to the server) → `sent`, `failed` (refused), back to `pending` (deferred),
-  or `unconfirmed` (a sender stopped while sending: a person decides).
+  or `unconfirmed` (a sender stopped while sending: a person decides). Each of the last
+  three is published (`email.sent`, `report`) with the mark, for support's order page.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
-from services.notify.contacts import Contact
-from services.notify.templates import MAILED, Card
-from shared.events import OrderStatusChanged, Reason, Status
+from services.notify.contacts import Contact, masked
+from services.notify.templates import LANGUAGE, MAILED, Card
+from shared.events import EmailSent, OrderStatusChanged, Reason, Status
 
 MAX_ERROR = 500
 UNCONFIRMED = (
@@ -63,6 +68,7 @@ class Notification:
     message: bytes | None = None
     attempts: int = 0
     last_error: str | None = None
+    sending_at: datetime | None = None  # when the last try went to the server
 
     @classmethod
     def of(cls, event: OrderStatusChanged) -> Notification:
@@ -144,3 +150,31 @@ class Notification:
     def unconfirmed(self) -> Notification:
         """Found `sending` by a sender that just started: never sent again by itself."""
         return replace(self, mail_state=MailState.UNCONFIRMED, last_error=UNCONFIRMED)
+
+    def report(self, sent_at: datetime) -> EmailSent:
+        """What notify publishes of an e-mail that is sent, refused or unconfirmed (the
+        subject as the message has it, the address masked)."""
+        outcome = REPORTED.get(self.mail_state)
+        if outcome is None or self.recipient is None or self.message is None:
+            raise ValueError(f"a {self.mail_state.value} e-mail is not reported")
+        head = BytesHeaderParser(policy=default_policy).parsebytes(self.message)
+        return EmailSent(
+            order_id=self.order_id,
+            revision=self.revision,
+            kind=self.status,
+            language=LANGUAGE,
+            recipient_masked=masked(self.recipient),
+            subject=str(head.get("subject", "")),
+            message_id=self.message_id or "",
+            sent_at=sent_at,
+            outcome=outcome,
+            attempts=max(self.attempts, 1),
+        )
+
+
+# The mail states whose e-mail is done with, and the outcome notify publishes for each.
+REPORTED: dict[MailState, Literal["sent", "refused", "unconfirmed"]] = {
+    MailState.SENT: "sent",
+    MailState.FAILED: "refused",
+    MailState.UNCONFIRMED: "unconfirmed",
+}

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.notify.contacts import Contact
 from services.notify.notifications import Awaiting, MailState, Notification
 from services.notify.templates import Card
-from shared.events import Reason, Status
+from shared.events import EmailSent, Reason, Status
+from shared.outbox import enqueue
 from shared.reasons import ReasonCode
+from shared.stage import UnitOfWork
+from shared.topics import ORDER_EMAILS
 from shared.worker import wake_at_commit
 
 if TYPE_CHECKING:
@@ -65,8 +68,12 @@ class NotifyStore(Protocol):
         """Mark an e-mail `sending` (with the time) if it is still pending; False when
         another sender took it meanwhile."""
 
-    async def save_outcome(self, notification: Notification, retry_in_s: float = 0.0) -> None:
-        """Store what came of a send; a deferred e-mail is due again in `retry_in_s`."""
+    async def save_outcome(
+        self, notification: Notification, retry_in_s: float = 0.0, report: EmailSent | None = None
+    ) -> None:
+        """Store what came of a send; a deferred e-mail is due again in `retry_in_s`. With
+        `report` (an e-mail done with), it is published through the outbox in the same
+        transaction as the mark."""
 
 
 class PostgresNotifyStore:
@@ -213,7 +220,17 @@ class PostgresNotifyStore:
             )
         )
 
-    async def save_outcome(self, notification: Notification, retry_in_s: float = 0.0) -> None:
+    async def save_outcome(
+        self, notification: Notification, retry_in_s: float = 0.0, report: EmailSent | None = None
+    ) -> None:
+        async with self.conn.transaction():
+            await self._save_outcome(notification, retry_in_s)
+            if report is not None:
+                tx = UnitOfWork(self.conn, "notify")
+                tx.emit(ORDER_EMAILS, report)
+                await enqueue(self.conn, self.schema, tx.messages)
+
+    async def _save_outcome(self, notification: Notification, retry_in_s: float) -> None:
         n = notification
         await self.conn.execute(
             "UPDATE notifications SET mail_state = $4, attempts = $5, last_error = $6,"

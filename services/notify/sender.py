@@ -19,18 +19,24 @@ A server that is down or answers 4xx defers the row with a growing back-off
 (`retry_base_delay_s` .. `retry_max_delay_s`) and, when the connection itself failed,
 pauses the loop for as long; the consumers go on recording new notifications meanwhile.
 A 5xx refusal marks the row `failed` (logged; support can see it in the table).
+
+What came of each e-mail (sent, refused, unconfirmed) is published as `email.sent` on
+hmskort.order.emails.v1 through notify's outbox, in the transaction of its mark: with
+the address masked (o***@firma.no), never in full; the log names the Message-ID only.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from services.notify.notifications import MailState, Notification
 from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_channel
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
+from shared.events import EmailSent
 from shared.logging import bind_message, get_logger
 from shared.processor import backoff_s
 from shared.worker import WorkLoop
@@ -82,7 +88,8 @@ class Sender:
         store = self.store(conn, self.schema)
         cut_off = await store.in_state(MailState.SENDING)
         for n in cut_off:
-            await store.save_outcome(n.unconfirmed())
+            unconfirmed = n.unconfirmed()
+            await store.save_outcome(unconfirmed, report=_report(unconfirmed, n.sending_at))
             bind_message(order_id=n.order_id, revision=n.revision, status=n.status.value)
             log.error("mail.unconfirmed", message_id=n.message_id)
         return len(cut_off)
@@ -111,7 +118,8 @@ class Sender:
         try:
             await self._deliver(sending)
         except MailRefused as exc:
-            await store.save_outcome(sending.refused(str(exc)))
+            refused = sending.refused(str(exc))
+            await store.save_outcome(refused, report=_report(refused, datetime.now(UTC)))
             log.error("mail.refused", error=str(exc)[:500], message_id=sending.message_id)
             return True
         except MailDeferred as exc:
@@ -121,7 +129,8 @@ class Sender:
                 "mail.deferred", error=str(exc)[:500], attempt=sending.attempts, delay_s=delay
             )
             return not exc.connection
-        await store.save_outcome(sending.sent())
+        sent = sending.sent()
+        await store.save_outcome(sent, report=_report(sent, datetime.now(UTC)))
         log.info("mail.sent", message_id=sending.message_id, attempt=sending.attempts)
         return True
 
@@ -136,3 +145,11 @@ class Sender:
         except Exception as exc:
             log.exception("mail.send_error")
             raise MailDeferred(f"{type(exc).__name__}: {exc}", connection=False) from exc
+
+
+def _report(n: Notification, at: datetime | None) -> EmailSent | None:
+    """What is published of an e-mail done with; nothing for one that never had a
+    recipient or a message (it never went to a server)."""
+    if n.recipient is None or n.message is None:
+        return None
+    return n.report(at or datetime.now(UTC))

@@ -14,6 +14,9 @@ from datetime import date
 from shared.events import STATUS_LABEL, Reason, Status
 from shared.norway import norwegian_date
 
+# Every e-mail is written in bokmål, then English (as Content-Language would say it).
+LANGUAGE = "nb, en"
+
 MAILED = frozenset(
     {
         Status.RECEIVED,

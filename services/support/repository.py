@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.support.funnel import CARD_TYPES
 from services.support.orders import SubmittedOrder
-from shared.events import CardProduced, CommandHandled, OrderStatusChanged, Status
+from shared.events import CardProduced, CommandHandled, EmailSent, OrderStatusChanged, Status
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -31,6 +31,9 @@ class SupportStore(Protocol):
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         """Once per command and service."""
+
+    async def save_email(self, email: EmailSent) -> None:
+        """What came of one e-mail (a later outcome of the same message replaces it)."""
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:
         """Keep the status change once; False when it was kept before."""
@@ -106,6 +109,26 @@ class PostgresSupportStore:
             outcome.issued_at,
             outcome.outcome,
             outcome.occurred_at,
+        )
+
+    async def save_email(self, email: EmailSent) -> None:
+        await self.conn.execute(
+            "INSERT INTO emails (message_id, order_id, revision, kind, language,"
+            " recipient_masked, subject, sent_at, outcome, attempts)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (message_id) DO UPDATE SET sent_at = EXCLUDED.sent_at,"
+            " outcome = EXCLUDED.outcome, attempts = EXCLUDED.attempts"
+            " WHERE emails.sent_at <= EXCLUDED.sent_at",
+            email.message_id,
+            email.order_id,
+            email.revision,
+            email.kind.value,
+            email.language,
+            email.recipient_masked,
+            email.subject,
+            email.sent_at,
+            email.outcome,
+            email.attempts,
         )
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:

@@ -10,6 +10,8 @@
 - `card.produced`: the card's number and validity (`cards`).
 - `command.handled`: what intake and registry_check did with each command
   (`command_outcomes`).
+- `email.sent`: what came of each e-mail notify sent the employer, the address masked
+  (`emails`).
 
 support reads no other service's tables (issue 12, "the boundary"). Its own are
 reached through `SupportStore` (services/support/repository.py).
@@ -28,13 +30,20 @@ from shared.delivery import OrderRef
 from shared.events import (
     CardProduced,
     CommandHandled,
+    EmailSent,
     OrderStatusChanged,
     Reason,
 )
 from shared.logging import get_logger
 from shared.stage import Route, Stage, UnitOfWork
 from shared.submission import SubmissionSeen
-from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import (
+    CARD_PRODUCED,
+    COMMAND_OUTCOMES,
+    ORDER_EMAILS,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+)
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -55,6 +64,7 @@ class Support(Stage):
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted, report_invalid=False),
             CARD_PRODUCED: Route(CardProduced, self.on_card, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
+            ORDER_EMAILS: Route(EmailSent, self.on_email, report_invalid=False),
         }
 
     async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
@@ -65,6 +75,9 @@ class Support(Stage):
 
     async def on_command_handled(self, tx: UnitOfWork, event: CommandHandled) -> None:
         await self.store(tx.conn, self.name).add_command_outcome(event)
+
+    async def on_email(self, tx: UnitOfWork, event: EmailSent) -> None:
+        await self.store(tx.conn, self.name).save_email(event)
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)

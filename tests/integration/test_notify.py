@@ -27,14 +27,22 @@ from devtools.fakes import mail_sink
 from services.notify.notifications import Awaiting, MailState
 from services.notify.proof import verify
 from services.notify.sender import Sender
-from services.notify.smtp import MailTransport, SmtpTransport
+from services.notify.smtp import MailRefused, MailTransport, SmtpTransport
 from services.notify.stage import Notify
 from shared.db import create_pool, migrate
 from shared.delivery import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, described
-from shared.events import CardProduced, OrderStatusChanged, Reason, Status, encode
+from shared.events import (
+    CardProduced,
+    EmailSent,
+    OrderStatusChanged,
+    Reason,
+    Status,
+    encode,
+    parse_event,
+)
 from shared.processor import Processor
 from shared.reasons import ReasonCode
-from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from shared.topics import CARD_PRODUCED, ORDER_EMAILS, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
 from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings
 
@@ -415,3 +423,73 @@ async def test_the_table_allows_exactly_the_mail_states_the_code_knows(desk: Des
     assert await allowed_values(desk.pool, schema, "notifications_waiting_for_check") == {
         a.value for a in Awaiting
     }
+
+
+async def emails_in_outbox(desk: Desk) -> list[EmailSent]:
+    rows = await desk.pool.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+    assert all(r["topic"] == ORDER_EMAILS for r in rows)
+    return [parse_event(EmailSent, r["value"]) for r in rows]
+
+
+async def test_what_came_of_each_email_is_published_with_its_mark_and_the_address_masked(
+    desk: Desk,
+) -> None:
+    """Issue 12: support shows the e-mails sent. The mark and its `email.sent` are one
+    transaction (notify's outbox); the event never carries the full address."""
+    await desk.submit(submission("N-20"))
+    await desk.tell(status("N-20", Status.RECEIVED))
+    assert await emails_in_outbox(desk) == []  # composed, not sent: nothing to tell yet
+    assert await desk.send() == (1, True)
+
+    (report,) = await emails_in_outbox(desk)
+    (mail,) = desk.mail()
+    assert (report.order_id, report.revision, report.kind) == ("N-20", 1, Status.RECEIVED)
+    assert (report.outcome, report.attempts) == ("sent", 1)
+    assert report.recipient_masked == "h***@example.no"
+    assert report.subject == mail["Subject"] == "HMS-kort N-20: Mottatt / Received"
+    assert report.message_id == mail["Message-ID"]
+    assert report.language == "nb, en"
+    sent_at = await desk.pool.fetchval("SELECT sent_at FROM notifications")
+    assert abs((report.sent_at - sent_at).total_seconds()) < 5
+    raw = await desk.pool.fetchval("SELECT value FROM outbox")
+    assert b"hms@example.no" not in raw
+
+
+class RefusesForGood:
+    """A server that answers 550 to every message."""
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        raise MailRefused("550 5.1.1 no such user")
+
+    async def close(self) -> None:
+        return
+
+
+async def test_a_refused_email_is_published_as_refused_and_a_deferred_one_not_yet(
+    desk: Desk, sink: tuple[asyncio.Server, mail_sink.Store]
+) -> None:
+    sink[1].fail_first = 1
+    await desk.submit(submission("N-21"))
+    await desk.tell(status("N-21", Status.RECEIVED))
+    await desk.send()  # 451: pending again, not done with
+    assert await emails_in_outbox(desk) == []
+    await desk.pool.execute("UPDATE notifications SET next_attempt_at = now()")
+    await desk.send(RefusesForGood())
+    (report,) = await emails_in_outbox(desk)
+    assert (report.outcome, report.attempts) == ("refused", 2)
+    assert await desk.states() == {("N-21", 1, "RECEIVED"): "failed"}
+
+
+async def test_an_email_left_sending_is_published_unconfirmed_when_a_sender_starts(
+    desk: Desk,
+) -> None:
+    await desk.submit(submission("N-22"))
+    await desk.tell(status("N-22", Status.RECEIVED))
+    with pytest.raises(Killed):
+        await desk.send(DiesAfterSending(SmtpTransport(desk.settings)))
+    assert await emails_in_outbox(desk) == []  # cut off before its mark: nothing told
+    async with desk.pool.acquire() as conn:
+        assert await desk.sender().recover(conn) == 1
+    (report,) = await emails_in_outbox(desk)
+    sending_at = await desk.pool.fetchval("SELECT sending_at FROM notifications")
+    assert (report.outcome, report.sent_at) == ("unconfirmed", sending_at)

@@ -27,6 +27,7 @@ from shared.events import (
     CheckSummary,
     CommandHandled,
     Documents,
+    EmailSent,
     Event,
     ForeignId,
     OrderAccepted,
@@ -193,6 +194,18 @@ def sample_events() -> dict[str, Event]:
             reason="contract seen",
             issued_at=datetime(2026, 6, 3, 8, 15, tzinfo=UTC),
             outcome="overridden employment (wait)",
+        ),
+        "email.sent": EmailSent(
+            order_id=ORDER_ID,
+            revision=1,
+            kind=Status.RECEIVED,
+            language="nb, en",
+            recipient_masked="h***@example.no",
+            subject=f"HMS-kort {ORDER_ID}: Mottatt / Received",
+            message_id=f"<{ORDER_ID}.1.RECEIVED@kortflyt.example>",
+            sent_at=datetime(2026, 6, 3, 8, 16, tzinfo=UTC),
+            outcome="sent",
+            attempts=1,
         ),
         "card.status": CardStatusChanged(
             order_id=ORDER_ID,
@@ -627,3 +640,10 @@ def test_submitted_schema_names_the_required_fields() -> None:
         "employment",
         "documents",
     }
+
+
+def test_an_email_report_refuses_an_address_that_is_not_masked() -> None:
+    """notify publishes the address masked; a full one in the event is refused when read."""
+    raw = json.loads(encode(SAMPLES["email.sent"]))
+    with pytest.raises(ValidationError):
+        parse_event(EmailSent, json.dumps({**raw, "recipient_masked": "hms@example.no"}).encode())

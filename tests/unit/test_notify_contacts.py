@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.notify.contacts import contact_of
+from services.notify.contacts import contact_of, masked
 from shared.events import parse_event
 from shared.submission import SubmissionSeen
 
@@ -86,3 +86,16 @@ def test_a_submission_s_ids_are_never_made_up(field: str) -> None:
 def test_an_org_number_with_a_wrong_check_digit_is_not_taken() -> None:
     c = contact_of(parse_event(SubmissionSeen, submission(employer={"org_number": "974760674"})))
     assert c.employer_org_number is None
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("ola.nordmann@firma.no", "o***@firma.no"),
+        ("o@firma.no", "o***@firma.no"),
+        ("hms+bygg@sub.example.no", "h***@sub.example.no"),
+    ],
+)
+def test_an_address_is_masked_to_its_first_character_and_domain(address: str, shown: str) -> None:
+    assert masked(address) == shown
+    assert address.split("@")[0][1:] not in shown or len(address.split("@")[0]) == 1

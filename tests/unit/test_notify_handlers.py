@@ -22,7 +22,7 @@ from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused
 from services.notify.stage import Notify
 from services.notify.templates import Card
-from shared.events import CardProduced, OrderStatusChanged, Reason, Status
+from shared.events import CardProduced, EmailSent, OrderStatusChanged, Reason, Status
 from shared.reasons import ReasonCode
 from shared.submission import SubmissionSeen
 from tests.unit.fake_uow import FakeUnitOfWork
@@ -41,6 +41,7 @@ class FakeNotifyStore:
         self.retry_in: dict[tuple[str, int, str], float] = {}
         self.woken = 0
         self.locked: list[str] = []  # the orders whose lock a handler took, in order
+        self.reports: list[EmailSent] = []  # published with a mark, in its transaction
 
     def __call__(self, _conn: Any, _schema: str) -> FakeNotifyStore:
         return self
@@ -92,9 +93,13 @@ class FakeNotifyStore:
         self.notifications[sending.key] = sending
         return True
 
-    async def save_outcome(self, notification: Notification, retry_in_s: float = 0.0) -> None:
+    async def save_outcome(
+        self, notification: Notification, retry_in_s: float = 0.0, report: EmailSent | None = None
+    ) -> None:
         self.notifications[notification.key] = notification
         self.retry_in[notification.key] = retry_in_s
+        if report is not None:
+            self.reports.append(report)
 
     def state(self, order_id: str, status: Status, revision: int = 1) -> MailState:
         return self.notifications[(order_id, revision, status.value)].mail_state
@@ -317,19 +322,24 @@ class FakeTransport:
         return None
 
 
+MAIL = b"From: a@b.no\r\nSubject: HMS-kort S-1: Avslag / Rejected\r\n\r\nbody\r\n"
+
+
 async def pending(store: FakeNotifyStore, order_id: str) -> Notification:
-    n = Notification.of(status(order_id, Status.REJECTED)).composed("a@b.no", "<id>", b"mail")
+    n = Notification.of(status(order_id, Status.REJECTED)).composed(
+        "ola.nordmann@firma.no", "<id@kortflyt>", MAIL
+    )
     await store.add(n)
     return n
 
 
 @pytest.mark.parametrize(
-    ("failure", "state", "reached", "retry_in_s"),
+    ("failure", "state", "reached", "retry_in_s", "reported"),
     [
-        (None, MailState.SENT, True, 0.0),
-        (MailRefused("550 no such user"), MailState.FAILED, True, 0.0),
-        (MailDeferred("421 busy", connection=False), MailState.PENDING, True, 1.0),
-        (MailDeferred("connection refused", connection=True), MailState.PENDING, False, 1.0),
+        (None, MailState.SENT, True, 0.0, "sent"),
+        (MailRefused("550 no such user"), MailState.FAILED, True, 0.0, "refused"),
+        (MailDeferred("421 busy", connection=False), MailState.PENDING, True, 1.0, None),
+        (MailDeferred("connection refused", connection=True), MailState.PENDING, False, 1.0, None),
     ],
 )
 async def test_the_sender_records_what_came_of_each_email(
@@ -338,6 +348,7 @@ async def test_the_sender_records_what_came_of_each_email(
     state: MailState,
     reached: bool,
     retry_in_s: float,
+    reported: str | None,
 ) -> None:
     n = await pending(store, "S-1")
     settings = SETTINGS.model_copy(update={"retry_base_delay_s": 1.0})
@@ -349,6 +360,14 @@ async def test_the_sender_records_what_came_of_each_email(
     assert (after.mail_state, after.attempts) == (state, 1)
     assert store.retry_in[n.key] == retry_in_s
     assert (after.last_error is None) == (failure is None)
+    # An e-mail done with is published with its mark; a deferred one is not done with.
+    assert [r.outcome for r in store.reports] == ([reported] if reported else [])
+    for r in store.reports:
+        assert (r.order_id, r.kind, r.attempts) == ("S-1", Status.REJECTED, 1)
+        assert r.recipient_masked == "o***@firma.no"
+        assert r.subject == "HMS-kort S-1: Avslag / Rejected"
+        assert (r.language, r.message_id) == ("nb, en", "<id@kortflyt>")
+        assert "ola.nordmann" not in r.model_dump_json()
 
 
 async def test_a_started_sender_hands_emails_left_sending_to_a_person(
@@ -365,6 +384,7 @@ async def test_a_started_sender_hands_emails_left_sending_to_a_person(
     after = store.notifications[n.key]
     assert (after.mail_state, after.last_error) == (MailState.UNCONFIRMED, UNCONFIRMED)
     assert transport.sent == []  # never sent again by itself
+    assert [(r.order_id, r.outcome) for r in store.reports] == [("S-2", "unconfirmed")]
 
 
 def test_only_a_pending_email_is_sent() -> None:

@@ -18,6 +18,7 @@ from shared.events import (
     CardProduced,
     CheckSummary,
     CommandHandled,
+    EmailSent,
     OrderStatusChanged,
     Reason,
     Status,
@@ -39,6 +40,7 @@ class FakeSupportStore:
         self.timeline: dict[uuid.UUID, OrderStatusChanged] = {}
         self.checks: dict[str, OrderStatusChanged] = {}
         self.latest: dict[str, OrderStatusChanged] = {}
+        self.emails: dict[str, EmailSent] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeSupportStore:
         return self
@@ -53,6 +55,11 @@ class FakeSupportStore:
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         self.outcomes.setdefault((outcome.command_id, outcome.service), outcome)
+
+    async def save_email(self, email: EmailSent) -> None:
+        stored = self.emails.get(email.message_id)
+        if stored is None or stored.sent_at <= email.sent_at:
+            self.emails[email.message_id] = email
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:
         new = status.event_id not in self.timeline
@@ -197,3 +204,34 @@ async def test_a_card_and_a_command_outcome_are_projected(
 
     assert store.cards == {"S-7": card}
     assert list(store.outcomes.values()) == [outcome]
+
+
+def email(outcome: str, at: datetime, attempts: int = 1) -> EmailSent:
+    return EmailSent.model_validate(
+        {
+            "order_id": "S-8",
+            "revision": 1,
+            "kind": "RECEIVED",
+            "language": "nb, en",
+            "recipient_masked": "o***@firma.no",
+            "subject": "HMS-kort S-8: Mottatt / Received",
+            "message_id": "<S-8.1.RECEIVED@kortflyt>",
+            "sent_at": at.isoformat(),
+            "outcome": outcome,
+            "attempts": attempts,
+        },
+        strict=False,
+    )
+
+
+async def test_an_email_is_kept_once_per_message_and_its_latest_outcome_wins(
+    support: Support, store: FakeSupportStore
+) -> None:
+    unconfirmed = email("unconfirmed", NOW)
+    sent = email("sent", NOW.replace(hour=9), attempts=2)
+
+    await support.on_email(FakeUnitOfWork("support"), unconfirmed)
+    await support.on_email(FakeUnitOfWork("support"), sent)
+    await support.on_email(FakeUnitOfWork("support"), unconfirmed)  # late redelivery
+
+    assert list(store.emails.values()) == [sent]

@@ -118,6 +118,19 @@ class CardOut(BaseModel):
     valid_until: date
 
 
+class EmailOut(BaseModel):
+    """One e-mail notify sent the employer; the address masked (never in full)."""
+
+    revision: int
+    kind: str
+    language: str
+    recipient_masked: str
+    subject: str
+    sent_at: datetime
+    outcome: Literal["sent", "refused", "unconfirmed"]
+    attempts: int
+
+
 class OrderDetailOut(BaseModel):
     order: OrderOut
     timeline: list[TimelineOut]
@@ -126,6 +139,7 @@ class OrderDetailOut(BaseModel):
     card: CardOut | None
     commands: list[CommandOut]
     overridable: list[str]
+    emails: list[EmailOut]
 
 
 class OverrideIn(BaseModel):
@@ -251,6 +265,7 @@ async def order(request: Request, _staff: Viewer, order_id: str) -> Any:
         "card": view.card,
         "commands": [{**c, "command_id": str(c["command_id"])} for c in view.commands],
         "overridable": view.overridable,
+        "emails": view.emails,
     }
 
 

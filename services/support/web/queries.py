@@ -106,6 +106,7 @@ class OrderView:
     card: dict[str, Any] | None
     commands: list[dict[str, Any]]
     console: list[dict[str, Any]] = field(default_factory=list)
+    emails: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def overridable(self) -> list[str]:
@@ -266,6 +267,11 @@ class Queries:
             " WHERE order_id = $1 ORDER BY at, id",
             order_id,
         )
+        emails = await self.pool.fetch(
+            "SELECT revision, kind, language, recipient_masked, subject, sent_at, outcome,"
+            " attempts FROM emails WHERE order_id = $1 ORDER BY sent_at, message_id",
+            order_id,
+        )
         return OrderView(
             order=_order(row),
             timeline=timeline,
@@ -277,6 +283,7 @@ class Queries:
             card=dict(card) if card else None,
             commands=[dict(c) for c in commands],
             console=[dict(c) for c in console],
+            emails=[dict(e) for e in emails],
         )
 
     async def audit(
