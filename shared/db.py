@@ -79,7 +79,10 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtext('kortflyt.migrate.' || $1))", schema)
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # A service's own role may not create schemas (shared/dbroles.py makes its
+            # schema): CREATE SCHEMA IF NOT EXISTS asks for that right even when it exists.
+            if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f"CREATE SCHEMA {schema}")
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

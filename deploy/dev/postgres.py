@@ -3,6 +3,7 @@ run as an unprivileged user when we are root."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import pwd
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from deploy.dev.processes import DevError, log, port_open, wait_for
 from deploy.dev.profiles import Profile
+from shared.dbroles import provision
 
 PG_SYSTEM_USER = "kortflyt-pg"
 
@@ -158,3 +160,9 @@ def pg_down(p: Profile, mode: str = "fast") -> None:
         check=False,
         capture_output=True,
     )
+
+
+def pg_roles_up(p: Profile) -> None:
+    """Every service's own role, owning its schema and reading no other (idempotent)."""
+    created = asyncio.run(provision(p.database_url))
+    log(f"database roles ready ({len(created)} created)")

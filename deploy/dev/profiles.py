@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.dbroles import role_of
+
 ROOT = Path(__file__).resolve().parents[2]
 # The registers registry_check asks; in development all are served by one fake server.
 FAKE_REGISTERS = (
@@ -37,7 +39,13 @@ class Profile:
 
     @property
     def database_url(self) -> str:
+        """The administrator's (superuser `kortflyt`): provisioning, tests and tools that
+        read across schemas. A service connects as its own role (`database_url_of`)."""
         return f"postgresql://kortflyt@127.0.0.1:{self.pg_port}/kortflyt"
+
+    def database_url_of(self, service: str) -> str:
+        """A service's own role, which owns its schema and reads no other (shared/dbroles.py)."""
+        return f"postgresql://{role_of(service)}@127.0.0.1:{self.pg_port}/kortflyt"
 
     @property
     def smtp_port(self) -> int:
@@ -99,7 +107,9 @@ class Profile:
         """The settings every kortflyt process of this profile runs with."""
         return {
             "KORTFLYT_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            # The administrator's: a service process gets its own role's (service_env).
             "KORTFLYT_DATABASE_URL": self.database_url,
+            "KORTFLYT_ADMIN_DATABASE_URL": self.database_url,
             "KORTFLYT_BLOB_DIR": str(self.state / "blobs"),
             "KORTFLYT_UPLOAD_DIR": str(self.state / "uploads"),
             "KORTFLYT_DOCUMENT_HOSTS": f"127.0.0.1:{self.docstore_port}",

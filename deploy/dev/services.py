@@ -62,14 +62,26 @@ def instances(p: Profile, service: str) -> list[Instance]:
     return sorted(found, key=lambda i: i.number)
 
 
+def database_owner(process: str) -> str | None:
+    """The service whose role a process connects as: its own; support's for the console
+    (support-web) and the command line (support-cli); None for anything else."""
+    name = "support" if process.startswith("support-") else process
+    return name if name in SERVICES else None
+
+
 def service_env(p: Profile, instance: Instance, count: int = 1) -> dict[str, str]:
-    """The environment of one instance out of `count` running side by side."""
+    """The environment of one instance out of `count` running side by side: with its
+    service's own database role (never the administrator's)."""
     env = {
         **os.environ,
         **p.env(),
         "KORTFLYT_LOG_FORMAT": "json",
         "KORTFLYT_HEALTH_FILE": str(instance.health_file),
     }
+    owner = database_owner(instance.service)
+    if owner is not None:
+        env["KORTFLYT_DATABASE_URL"] = p.database_url_of(owner)
+        env.pop("KORTFLYT_ADMIN_DATABASE_URL", None)
     if count > 1:
         env.setdefault("KORTFLYT_DB_POOL_MAX", str(max(2, DB_POOL_PER_SERVICE // count)))
     return env

@@ -206,21 +206,51 @@ def test_every_service_exists_and_runs_its_own_module() -> None:
         assert app_service(name)["command"] == ["python", "-m", f"services.{name}"]
 
 
+def _shared_environment(service: Service) -> dict[str, str]:
+    """A service's settings but its own database connection (its role's)."""
+    return {k: v for k, v in service["environment"].items() if k != "KORTFLYT_DATABASE_URL"}
+
+
 def test_the_services_share_one_image_build_and_environment() -> None:
     first = app_service(APP_SERVICES[0])
     assert first["build"]["target"] == "runtime"
     assert Path(first["build"]["context"]) == REPO_ROOT
     for name in APP_SERVICES[1:]:
         service = app_service(name)
-        for key in ("image", "build", "environment"):
+        for key in ("image", "build"):
             assert service[key] == first[key], f"{name}.{key} differs from {APP_SERVICES[0]}"
-    # the topic provisioning step runs the same image with the same settings
+        assert _shared_environment(service) == _shared_environment(first), name
+    # the topic provisioning step runs the same image with the same settings (no database)
     topics = app_service("topics")
     assert (topics["image"], topics["build"], topics["environment"]) == (
         first["image"],
         first["build"],
-        first["environment"],
+        _shared_environment(first),
     )
+
+
+@pytest.mark.parametrize("name", (*APP_SERVICES, "support-web"))
+def test_every_service_connects_as_its_own_role_made_by_the_db_roles_step(name: str) -> None:
+    """Issue 12: each service its own PostgreSQL role, owning its schema, reading no other;
+    only the one-shot `db-roles` step has the administrator's password."""
+    owner = "support" if name == "support-web" else name
+    service = app_service(name)
+    role = f"kortflyt_{owner}"
+    password = f"kortflyt-{owner.replace('_', '-')}"
+    assert service["environment"]["KORTFLYT_DATABASE_URL"] == (
+        f"postgresql://{role}:{password}@postgres:5432/kortflyt"
+    )
+    assert "KORTFLYT_ADMIN_DATABASE_URL" not in service["environment"]
+    assert service["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
+    roles = app_service("db-roles")
+    assert roles["command"] == ["python", "-m", "shared.dbroles"]
+    assert roles["environment"][f"KORTFLYT_DB_PASSWORD_{owner.upper()}"] == password
+    postgres = app_service("postgres")["environment"]
+    assert roles["environment"]["KORTFLYT_ADMIN_DATABASE_URL"] == (
+        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
+    assert roles["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 def test_the_services_are_configured_for_the_containers_around_them() -> None:
@@ -230,8 +260,7 @@ def test_the_services_are_configured_for_the_containers_around_them() -> None:
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == (
         f"PLAINTEXT://{environment['KORTFLYT_KAFKA_BOOTSTRAP_SERVERS']}"
     )
-    assert environment["KORTFLYT_DATABASE_URL"] == (
-        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+    assert environment["KORTFLYT_DATABASE_URL"].endswith(
         f"@postgres:5432/{postgres['POSTGRES_DB']}"
     )
     assert environment["KORTFLYT_LOG_LEVEL"] == "INFO"
@@ -291,6 +320,7 @@ def test_every_service_waits_for_kafka_postgres_and_the_topics(name: str) -> Non
         "kafka": "service_healthy",
         "postgres": "service_healthy",
         "topics": "service_completed_successfully",
+        "db-roles": "service_completed_successfully",
     }
 
 

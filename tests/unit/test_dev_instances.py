@@ -76,3 +76,28 @@ def test_services_up_is_idempotent_and_scales_down(
     assert running() == {f"{s}-1": first[f"{s}-1"] for s in dev.SERVICES}
     dev.services_down(profile)
     assert running() == {}
+
+
+@pytest.mark.parametrize(
+    ("process", "role"),
+    [
+        ("intake", "kortflyt_intake"),
+        ("registry_check", "kortflyt_registry_check"),
+        ("production", "kortflyt_production"),
+        ("notify", "kortflyt_notify"),
+        ("support", "kortflyt_support"),
+        ("verify", "kortflyt_verify"),
+        (dev.WEB, "kortflyt_support"),  # the console: support's role
+        ("support-cli", "kortflyt_support"),  # the command line `make run` uses
+    ],
+)
+def test_every_service_process_connects_as_its_own_role(
+    profile: dev.Profile, process: str, role: str
+) -> None:
+    env = dev.service_env(profile, dev.Instance(profile, process))
+    assert env["KORTFLYT_DATABASE_URL"] == (
+        f"postgresql://{role}@127.0.0.1:{profile.pg_port}/kortflyt"
+    )
+    assert "KORTFLYT_ADMIN_DATABASE_URL" not in env  # never the administrator's
+    # A process of the profile that is no service (tests, tools) keeps the administrator's.
+    assert profile.env()["KORTFLYT_DATABASE_URL"] == profile.database_url
