@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from deploy import dev
+from deploy.dev import test_profile as profile_of_the_tests
 from services.intake.stage import Intake
 from services.registry_check.stage import RegistryCheck
 from services.support.stage import Support
@@ -133,7 +133,7 @@ async def test_each_service_owns_its_schema_migrates_it_itself_and_reads_no_othe
 async def test_the_local_system_runs_every_service_as_its_own_role() -> None:
     """`infra up` provisioned the profile's roles: each exists, may log in, is no
     superuser, owns its schema, and cannot read another's."""
-    profile = dev.test_profile()
+    profile = profile_of_the_tests()
     admin = await asyncpg.connect(profile.database_url)
     try:
         rows = await admin.fetch(
