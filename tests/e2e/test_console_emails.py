@@ -72,8 +72,11 @@ async def test_the_emails_notify_sent_show_on_the_order_page_masked(pipeline: Pi
     assert {r.message_id for r in reports} == set(sent)
     assert {r.subject for r in reports} == {m["Subject"] for m in sent.values()}
 
-    # The console's API and page, as a viewer sees them.
-    settings = pipeline.settings
+    # The console's API and page, as a viewer sees them: the console connected as
+    # support's own role, as deploy.dev and Compose run it.
+    settings = pipeline.settings.model_copy(
+        update={"database_url": pipeline.profile.database_url_of("support")}
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         pool = await create_pool(settings.database_url, "support", 2)
