@@ -15,7 +15,7 @@ from devtools.factories import submitted
 from shared.events import OrderStatusChanged, Reason, Status, encode
 from shared.reasons import ReasonCode
 from shared.topics import ORDER_STATUS, ORDER_SUBMITTED
-from tests.integration.test_support_web import Console, console
+from tests.integration.test_support_web import Console, console, routes
 
 __all__ = ["console"]  # the fixture, shared with the console's other tests
 
@@ -282,3 +282,13 @@ async def test_an_order_seen_only_by_its_status_counts_from_its_first_status(
         "all", 1, 0, 0.0, None, None, [("DOCUMENTS_REJECTED", "SCHEMA_INVALID", 1)]
     )
     assert [t["ordered"] for t in r.json()["card_types"]] == [0, 0]  # card type unknown
+
+
+async def test_the_funnel_routes_are_in_the_route_table_for_every_viewer(console: Console) -> None:
+    """The route x role table (test_support_web) walks these too: viewer and up."""
+    table = routes(console.app)
+    assert ("GET", "/api/v1/reports/funnel", "viewer") in table
+    assert ("GET", "/reports/funnel", "viewer") in table
+    async with console.client() as anonymous:
+        assert (await anonymous.get("/api/v1/reports/funnel")).status_code == 401
+        assert (await anonymous.get("/reports/funnel")).status_code == 303
