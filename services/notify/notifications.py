@@ -144,3 +144,11 @@ class Notification:
     def unconfirmed(self) -> Notification:
         """Found `sending` by a sender that just started: never sent again by itself."""
         return replace(self, mail_state=MailState.UNCONFIRMED, last_error=UNCONFIRMED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of one send, not stored yet: the sender saves it with its next claim."""
+
+    notification: Notification
+    retry_in_s: float = 0.0  # a deferred e-mail is due again after this
