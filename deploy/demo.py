@@ -96,7 +96,7 @@ def sample_orders(run: str) -> list[tuple[str, bytes]]:
 
 
 async def publish(settings: Settings, messages: Iterable[tuple[str, bytes]]) -> None:
-    producer = kafka_producer(settings.kafka_bootstrap_servers)
+    producer = kafka_producer(**settings.kafka_client())
     await producer.start()
     try:
         for key, value in messages:
@@ -116,7 +116,7 @@ async def follow_statuses(
     consumer = AIOKafkaConsumer(
         ORDER_STATUS,
         dlt_topic("intake"),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_client(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -82,7 +82,11 @@ CHANNELS: tuple[Channel, ...] = (
         "An order for an HMS-kort, written by the ordering portal. A corrected order is a new"
         " event with the same `order_id` and a higher `revision`.",
         ("internal systems (the ordering portal)",),
-        ("intake", "support (card type, employer org number, birth date only)"),
+        (
+            "intake",
+            "notify (the employer's contact, for the RECEIVED e-mail)",
+            "support (card type, employer org number, birth date only)",
+        ),
         ("order.submitted",),
     ),
     Channel(
@@ -105,7 +109,7 @@ CHANNELS: tuple[Channel, ...] = (
         CARD_PRODUCED,
         "A card was made: its number, issue date and valid-until.",
         ("production",),
-        ("notify", "verify", "other internal systems"),
+        ("notify", "verify", "support", "registry_check", "other internal systems"),
         ("card.produced",),
         headers=(EVENT_TYPE_HEADER,),
     ),
@@ -150,7 +154,7 @@ CHANNELS: tuple[Channel, ...] = (
         "What an owning service did with each command it received (its audit row): handled,"
         " ignored or refused, with who, when and why as the command said. Support projects"
         " it for the console. Not compacted: every outcome is kept (a year).",
-        ("intake", "registry_check"),
+        ("intake", "registry_check", "production"),
         ("support",),
         ("command.handled",),
         headers=(EVENT_TYPE_HEADER,),
@@ -172,7 +176,7 @@ CHANNELS: tuple[Channel, ...] = (
         " reasons. Kept for ever: readers can rebuild their projections from the start. An"
         " order's replacement card (report_lost) is a new card number under the same key.",
         ("production",),
-        ("notify", "support", "verify", "internal systems"),
+        ("notify", "support", "verify", "registry_check", "internal systems"),
         ("card.status",),
         headers=(EVENT_TYPE_HEADER,),
     ),

@@ -64,10 +64,12 @@ async def enqueue(conn: Connection, schema: str, messages: Iterable[OutgoingMess
     await wake_at_commit(conn, notify_channel(schema))
 
 
-def kafka_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    """The producer every kortflyt publisher uses: idempotent, acknowledged by all replicas."""
+def kafka_producer(bootstrap_servers: str, **connection: Any) -> AIOKafkaProducer:
+    """The producer every kortflyt publisher uses: idempotent, acknowledged by all replicas.
+    A service passes `**settings.kafka_client()` (its principal on an authenticated Kafka)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
+        **connection,
         enable_idempotence=True,
         acks="all",
         linger_ms=2,

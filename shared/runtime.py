@@ -23,6 +23,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLPlaintext
 
 from shared.consumer import (
     KeyedDispatcher,
@@ -66,6 +67,19 @@ async def message_decoder(message: StreamMessage[Any]) -> StreamMessage[Any]:
     needs no context parameter to reach the record and its consumer: FastStream resolves
     one with a synchronous call in a worker thread, a thread hop for every message."""
     return message
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """FastStream's form of `Settings.kafka_client()`'s sign-in (None: plain Kafka)."""
+    client = settings.kafka_client()
+    if "sasl_plain_username" not in client:
+        return None
+    return SASLPlaintext(
+        client["sasl_plain_username"],
+        client["sasl_plain_password"],
+        ssl_context=client.get("ssl_context"),
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
+    )
 
 
 def delivery_of(record: ConsumerRecord[Any, Any]) -> Delivery:
@@ -182,6 +196,7 @@ class Service(Generic[S]):
         self.processor: Processor | None = None
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=broker_security(settings),
             client_id=f"kortflyt-{self.stage.name}",
             graceful_timeout=settings.shutdown_grace_s,
             logger=None,
@@ -243,7 +258,7 @@ class Service(Generic[S]):
         s, name = self.settings, self.stage.name
         await migrate(s.database_url, name, self.stage.migrations)
         pool = await create_pool(s.database_url, name, s.db_pool_max)
-        producer = kafka_producer(s.kafka_bootstrap_servers)
+        producer = kafka_producer(**s.kafka_client())
         await start_with_retry(producer)
         relay = OutboxRelay(
             s.database_url,

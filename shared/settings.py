@@ -5,9 +5,10 @@ these with the same KORTFLYT_ prefix, so every variable keeps its name."""
 
 from __future__ import annotations
 
-from typing import Literal
+import ssl
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +18,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KORTFLYT_", extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Kafka with authentication (Compose): each service signs in as its own principal
+    # (SASL PLAIN; use SASL_SSL beyond one host) and the broker's ACLs, generated from the
+    # contract by `python -m shared.acls`, let it read and write only its own topics.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
     database_url: str = "postgresql://kortflyt@127.0.0.1:5432/kortflyt"
     db_pool_max: int = Field(default=20, ge=2)
     # Messages handled at once per consumer group (never two of one order at once).
@@ -47,6 +54,25 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=25.0, gt=0)
 
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets
+
+    def kafka_client(self) -> dict[str, Any]:
+        """The connection arguments of every aiokafka client (producer, consumer, admin)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            if not self.kafka_username or self.kafka_password is None:
+                raise ValueError(
+                    f"KORTFLYT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "KORTFLYT_KAFKA_USERNAME and KORTFLYT_KAFKA_PASSWORD"
+                )
+            options |= {
+                "security_protocol": self.kafka_security_protocol,
+                "sasl_mechanism": "PLAIN",
+                "sasl_plain_username": self.kafka_username,
+                "sasl_plain_password": self.kafka_password.get_secret_value(),
+            }
+            if self.kafka_security_protocol == "SASL_SSL":
+                options["ssl_context"] = ssl.create_default_context()
+        return options
 
 
 class CommandKeys(Settings):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -80,9 +81,14 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-async def provision(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30000)
+async def provision(
+    bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPICS, **connection: Any
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. On an
+    authenticated Kafka, `connection` signs in as a principal allowed to create topics."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=30000, **connection
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -98,10 +104,10 @@ async def provision(bootstrap_servers: str, topics: tuple[TopicSpec, ...] = TOPI
         await admin.close()
 
 
-async def _provision_with_retry(bootstrap_servers: str, attempts: int = 30) -> list[str]:
+async def _provision_with_retry(settings: Settings, attempts: int = 30) -> list[str]:
     for attempt in range(1, attempts + 1):
         try:
-            return await provision(bootstrap_servers)
+            return await provision(**settings.kafka_client())
         except Exception as exc:
             if attempt == attempts:
                 raise
@@ -112,7 +118,7 @@ async def _provision_with_retry(bootstrap_servers: str, attempts: int = 30) -> l
 
 def main() -> None:
     settings = Settings()
-    created = asyncio.run(_provision_with_retry(settings.kafka_bootstrap_servers))
+    created = asyncio.run(_provision_with_retry(settings))
     print(  # noqa: T201 - a command-line step reports what it did
         f"topics: {len(TOPICS)} declared, {len(created)} created"
         + (f" ({', '.join(created)})" if created else "")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.dev.processes import DevError, log, port_open, read_pid, require, spawn, wait_for
@@ -61,22 +62,46 @@ def java() -> str:
     return path
 
 
-def kafka_config(p: Profile) -> Path:
+def sasl_settings(users: Mapping[str, str]) -> list[str]:
+    """Authentication and ACLs (as Compose runs Kafka): SASL PLAIN with these principals and
+    passwords, the admin a super user, and nothing allowed that no ACL allows. The
+    controller listener stays on the loopback/internal network without authentication."""
+    jaas = " ".join(
+        [
+            "org.apache.kafka.common.security.plain.PlainLoginModule required",
+            f'username="admin" password="{users["admin"]}"',
+            *(f'user_{name}="{password}"' for name, password in users.items()),
+        ]
+    )
+    return [
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas};",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin;User:ANONYMOUS",  # ANONYMOUS: the controller listener only
+        "allow.everyone.if.no.acl.found=false",
+    ]
+
+
+def kafka_config(p: Profile, users: Mapping[str, str] | None = None) -> Path:
+    """The broker's configuration; with `users`, clients must sign in (SASL_PLAINTEXT)."""
     kdir = p.state / "kafka"
     kdir.mkdir(parents=True, exist_ok=True)
     cfg = kdir / "server.properties"
+    client = "SASL_PLAINTEXT" if users else "PLAINTEXT"
     cfg.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.bootstrap.servers=127.0.0.1:{p.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{p.kafka_port},"
+                f"listeners={client}://127.0.0.1:{p.kafka_port},"
                 f"CONTROLLER://127.0.0.1:{p.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{p.kafka_port}",
+                f"advertised.listeners={client}://127.0.0.1:{p.kafka_port}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
+                f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
+                f"inter.broker.listener.name={client}",
+                *(sasl_settings(users) if users else []),
                 f"log.dirs={kdir / 'data'}",
                 "auto.create.topics.enable=false",
                 "num.partitions=6",
@@ -114,7 +139,9 @@ def kafka_config(p: Profile) -> Path:
     return cfg
 
 
-def kafka_up(p: Profile, ready_timeout_s: float = 90) -> None:
+def kafka_up(
+    p: Profile, ready_timeout_s: float = 90, users: Mapping[str, str] | None = None
+) -> None:
     pidfile = p.state / "run" / "kafka.pid"
     if read_pid(pidfile) is not None:
         log(f"kafka already running on {p.bootstrap}")
@@ -125,7 +152,7 @@ def kafka_up(p: Profile, ready_timeout_s: float = 90) -> None:
         )
     java_bin = java()
     libs = kafka_libs()
-    cfg = kafka_config(p)
+    cfg = kafka_config(p, users)
     kdir = cfg.parent
     classpath = f"{libs}/*"
     if not (kdir / "data" / "meta.properties").exists():

@@ -178,3 +178,13 @@ REPORTED: dict[MailState, Literal["sent", "refused", "unconfirmed"]] = {
     MailState.FAILED: "refused",
     MailState.UNCONFIRMED: "unconfirmed",
 }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of one send, not stored yet: the sender saves it with its next claim,
+    and with it what notify publishes of an e-mail done with (`report`)."""
+
+    notification: Notification
+    retry_in_s: float = 0.0  # a deferred e-mail is due again after this
+    report: EmailSent | None = None

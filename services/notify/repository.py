@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.notify.contacts import Contact
-from services.notify.notifications import Awaiting, MailState, Notification
+from services.notify.notifications import Awaiting, MailState, Notification, Outcome
 from services.notify.templates import Card
 from shared.events import EmailSent, Reason, Status
 from shared.outbox import enqueue
@@ -64,9 +64,10 @@ class NotifyStore(Protocol):
 
     async def in_state(self, state: MailState) -> list[Notification]: ...
 
-    async def claim(self, sending: Notification) -> bool:
+    async def claim(self, sending: Notification, after: Outcome | None = None) -> bool:
         """Mark an e-mail `sending` (with the time) if it is still pending; False when
-        another sender took it meanwhile."""
+        another sender took it meanwhile. `after`, the previous e-mail's outcome, is saved
+        in the same transaction: one commit per e-mail instead of two."""
 
     async def save_outcome(
         self, notification: Notification, retry_in_s: float = 0.0, report: EmailSent | None = None
@@ -207,7 +208,14 @@ class PostgresNotifyStore:
         )
         return [_notification(row) for row in rows]
 
-    async def claim(self, sending: Notification) -> bool:
+    async def claim(self, sending: Notification, after: Outcome | None = None) -> bool:
+        if after is None:
+            return await self._claim(sending)
+        async with self.conn.transaction():
+            await self.save_outcome(after.notification, after.retry_in_s, after.report)
+            return await self._claim(sending)
+
+    async def _claim(self, sending: Notification) -> bool:
         return bool(
             await self.conn.fetchval(
                 "UPDATE notifications SET mail_state = $4, sending_at = now(), attempts = $5"

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from services.notify.notifications import MailState, Notification
+from services.notify.notifications import MailState, Notification, Outcome
 from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_channel
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
@@ -95,44 +95,52 @@ class Sender:
         return len(cut_off)
 
     async def send_pending(self, conn: Connection) -> tuple[int, bool]:
-        """One pass over the due e-mails: (e-mails looked at, whether the server was reachable)."""
-        due = await self.store(conn, self.schema).due(BATCH)
-        for n in due:
-            step = asyncio.ensure_future(self.send_one(conn, n))
-            try:
-                reached = await asyncio.shield(step)
-            except asyncio.CancelledError:
-                await step  # stopping: finish the e-mail in hand, sent and marked, or not sent
-                raise
-            if not reached:
-                return len(due), False
-        return len(due), True
+        """One pass over the due e-mails: (e-mails looked at, whether the server was reachable).
 
-    async def send_one(self, conn: Connection, pending: Notification) -> bool:
-        """Send one e-mail and record the outcome; False when the server could not be reached."""
+        Each e-mail's outcome is saved in the transaction that claims the next one, and the
+        last one's at the end of the pass: one commit per e-mail, and the time an accepted
+        e-mail stays `sending` is no longer than before (no SMTP call comes between)."""
         store = self.store(conn, self.schema)
+        due = await store.due(BATCH)
+        done: Outcome | None = None
+        try:
+            for n in due:
+                step = asyncio.ensure_future(self.send_one(store, n, done))
+                try:
+                    reached, done = await asyncio.shield(step)
+                except asyncio.CancelledError:
+                    # stopping: finish the e-mail in hand, sent and marked, or not sent
+                    _, done = await step
+                    raise
+                if not reached:
+                    return len(due), False
+            return len(due), True
+        finally:
+            if done is not None:
+                await store.save_outcome(done.notification, done.retry_in_s, done.report)
+
+    async def send_one(
+        self, store: NotifyStore, pending: Notification, previous: Outcome | None = None
+    ) -> tuple[bool, Outcome | None]:
+        """Claim one e-mail (saving `previous` with the claim) and send it: whether the
+        server could be reached, and the outcome to save (None: another sender took it)."""
         bind_message(order_id=pending.order_id, revision=pending.revision, status=pending.status)
         sending = pending.sending()
-        if not await store.claim(sending):  # taken by another sender meanwhile
-            return True
+        if not await store.claim(sending, after=previous):  # taken by another sender meanwhile
+            return True, None
         try:
             await self._deliver(sending)
         except MailRefused as exc:
-            refused = sending.refused(str(exc))
-            await store.save_outcome(refused, report=_report(refused, datetime.now(UTC)))
             log.error("mail.refused", error=str(exc)[:500], message_id=sending.message_id)
-            return True
+            return True, _done(sending.refused(str(exc)))
         except MailDeferred as exc:
             delay = backoff_s(sending.attempts, self.settings)
-            await store.save_outcome(sending.deferred(str(exc)), retry_in_s=delay)
             log.warning(
                 "mail.deferred", error=str(exc)[:500], attempt=sending.attempts, delay_s=delay
             )
-            return not exc.connection
-        sent = sending.sent()
-        await store.save_outcome(sent, report=_report(sent, datetime.now(UTC)))
+            return not exc.connection, Outcome(sending.deferred(str(exc)), delay)
         log.info("mail.sent", message_id=sending.message_id, attempt=sending.attempts)
-        return True
+        return True, _done(sending.sent())
 
     async def _deliver(self, n: Notification) -> None:
         """Hand the message to the transport; a fault of ours defers it like a 4xx."""
@@ -153,3 +161,9 @@ def _report(n: Notification, at: datetime | None) -> EmailSent | None:
     if n.recipient is None or n.message is None:
         return None
     return n.report(at or datetime.now(UTC))
+
+
+def _done(n: Notification) -> Outcome:
+    """The outcome of an e-mail done with (sent or refused), with its report, timed now:
+    when the server answered."""
+    return Outcome(n, report=_report(n, datetime.now(UTC)))

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from shared.acls import INTERNAL
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -206,11 +208,6 @@ def test_every_service_exists_and_runs_its_own_module() -> None:
         assert app_service(name)["command"] == ["python", "-m", f"services.{name}"]
 
 
-def _shared_environment(service: Service) -> dict[str, str]:
-    """A service's settings but its own database connection (its role's)."""
-    return {k: v for k, v in service["environment"].items() if k != "KORTFLYT_DATABASE_URL"}
-
-
 def test_the_services_share_one_image_build_and_environment() -> None:
     first = app_service(APP_SERVICES[0])
     assert first["build"]["target"] == "runtime"
@@ -219,14 +216,19 @@ def test_the_services_share_one_image_build_and_environment() -> None:
         service = app_service(name)
         for key in ("image", "build"):
             assert service[key] == first[key], f"{name}.{key} differs from {APP_SERVICES[0]}"
-        assert _shared_environment(service) == _shared_environment(first), name
-    # the topic provisioning step runs the same image with the same settings (no database)
-    topics = app_service("topics")
-    assert (topics["image"], topics["build"], topics["environment"]) == (
-        first["image"],
-        first["build"],
-        _shared_environment(first),
-    )
+        assert common_environment(service) == common_environment(first), name
+    # the topic and ACL provisioning steps run the same image with the same settings
+    for step in ("topics", "kafka-acls"):
+        service = app_service(step)
+        assert (service["image"], service["build"]) == (first["image"], first["build"])
+        assert common_environment(service) == common_environment(first), step
+
+
+def common_environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's settings but its Kafka principal and its database role (each signs in
+    as itself)."""
+    own = {"KORTFLYT_KAFKA_USERNAME", "KORTFLYT_KAFKA_PASSWORD", "KORTFLYT_DATABASE_URL"}
+    return {k: v for k, v in service["environment"].items() if k not in own}
 
 
 @pytest.mark.parametrize("name", (*APP_SERVICES, "support-web"))
@@ -251,6 +253,32 @@ def test_every_service_connects_as_its_own_role_made_by_the_db_roles_step(name: 
         f"@postgres:5432/{postgres['POSTGRES_DB']}"
     )
     assert roles["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for step in ("topics", "kafka-acls"):  # no database at all
+        assert "KORTFLYT_DATABASE_URL" not in app_service(step)["environment"]
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, "support-web", "topics", "kafka-acls"])
+def test_every_process_signs_in_to_kafka_as_its_own_principal(name: str) -> None:
+    environment = app_service(name)["environment"]
+    principal = {"support-web": "support", "topics": "admin", "kafka-acls": "admin"}.get(name, name)
+    assert environment["KORTFLYT_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert environment["KORTFLYT_KAFKA_USERNAME"] == principal
+    jaas = app_service("kafka")["environment"][
+        "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG"
+    ]
+    assert f'user_{principal}="{environment["KORTFLYT_KAFKA_PASSWORD"]}"' in jaas
+
+
+def test_kafka_knows_every_principal_and_denies_what_no_acl_allows() -> None:
+    environment = app_service("kafka")["environment"]
+    jaas = environment["KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG"]
+    assert set(re.findall(r"user_(\w+)=", jaas)) == {"admin", INTERNAL, *APP_SERVICES}
+    assert environment["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert environment["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert environment["KAFKA_SUPER_USERS"] == "User:admin;User:ANONYMOUS"
+    acls = app_service("kafka-acls")
+    assert acls["command"] == ["python", "-m", "shared.acls", "grant"]
+    assert acls["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
 def test_the_services_are_configured_for_the_containers_around_them() -> None:
@@ -258,7 +286,7 @@ def test_the_services_are_configured_for_the_containers_around_them() -> None:
     kafka = app_service("kafka")["environment"]
     postgres = app_service("postgres")["environment"]
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == (
-        f"PLAINTEXT://{environment['KORTFLYT_KAFKA_BOOTSTRAP_SERVERS']}"
+        f"SASL_PLAINTEXT://{environment['KORTFLYT_KAFKA_BOOTSTRAP_SERVERS']}"
     )
     assert environment["KORTFLYT_DATABASE_URL"].endswith(
         f"@postgres:5432/{postgres['POSTGRES_DB']}"
@@ -319,7 +347,7 @@ def test_every_service_waits_for_kafka_postgres_and_the_topics(name: str) -> Non
     assert conditions == {
         "kafka": "service_healthy",
         "postgres": "service_healthy",
-        "topics": "service_completed_successfully",
+        "kafka-acls": "service_completed_successfully",
         "db-roles": "service_completed_successfully",
     }
 
@@ -414,8 +442,8 @@ def test_kafka_is_a_single_kraft_node_without_auto_topic_creation() -> None:
     assert environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert environment["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
     assert "CONTROLLER://:9093" in environment["KAFKA_LISTENERS"].split(",")
-    assert "PLAINTEXT://:9092" in environment["KAFKA_LISTENERS"].split(",")
-    assert environment["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert "SASL_PLAINTEXT://:9092" in environment["KAFKA_LISTENERS"].split(",")
+    assert environment["KAFKA_ADVERTISED_LISTENERS"] == "SASL_PLAINTEXT://kafka:9092"
     assert environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert environment["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert environment["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"

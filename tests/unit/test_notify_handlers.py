@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.notify.contacts import Contact
-from services.notify.notifications import UNCONFIRMED, Awaiting, MailState, Notification
+from services.notify.notifications import UNCONFIRMED, Awaiting, MailState, Notification, Outcome
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused
@@ -37,6 +37,8 @@ class FakeNotifyStore:
     def __init__(self) -> None:
         self.contacts: dict[tuple[str, int], Contact] = {}
         self.cards: dict[str, Card] = {}
+        # (e-mail claimed, e-mail whose outcome was saved with that claim)
+        self.claims: list[tuple[tuple[str, int, str], tuple[str, int, str] | None]] = []
         self.notifications: dict[tuple[str, int, str], Notification] = {}
         self.retry_in: dict[tuple[str, int, str], float] = {}
         self.woken = 0
@@ -87,7 +89,10 @@ class FakeNotifyStore:
     async def in_state(self, state: MailState) -> list[Notification]:
         return [n for n in self.notifications.values() if n.mail_state is state]
 
-    async def claim(self, sending: Notification) -> bool:
+    async def claim(self, sending: Notification, after: Outcome | None = None) -> bool:
+        self.claims.append((sending.key, after.notification.key if after else None))
+        if after is not None:
+            await self.save_outcome(after.notification, after.retry_in_s, after.report)
         if self.notifications[sending.key].mail_state is not MailState.PENDING:
             return False
         self.notifications[sending.key] = sending
@@ -368,6 +373,23 @@ async def test_the_sender_records_what_came_of_each_email(
         assert r.subject == "HMS-kort S-1: Avslag / Rejected"
         assert (r.language, r.message_id) == ("nb, en", "<id@kortflyt>")
         assert "ola.nordmann" not in r.model_dump_json()
+
+
+async def test_each_outcome_is_saved_with_the_next_claim_and_the_last_at_the_end(
+    store: FakeNotifyStore,
+) -> None:
+    """One commit per e-mail: the claim of the next carries the outcome of the one before."""
+    first, second, third = [await pending(store, f"S-{i}") for i in (10, 11, 12)]
+    transport = FakeTransport()
+    sender = Sender("notify", transport, SETTINGS, store)
+
+    assert await sender.send_pending(None) == (3, True)  # type: ignore[arg-type]  # no connection
+
+    assert store.claims == [(first.key, None), (second.key, first.key), (third.key, second.key)]
+    assert {store.notifications[n.key].mail_state for n in (first, second, third)} == {
+        MailState.SENT
+    }
+    assert len(transport.sent) == 3
 
 
 async def test_a_started_sender_hands_emails_left_sending_to_a_person(
