@@ -4,7 +4,10 @@ JSON lines when stdout is not a terminal (or KORTFLYT_LOG_FORMAT=json), pretty o
 terminal. Context (order id, event id) is bound per message with `bind_message()`.
 Personal data never reaches a log line: `redact` masks national ids and names, by key
 anywhere in the event dict, and by pattern inside any string: an 11-digit number standing
-alone (not digits inside a longer token such as a UUID or a digest).
+alone (not digits inside a longer token such as a UUID or a digest), and an e-mail
+address (an SMTP server's answer names the recipient) down to its first character and
+domain, o***@firma.no, as notify publishes it; a `message_id` is kept whole (it names
+no person, and a person needs it to find the e-mail in the mail server's log).
 """
 
 from __future__ import annotations
@@ -37,11 +40,20 @@ SENSITIVE_KEYS = frozenset(
 # A whole token of 11 digits: not digits inside a longer word, hex string or UUID.
 _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
+_ADDRESS = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+# Keys whose values look like addresses but name no person.
+_NOT_ADDRESSES = frozenset({"message_id"})
+
+
+def _mask(text: str) -> str:
+    return _ADDRESS.sub(r"\1***@\2", _ELEVEN_DIGITS.sub(REDACTED, text))
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _ELEVEN_DIGITS.sub(REDACTED, value)
+        return _mask(value)
     if isinstance(value, bytes | bytearray):
         return _scrub(bytes(value).decode(errors="replace"))
     if isinstance(value, Mapping):
@@ -52,14 +64,21 @@ def _scrub(value: Any) -> Any:
         return value
     # Numbers and any other object are rendered by their text: mask what that shows.
     text = str(value)
-    return _ELEVEN_DIGITS.sub(REDACTED, text) if _ELEVEN_DIGITS.search(text) else value
+    masked = _mask(text)
+    return masked if masked != text else value
 
 
 def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        event_dict[key] = REDACTED if key in SENSITIVE_KEYS else _scrub(event_dict[key])
+        value = event_dict[key]
+        if key in SENSITIVE_KEYS:
+            event_dict[key] = REDACTED
+        elif key in _NOT_ADDRESSES and isinstance(value, str):
+            event_dict[key] = _ELEVEN_DIGITS.sub(REDACTED, value)
+        else:
+            event_dict[key] = _scrub(value)
     return event_dict
 
 

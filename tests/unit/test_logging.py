@@ -243,3 +243,31 @@ def test_redact_masks_a_national_id_that_is_not_a_string(kind: str) -> None:
     }[kind]
     rendered = structlog.processors.JSONRenderer()(None, "info", redact(None, "info", {"v": value}))
     assert NATIONAL_ID not in str(rendered)
+
+
+def test_an_address_in_any_text_is_masked_but_a_message_id_is_kept() -> None:
+    """Issue 12: never the employer's full address in a log. An SMTP server's refusal names
+    the recipient; notify logs the answer (mail.refused, mail.deferred)."""
+    message_id = "<hmskort.N-1.r1.received@hmskort.example>"
+    event: dict[str, Any] = {
+        "event": "mail.refused",
+        "error": "550 5.1.1 <ola.nordmann@firma.no>: Recipient address rejected",
+        "nested": {"answer": ["to hms+bygg@sub.example.no failed"]},
+        "message_id": message_id,
+    }
+    assert redact(None, "error", event) == {
+        "event": "mail.refused",
+        "error": "550 5.1.1 <o***@firma.no>: Recipient address rejected",
+        "nested": {"answer": ["to h***@sub.example.no failed"]},
+        "message_id": message_id,
+    }
+
+
+def test_a_json_log_line_of_a_refused_email_has_no_full_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("notify", fmt="json")
+    get_logger("t").error("mail.refused", error="550 <hms@example.no> unknown user")
+    out, (line,) = logged(capsys)
+    assert "hms@example.no" not in out
+    assert line["error"] == "550 <h***@example.no> unknown user"
