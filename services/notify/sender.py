@@ -31,6 +31,7 @@ from services.notify.notifications import MailState, Notification
 from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_channel
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
+from shared import metrics
 from shared.logging import bind_message, get_logger
 from shared.processor import backoff_s
 from shared.worker import WorkLoop
@@ -112,16 +113,19 @@ class Sender:
             await self._deliver(sending)
         except MailRefused as exc:
             await store.save_outcome(sending.refused(str(exc)))
+            metrics.EMAILS_NOT_SENT("notify", "refused").inc()
             log.error("mail.refused", error=str(exc)[:500], message_id=sending.message_id)
             return True
         except MailDeferred as exc:
             delay = backoff_s(sending.attempts, self.settings)
             await store.save_outcome(sending.deferred(str(exc)), retry_in_s=delay)
+            metrics.EMAILS_NOT_SENT("notify", "deferred").inc()
             log.warning(
                 "mail.deferred", error=str(exc)[:500], attempt=sending.attempts, delay_s=delay
             )
             return not exc.connection
         await store.save_outcome(sending.sent())
+        metrics.EMAILS_SENT("notify", sending.status.value).inc()
         log.info("mail.sent", message_id=sending.message_id, attempt=sending.attempts)
         return True
 
