@@ -24,7 +24,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import uvicorn
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     Counter,
     Gauge,
@@ -320,7 +320,7 @@ def metrics_app(health: Health, refresh: Callable[[], Awaitable[None]] | None = 
                 await asyncio.wait_for(refresh(), health.timeout_s)
             except Exception as exc:  # the counters are still worth a scrape
                 log.warning("metrics.refresh_failed", error=type(exc).__name__)
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def health_endpoint(_request: Request) -> Response:
         report = await health.report()
