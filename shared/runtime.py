@@ -183,7 +183,7 @@ class Subscription:
             done = self.dispatcher.offsets.done_point((tp.topic, tp.partition))
             if done is None:
                 with contextlib.suppress(Exception):
-                    done = await asyncio.wait_for(consumer.position(tp), 0.5)
+                    done = await asyncio.wait_for(consumer.position(tp), 0.2)
             if highwater is None or done is None:
                 continue
             key = (tp.topic, tp.partition)
