@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import uuid
 
 import asyncpg
 import httpx
 from prometheus_client import REGISTRY
 
+from services.support.web.__main__ import with_metrics
+from services.support.web.app import create_app
 from shared import metrics
 from shared.db import create_pool
 from shared.delivery import HEADER_ATTEMPT, HEADER_ORIGIN
@@ -27,6 +31,7 @@ from tests.integration.test_processor import (
     event_bytes,
     unavailable,
 )
+from tests.settings import AllSettings
 
 
 def value(name: str, **labels: str) -> float:
@@ -160,3 +165,36 @@ async def test_health_answers_503_once_the_database_is_gone(
         gone = await client.get("/health")
         assert gone.status_code == 503
         assert json.loads(gone.text)["checks"]["database"]["ok"] is False
+
+
+async def test_the_console_serves_health_and_metrics_on_its_own_metrics_port(
+    settings: AllSettings,
+) -> None:
+    schema = f"it_web_{uuid.uuid4().hex[:8]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    console_settings = settings.model_copy(update={"metrics_port": port})
+    app = with_metrics(create_app(console_settings, schema), console_settings)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient() as client:
+            for _ in range(50):  # the server listens from its first turn of the loop
+                try:
+                    health = await client.get(f"http://127.0.0.1:{port}/health")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+            assert health.status_code == 200, health.text
+            assert health.json()["service"] == "support-web"
+            assert health.json()["checks"]["database"]["ok"] is True
+            scrape = await client.get(f"http://127.0.0.1:{port}/metrics")
+            assert scrape.status_code == 200
+            assert "process_cpu_seconds_total" in scrape.text
+        with socket.socket() as s:  # stopped with the app
+            s.bind(("127.0.0.1", port))
+    finally:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
