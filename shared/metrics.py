@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, Literal, TypeVar
 
+import asyncpg
 import uvicorn
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -296,8 +297,8 @@ class Health:
         return {"service": self.service, "status": "ok" if healthy else "failing", "checks": checks}
 
 
-def database_check(pool: Any) -> Check:
-    """PostgreSQL answers a query through `pool` (an asyncpg pool)."""
+def database_check(pool: asyncpg.Pool) -> Check:
+    """PostgreSQL answers a query through `pool`."""
 
     async def check() -> dict[str, Any]:
         started = time.perf_counter()

@@ -93,7 +93,9 @@ def stuck_work(
 async def _heartbeat(path: Path, health: metrics.Health) -> None:
     """Touch the health file only while every check of `/health` passes (shared.health
     reads it): the file and the HTTP health never disagree."""
-    reported: list[str] = ["outbox_relay"]  # not leading or standing by yet: not news
+    # At the start the consumers have not started and the relay neither leads nor stands
+    # by yet: not news.
+    reported: list[str] = ["kafka_consumer", "outbox_relay"]
     while True:
         report = await health.report()
         failing = [name for name, result in report["checks"].items() if not result.get("ok")]
