@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from shared import metrics
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -52,9 +53,10 @@ class _Batch:
 class Batches:
     """Hands out savepoints in a shared, group-committed transaction of `pool`'s."""
 
-    def __init__(self, pool: asyncpg.Pool, max_size: int = 64) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_size: int = 64, service: str = "") -> None:
         self.pool = pool
         self.max_size = max_size
+        self.service = service  # the label of its metrics
         self._open: _Batch | None = None
         self._committing: set[asyncio.Task[None]] = set()
         self.commits = 0  # how many batches committed (the tests read it)
@@ -97,9 +99,11 @@ class Batches:
         try:
             await batch.transaction.commit()
             self.commits += 1
+            metrics.BATCH_SIZE(self.service).observe(batch.joined)
             batch.committed.set_result(None)
         except Exception as exc:
             log.warning("batch.commit_failed", members=batch.joined, error=repr(exc))
+            metrics.BATCH_COMMIT_FAILURES(self.service).inc()
             with contextlib.suppress(Exception):
                 await batch.transaction.rollback()
             batch.committed.set_exception(exc)

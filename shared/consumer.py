@@ -54,6 +54,14 @@ class OffsetTracker:
                 points[tp] = point
         return points
 
+    def done_point(self, tp: Partition) -> int | None:
+        """The offset below which every message of `tp` is done (None: none seen yet)."""
+        waiting = self.pending.get(tp)
+        if waiting:
+            return min(waiting)
+        last = self.finished_max.get(tp)
+        return None if last is None else last + 1
+
     def mark_committed(self, points: Mapping[Partition, int]) -> None:
         self.committed.update(points)
 

@@ -1,7 +1,8 @@
 """Liveness by heartbeat file: `python -m shared.health` exits 0 while the service is alive.
 
-A running service touches KORTFLYT_HEALTH_FILE every few seconds while its outbox relay
-is healthy (database and Kafka reachable); the Compose health check runs this module.
+A running service touches KORTFLYT_HEALTH_FILE every few seconds while every check of
+its `/health` passes (shared.metrics: database, Kafka consumer and producer, outbox relay);
+the Compose health check runs this module.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from aiokafka.errors import (
     UnsupportedForMessageFormatError,
 )
 
+from shared import metrics
 from shared.leader import LEASE_S, Leader
 from shared.logging import get_logger
 from shared.worker import WorkLoop, wake_at_commit
@@ -130,12 +132,26 @@ class OutboxRelay:
         self.published = 0
         self.set_aside = 0  # rows Kafka refused for good (outbox_failed)
         self._publishing = True  # the last publish round reached Kafka
+        self.last_round = time.monotonic()  # the leader's heartbeat: a round began
+        self.stale_after_s = max(60.0, 10 * poll_interval_s)
 
     @property
     def healthy(self) -> bool:
         """Standing by, or leading and reaching Kafka; not while the database is away."""
         role = self._leader.role
         return role == "standby" or (role == "leading" and self._publishing)
+
+    @property
+    def reached_kafka(self) -> bool:
+        """The last publish round reached Kafka (True before the first)."""
+        return self._publishing
+
+    def check(self) -> dict[str, object]:
+        """For `/health`: healthy, and while leading, a round began recently."""
+        role = self._leader.role
+        age = time.monotonic() - self.last_round
+        fresh = role != "leading" or age < self.stale_after_s
+        return {"ok": self.healthy and fresh, "role": role, "last_round_s": round(age, 1)}
 
     async def run(self) -> None:
         """Publish until stop(); reconnects after database or Kafka faults."""
@@ -156,6 +172,7 @@ class OutboxRelay:
 
     async def _publish_batch(self, conn: Connection) -> int:
         """Publish the oldest rows; returns how many left the outbox (published or set aside)."""
+        self.last_round = time.monotonic()
         rows: Sequence[asyncpg.Record] = await conn.fetch(
             "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
             self._batch_size,
@@ -188,6 +205,9 @@ class OutboxRelay:
             log.error("outbox.record_set_aside", outbox_id=row_id, error=error)
         self.published += len(done)
         self.set_aside += len(refused)
+        metrics.OUTBOX_PUBLISHED(self._schema).inc(len(done))
+        if refused:
+            metrics.OUTBOX_SET_ASIDE(self._schema).inc(len(refused))
         return len(done) + len(refused)
 
     async def _send(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from pydantic import ValidationError
 
+from shared import metrics
 from shared.batches import Batches
 from shared.events import (
     Event,
@@ -133,7 +134,14 @@ class Processor:
         self.stopping = False
         self._failures: dict[str, int] = {}
         # Each message's transaction is a savepoint in a group-committed one (see there).
-        self.batches = Batches(pool, settings.consumer_max_in_flight)
+        self.batches = Batches(pool, settings.consumer_max_in_flight, stage.name)
+
+    def topic_label(self, d: Delivery) -> str:
+        """The topic a message is counted under: the input topic it came from (a retry's
+        origin), or the topic it was delivered on when that names no route (a header
+        from outside never becomes a label value)."""
+        origin = d.origin_topic
+        return origin if origin in self.stage.routes else d.topic
 
     async def _handled_before(self, message_id: str, digest: str | None) -> bool:
         """Whether `message_id` was handled; raises EventIdConflict if with other content."""
@@ -161,13 +169,14 @@ class Processor:
             yield tx
             await enqueue(conn, self.stage.name, tx.messages)
 
-    async def process(self, d: Delivery) -> None:
+    async def process(self, d: Delivery) -> metrics.Outcome:
+        """Handle one message; returns what became of it."""
         bind_message(topic=d.topic, partition=d.partition, offset=d.offset, attempt=d.attempt)
         if (problem := d.unreadable_retry_headers()) is not None:
             await self.dead_letter(
                 d, [Reason.of(ReasonCode.SCHEMA_INVALID, "headers")], {"error": problem}
             )
-            return
+            return "invalid"
         route = self.stage.routes.get(d.origin_topic)
         if route is None:
             await self.dead_letter(
@@ -175,9 +184,9 @@ class Processor:
                 [Reason.of(ReasonCode.SCHEMA_INVALID, "topic")],
                 {"error": f"no route for topic {d.origin_topic[:200]}"},
             )
-            return
+            return "invalid"
         if route.passes_over(d):
-            return
+            return "passed_over"
         try:
             event = route.parse(d.value) if route.parse else parse_event(route.model, d.value)
         except ValidationError as exc:
@@ -186,16 +195,16 @@ class Processor:
                 reasons_from_validation(exc, route.codes_for),
                 {"validation": _validation_summary(exc)},
             )
-            return
+            return "invalid"
         except UNPARSEABLE as exc:
             await self.dead_letter(
                 d,
                 [Reason.of(ReasonCode.SCHEMA_INVALID, "message")],
                 {"error": f"{type(exc).__name__}: {str(exc)[:200]}"},
             )
-            return
+            return "invalid"
         if route.statuses is not None and getattr(event, "status", None) not in route.statuses:
-            return
+            return "passed_over"
         bind_message(
             topic=d.topic,
             partition=d.partition,
@@ -214,18 +223,20 @@ class Processor:
                 async with self._transaction(message_id, d.topic, None, digest) as tx:
                     if tx is not None:
                         await self.stage.on_refused(tx, event, refusal)
-                return
+                return "duplicate" if tx is None else "refused"
             try:
                 prepared = None
                 if route.prepare is not None:
                     if await self._handled_before(message_id, digest):
-                        return
+                        return "duplicate"
                     prepared = await route.prepare(event)
                 async with self._transaction(message_id, d.topic, prepared, digest) as tx:
                     if tx is not None:
                         await route.handle(tx, event)
+                return "duplicate" if tx is None else "handled"
             except TransientFailure as failure:
                 await self._retry_later(d, event, failure, digest)
+                return "retry"
         except EventIdConflict:
             await self.dead_letter(
                 d,
@@ -233,6 +244,7 @@ class Processor:
                 {"error": "event_id already handled with other content", "event_id": message_id},
                 ref=OrderRef(event.order_id, getattr(event, "revision", 0)),
             )
+            return "conflict"
 
     async def process_guarded(self, d: Delivery) -> None:
         """`process`, with a bound on how often a message that keeps failing is redelivered.
@@ -242,9 +254,13 @@ class Processor:
         the order marked for a person, so one bad message never stops its partition.
         Database and network outages are not counted: those messages wait for recovery.
         """
+        started = time.perf_counter()
         try:
-            await self.process(d)
+            outcome = await self.process(d)
         except Exception as exc:
+            metrics.message_done(
+                self.stage.name, self.topic_label(d), "failed", time.perf_counter() - started
+            )
             counted = not isinstance(exc, INFRASTRUCTURE_ERRORS)
             failures = self._failures.get(d.coordinates, 0) + (1 if counted else 0)
             self._failures[d.coordinates] = failures
@@ -258,6 +274,10 @@ class Processor:
             else:
                 await asyncio.sleep(min(2.0 ** max(failures, 1), 30.0))
                 raise
+        else:
+            metrics.message_done(
+                self.stage.name, self.topic_label(d), outcome, time.perf_counter() - started
+            )
         self._failures.pop(d.coordinates, None)
 
     async def dead_letter(
@@ -325,6 +345,8 @@ class Processor:
             route = self.stage.routes.get(d.origin_topic)
             if route is None or route.report_invalid:
                 await self.stage.on_invalid(tx, ref, reasons)
+        reason = reasons[0].code.value if reasons else ReasonCode.SCHEMA_INVALID.value
+        metrics.DEAD_LETTERS(self.stage.name, self.topic_label(d), reason).inc()
         log.warning(
             "message.dead_lettered",
             reasons=record["reasons"],
@@ -336,10 +358,12 @@ class Processor:
         self, d: Delivery, event: Any, failure: TransientFailure, digest: str
     ) -> None:
         attempt = d.attempt + 1
+        reason = failure.reason.code.value
         async with self._transaction(f"{event.event_id}:{d.attempt}", d.topic, digest=digest) as tx:
             if tx is None:
                 return
-            if attempt <= self.settings.retry_max_attempts:
+            scheduled = attempt <= self.settings.retry_max_attempts
+            if scheduled:
                 delay = backoff_s(attempt, self.settings)
                 due_ms = int((time.time() + delay) * 1000)
                 tx.messages.append(
@@ -364,6 +388,9 @@ class Processor:
             else:
                 await self.stage.on_exhausted(tx, event, failure)
                 log.warning("message.retries_exhausted", reason=failure.reason.code.value)
+        # Counted once committed (a batch that fails to commit redoes the message).
+        counter = metrics.RETRIES if scheduled else metrics.RETRIES_EXHAUSTED
+        counter(self.stage.name, self.topic_label(d), reason).inc()
 
     async def wait_until_due(self, d: Delivery) -> bool:
         """Sleep until a retry is due, but never longer than the longest back-off

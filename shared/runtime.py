@@ -3,9 +3,10 @@
 Per service: a subscriber on its input topics and one on its retry topic, each feeding a
 concurrent, per-order-ordered dispatcher (shared.consumer) that commits offsets only
 after `Processor` has committed the transactions below them. The lifespan migrates the
-schema, opens the stage's resources and the pool, starts the outbox relay and the heartbeat;
-on SIGTERM the service finishes what is in flight, commits, drains the outbox, closes the
-stage's resources and exits.
+schema, opens the stage's resources and the pool, starts the outbox relay, the heartbeat
+and `/metrics` + `/health` (shared.metrics, on KORTFLYT_METRICS_PORT); on SIGTERM the
+service finishes what is in flight, commits, drains the outbox, closes the stage's
+resources and exits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext
 
+from shared import metrics
 from shared.consumer import (
     KeyedDispatcher,
     Partition,
@@ -102,16 +104,20 @@ def stuck_work(
     return stuck + [d.name for d in dispatchers if d.stalled_for() > stall_s]
 
 
-async def _heartbeat(path: Path, relay: OutboxRelay, dispatchers: list[KeyedDispatcher]) -> None:
-    """Touch the health file only while no work is stuck (shared.health reads it)."""
-    reported: list[str] = ["outbox-relay"]  # not leading or standing by yet: not news
+async def _heartbeat(path: Path, health: metrics.Health) -> None:
+    """Touch the health file only while every check of `/health` passes (shared.health
+    reads it): the file and the HTTP health never disagree."""
+    # At the start the consumers have not started and the relay neither leads nor stands
+    # by yet: not news.
+    reported: list[str] = ["kafka_consumer", "outbox_relay"]
     while True:
-        stuck = stuck_work(relay.healthy, dispatchers)
-        if not stuck:
+        report = await health.report()
+        failing = [name for name, result in report["checks"].items() if not result.get("ok")]
+        if not failing:
             path.touch()  # noqa: ASYNC240 - one metadata write every few seconds
-        if stuck != reported:
-            log.warning("service.stuck", work=stuck) if stuck else log.info("service.unstuck")
-            reported = stuck
+        if failing != reported:
+            log.warning("service.stuck", work=failing) if failing else log.info("service.unstuck")
+            reported = failing
         await asyncio.sleep(HEARTBEAT_S)
 
 
@@ -155,7 +161,9 @@ class Subscription:
     ) -> None:
         self.dispatcher = KeyedDispatcher(handle, max_in_flight, name, wait=wait)
         self.consumer: Any = None
+        self.subscriber: Any = None  # FastStream's, whose aiokafka consumer runs while started
         self.accepting = True
+        self._lag_reported: set[tuple[str, int]] = set()
 
     async def on_message(self, body: Any) -> None:
         """Every message of the group: `message_decoder` hands the message over as the
@@ -175,6 +183,31 @@ class Subscription:
         mine = {tp: offset for tp, offset in points.items() if tp in assigned}
         if mine:
             await self.consumer.commit(as_kafka_offsets(mine))
+
+    def running(self) -> bool:
+        return getattr(self.subscriber, "consumer", None) is not None
+
+    async def report_lag(self, service: str) -> None:
+        """Per assigned partition: the high watermark (from the consumer's last fetch) minus
+        the offset below which every message is done; read at scrape time, no extra call
+        to Kafka (the position is asked for only where nothing was handled yet)."""
+        consumer: Any = getattr(self.subscriber, "consumer", None)
+        metrics.IN_FLIGHT(service, self.dispatcher.name).set(self.dispatcher.in_flight)
+        reported: set[tuple[str, int]] = set()
+        for tp in consumer.assignment() if consumer is not None else set():
+            highwater = consumer.highwater(tp)
+            done = self.dispatcher.offsets.done_point((tp.topic, tp.partition))
+            if done is None:
+                with contextlib.suppress(Exception):
+                    done = await asyncio.wait_for(consumer.position(tp), 0.2)
+            if highwater is None or done is None:
+                continue
+            key = (tp.topic, tp.partition)
+            metrics.CONSUMER_LAG(service, tp.topic, str(tp.partition)).set(max(0, highwater - done))
+            reported.add(key)
+        for topic, partition in self._lag_reported - reported:
+            metrics.CONSUMER_LAG.forget(service, topic, str(partition))
+        self._lag_reported = reported
 
 
 S = TypeVar("S", bound=Settings)
@@ -213,12 +246,12 @@ class Service(Generic[S]):
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }
-        self.broker.subscriber(*self.stage.routes, group_id=f"kortflyt-{name}", **common)(
-            self.main.on_message
-        )
-        self.broker.subscriber(retry_topic(name), group_id=f"kortflyt-{name}-retry", **common)(
-            self.retry.on_message
-        )
+        for sub, topics, group in (
+            (self.main, tuple(self.stage.routes), f"kortflyt-{name}"),
+            (self.retry, (retry_topic(name),), f"kortflyt-{name}-retry"),
+        ):
+            sub.subscriber = self.broker.subscriber(*topics, group_id=group, **common)
+            sub.subscriber(sub.on_message)
         self.app = FastStream(self.broker, lifespan=self._lifespan, logger=None)
         self.app.on_shutdown(self._on_shutdown)
 
@@ -232,6 +265,52 @@ class Service(Generic[S]):
     async def _wait_until_due(self, d: Delivery) -> bool:
         # False: stopping before it was due, so it is redelivered after the restart.
         return await self._processor().wait_until_due(d)
+
+    def _health(self, pool: asyncpg.Pool, relay: OutboxRelay) -> metrics.Health:
+        """What `/health` and the heartbeat file check."""
+        subscriptions = (self.main, self.retry)
+
+        async def kafka_consumer() -> dict[str, Any]:
+            stuck = stuck_work(True, [sub.dispatcher for sub in subscriptions])
+            groups = {
+                sub.dispatcher.name: {
+                    "running": sub.running(),
+                    "stalled_s": round(sub.dispatcher.stalled_for(), 1),
+                }
+                for sub in subscriptions
+            }
+            return {"ok": not stuck and all(sub.running() for sub in subscriptions), **groups}
+
+        async def kafka_producer() -> dict[str, Any]:
+            # The relay is the producer's one user: its last round reached Kafka or not.
+            return {"ok": relay.reached_kafka, "published": relay.published}
+
+        async def outbox_relay() -> dict[str, Any]:
+            return relay.check()
+
+        return metrics.Health(
+            self.stage.name,
+            {
+                "database": metrics.database_check(pool),
+                "kafka_consumer": kafka_consumer,
+                "kafka_producer": kafka_producer,
+                "outbox_relay": outbox_relay,
+            },
+        )
+
+    async def _refresh_metrics(self, pool: asyncpg.Pool) -> None:
+        """The levels a scrape reports: outbox backlog (one query), consumer lag."""
+        name = self.stage.name
+        for sub in (self.main, self.retry):
+            await sub.report_lag(name)
+        row = await pool.fetchrow(
+            "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age,"
+            " (SELECT count(*) FROM outbox_failed) AS failed FROM outbox"
+        )
+        if row is not None:
+            metrics.OUTBOX_ROWS(name).set(row["n"])
+            metrics.OUTBOX_OLDEST(name).set(float(row["age"] or 0))
+            metrics.OUTBOX_SET_ASIDE_ROWS(name).set(row["failed"])
 
     async def _on_shutdown(self) -> None:
         """Before the broker stops: finish what is in flight and commit it."""
@@ -269,10 +348,8 @@ class Service(Generic[S]):
             lease_s=s.leader_lease_s,
         )
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        heartbeat = asyncio.create_task(
-            _heartbeat(Path(s.health_file), relay, [self.main.dispatcher, self.retry.dispatcher]),
-            name="heartbeat",
-        )
+        health = self._health(pool, relay)
+        heartbeat = asyncio.create_task(_heartbeat(Path(s.health_file), health), name="heartbeat")
         pruning = asyncio.create_task(_prune_inbox(pool, s.inbox_retention_days), name="prune")
         self.processor = Processor(pool, self.stage, s)
         committers = [
@@ -285,7 +362,9 @@ class Service(Generic[S]):
         ]
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:
-            yield
+            app = metrics.metrics_app(health, lambda: self._refresh_metrics(pool))
+            async with metrics.serving(s.metrics_host, s.metrics_port, app):
+                yield
         finally:
             await _stop_background(background, s.shutdown_grace_s)
             # The broker has stopped consuming and in-flight messages have committed:

@@ -6,9 +6,9 @@ these with the same KORTFLYT_ prefix, so every variable keeps its name."""
 from __future__ import annotations
 
 import ssl
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=25.0, gt=0)
 
     health_file: str = "/tmp/kortflyt-health"  # noqa: S108 - a liveness marker, no secrets
+
+    # /metrics and /health (shared/metrics.py) on this address; port 0 or empty: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, BeforeValidator(lambda v: v or 0)] = Field(
+        default=0, ge=0, le=65535
+    )
 
     def kafka_client(self) -> dict[str, Any]:
         """The connection arguments of every aiokafka client (producer, consumer, admin)."""

@@ -22,7 +22,8 @@ def status(p: Profile) -> int:
     for name in SERVICES:
         for instance in instances(p, name) or [Instance(p, name)]:
             pid = instance.pid
-            rows.append((instance.name, pid is not None, f"pid {pid}" if pid else "-"))
+            where = f"pid {pid}, {instance.metrics_url}/metrics" if pid else "-"
+            rows.append((instance.name, pid is not None, where))
     sink = read_pid(p.state / "run" / "mail-sink.pid")
     rows.append(("mail-sink", sink is not None, f"127.0.0.1:{p.smtp_port}, {p.mail_dir}"))
     fake = read_pid(p.state / "run" / "fake-registers.pid")
@@ -30,7 +31,7 @@ def status(p: Profile) -> int:
     store = read_pid(p.state / "run" / "docstore.pid")
     rows.append(("docstore", store is not None, p.docstore_url))
     web = read_pid(p.state / "run" / f"{WEB}.pid")
-    rows.append((WEB, web is not None, p.web_url))
+    rows.append((WEB, web is not None, f"{p.web_url}, {Instance(p, WEB).metrics_url}/metrics"))
     for name, up, where in rows:
         print(f"{name:16} {'running' if up else 'stopped':8} {where}")
     return 0 if all(up for _, up, _ in rows) else 3

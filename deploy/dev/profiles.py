@@ -81,6 +81,12 @@ class Profile:
         return self.kafka_port - 1092
 
     @property
+    def metrics_base_port(self) -> int:
+        """The first `/metrics` + `/health` port (deploy.dev.services numbers them from it):
+        8001 for dev, 18001 for test, +100 for each testN."""
+        return self.kafka_port - 1091
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}/"
 

@@ -16,6 +16,9 @@ from deploy.dev.processes import DevError, log, port_open, read_pid, spawn, stop
 from deploy.dev.profiles import ROOT, Profile
 
 SERVICES = ("intake", "registry_check", "production", "notify", "support", "verify")
+# Instances of one service side by side: each has a metrics port of its own, 10 per
+# service from the profile's metrics_base_port + 9 (support-web has the first).
+MAX_INSTANCES = 10
 
 # PostgreSQL connections a service's pools share (KORTFLYT_DB_POOL_MAX's default for one
 # instance): N instances get 1/N each, so scaling out never exceeds max_connections.
@@ -51,6 +54,21 @@ class Instance:
     def pid(self) -> int | None:
         return read_pid(self.pidfile)
 
+    @property
+    def metrics_port(self) -> int:
+        """`/metrics` and `/health`: support-web on the profile's base port, instance n of
+        the i-th service on base + 8 + 10 i + n (dev: intake-1 8010, verify-1 8060)."""
+        base = self.profile.metrics_base_port
+        if self.service == WEB:
+            return base
+        if self.service not in SERVICES or not 1 <= self.number <= MAX_INSTANCES:
+            return 0  # not a service process (the CLI): no metrics server
+        return base + 8 + 10 * SERVICES.index(self.service) + self.number
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
 
 def instances(p: Profile, service: str) -> list[Instance]:
     """The instances of `service` that have a pid file, running or not, by number."""
@@ -77,6 +95,7 @@ def service_env(p: Profile, instance: Instance, count: int = 1) -> dict[str, str
         **p.env(),
         "KORTFLYT_LOG_FORMAT": "json",
         "KORTFLYT_HEALTH_FILE": str(instance.health_file),
+        "KORTFLYT_METRICS_PORT": str(instance.metrics_port),
     }
     owner = database_owner(instance.service)
     if owner is not None:
@@ -147,9 +166,17 @@ def web_up(p: Profile) -> None:
     log(f"support console: {p.web_url}  (sign in as {name!r}, password {password!r})")
 
 
+def metrics_urls(p: Profile, count: int = 1) -> list[tuple[str, str]]:
+    """(process, base URL of its /metrics and /health) of every service instance and the console."""
+    processes = [Instance(p, name, n) for name in SERVICES for n in range(1, count + 1)]
+    return [(i.name, i.metrics_url) for i in processes] + [(WEB, Instance(p, WEB).metrics_url)]
+
+
 def services_up(p: Profile, count: int = 1) -> None:
     """`count` instances of every service (and the fakes): starts what is missing, stops
     instances numbered above `count`; idempotent."""
+    if not 1 <= count <= MAX_INSTANCES:
+        raise DevError(f"--instances must be between 1 and {MAX_INSTANCES}")
     command_keys_up(p)  # before the services: intake and registry_check load its public half
     fakes_up(p)
     proof_key_up(p)
@@ -166,6 +193,9 @@ def services_up(p: Profile, count: int = 1) -> None:
             pid = start_instance(p, instance, service_env(p, instance, count))
             log(f"{instance.name} started (pid {pid}, log {instance.logfile})")
     web_up(p)
+    log("metrics and health (Prometheus text, JSON 200/503):")
+    for name, url in metrics_urls(p, count):
+        log(f"  {name:18} {url}/metrics  {url}/health")
 
 
 def services_down(p: Profile) -> None:

@@ -33,6 +33,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
 
+from shared.metrics import external_call
+
 
 class DocumentUnavailable(Exception):
     """The document cannot be had from this URL; `detail` says why, for the employer."""
@@ -108,14 +110,17 @@ class DocumentFetcher:
             request = self._client.stream("GET", httpx.URL(url))
         except (httpx.InvalidURL, ValueError) as exc:
             raise DocumentUnavailable("the link is not a valid URL") from exc
-        try:
-            response = await request.__aenter__()
-        except httpx.TransportError as exc:  # timeouts, refused, reset, TLS
-            if _tls_failed(exc):
-                raise DocumentUnavailable(
-                    "the secure connection to the document store failed (TLS handshake)"
-                ) from exc
-            raise FetchFailed(type(exc).__name__) from exc
+        with external_call("intake", "document_store") as call:
+            try:
+                response = await request.__aenter__()
+            except httpx.TransportError as exc:  # timeouts, refused, reset, TLS
+                if _tls_failed(exc):
+                    raise DocumentUnavailable(
+                        "the secure connection to the document store failed (TLS handshake)"
+                    ) from exc
+                raise FetchFailed(type(exc).__name__) from exc
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                call.error = f"http_{response.status_code}"
         try:
             if response.status_code >= 500 or response.status_code in (408, 429):
                 raise FetchFailed(f"document store answered {response.status_code}")

@@ -36,6 +36,7 @@ from services.notify.notifications import MailState, Notification, Outcome
 from services.notify.repository import NotifyStore, PostgresNotifyStore, mail_channel
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused, MailTransport
+from shared import metrics
 from shared.events import EmailSent
 from shared.logging import bind_message, get_logger
 from shared.processor import backoff_s
@@ -131,14 +132,17 @@ class Sender:
         try:
             await self._deliver(sending)
         except MailRefused as exc:
+            metrics.EMAILS_NOT_SENT("notify", "refused").inc()
             log.error("mail.refused", error=str(exc)[:500], message_id=sending.message_id)
             return True, _done(sending.refused(str(exc)))
         except MailDeferred as exc:
             delay = backoff_s(sending.attempts, self.settings)
+            metrics.EMAILS_NOT_SENT("notify", "deferred").inc()
             log.warning(
                 "mail.deferred", error=str(exc)[:500], attempt=sending.attempts, delay_s=delay
             )
             return not exc.connection, Outcome(sending.deferred(str(exc)), delay)
+        metrics.EMAILS_SENT("notify", sending.status.value).inc()
         log.info("mail.sent", message_id=sending.message_id, attempt=sending.attempts)
         return True, _done(sending.sent())
 

@@ -11,6 +11,7 @@ from typing import Protocol
 import aiosmtplib
 
 from services.notify.settings import NotifySettings
+from shared.metrics import external_call
 
 
 class MailDeferred(Exception):
@@ -54,6 +55,10 @@ class SmtpTransport:
         return client
 
     async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        with external_call("notify", "smtp"):
+            await self._send(sender, recipient, message)
+
+    async def _send(self, sender: str, recipient: str, message: bytes) -> None:
         try:
             client = await self._connected()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -30,6 +30,7 @@ from services.production.printfile import render_card
 from services.production.repository import CardRegister, PostgresCardRegister, print_channel
 from services.production.settings import ProductionSettings
 from services.production.spool import PrintJob, PrintSpool, SpoolEntry
+from shared import metrics
 from shared.blobstore import BlobStore
 from shared.events import Status
 from shared.logging import bind_message, get_logger
@@ -134,6 +135,7 @@ class Spooler:
                     entry = await self._hand_over(card)
                 except Exception as exc:  # this card's fault: log it, it comes back later
                     log.error("print.failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+                    metrics.PRINT_FAILURES("production").inc()
                     return
             async with one_conn:  # the leader's connection serves one transaction at a time
                 await self._record(conn, card, entry)
@@ -143,13 +145,16 @@ class Spooler:
     async def _record(self, conn: Connection, card: Card, entry: SpoolEntry) -> None:
         """In one transaction: the card is printed, `card.produced` and PRODUCED are out."""
         async with conn.transaction():
-            if await self.register(conn, self.schema).mark_printed(card, entry):
+            printed = await self.register(conn, self.schema).mark_printed(card, entry)
+            if printed:
                 tx = UnitOfWork(conn, "production")
                 tx.emit(CARD_PRODUCED, card.produced())
                 tx.status(
                     card.order_id, card.revision, Status.PRODUCED, card_number=card.card_number
                 )
                 await enqueue(conn, self.schema, tx.messages)
+        if printed:
+            metrics.CARDS_PRINTED("production", card.card_type).inc()
         log.info(
             "card.printed", file=entry.file, card_number=card.card_number, order_id=card.order_id
         )

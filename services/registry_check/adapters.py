@@ -55,6 +55,7 @@ from services.registry_check.domain import (
 from services.registry_check.maskinporten import Maskinporten, MaskinportenAuth, TokenUnavailable
 from services.registry_check.settings import RegistryCheckSettings
 from shared.logging import get_logger
+from shared.metrics import external_call
 
 log = get_logger(__name__)
 
@@ -291,16 +292,18 @@ class HttpRegister:
 
     async def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
         """(status, parsed JSON) for 200, 404 and 410; RegisterUnavailable otherwise."""
-        try:
-            response = await self.client.get(path, headers=headers)
-        except TokenUnavailable as exc:
-            raise RegisterUnavailable(self.register, f"maskinporten: {exc.why}") from exc
-        except httpx.TimeoutException as exc:
-            raise RegisterUnavailable(self.register, "timeout") from exc
-        except httpx.HTTPError as exc:
-            raise RegisterUnavailable(self.register, type(exc).__name__) from exc
-        if response.status_code not in (200, 404, 410):
-            raise RegisterUnavailable(self.register, f"HTTP {response.status_code}")
+        with external_call("registry_check", self.register.value) as call:
+            try:
+                response = await self.client.get(path, headers=headers)
+            except TokenUnavailable as exc:
+                raise RegisterUnavailable(self.register, f"maskinporten: {exc.why}") from exc
+            except httpx.TimeoutException as exc:
+                raise RegisterUnavailable(self.register, "timeout") from exc
+            except httpx.HTTPError as exc:
+                raise RegisterUnavailable(self.register, type(exc).__name__) from exc
+            if response.status_code not in (200, 404, 410):
+                call.error = f"http_{response.status_code}"
+                raise RegisterUnavailable(self.register, f"HTTP {response.status_code}")
         if response.status_code == 404:
             return 404, None
         try:

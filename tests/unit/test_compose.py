@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
+import shared.metrics  # noqa: F401 - registers every kortflyt_ metric the dashboard may use
 from shared.acls import INTERNAL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,9 @@ APP_SERVICES = ("intake", "registry_check", "production", "notify", "support", "
 # verify publishes its port on the host (a reverse proxy goes in front to run several).
 SCALABLE_SERVICES = tuple(name for name in APP_SERVICES if name != "verify")
 DEV_SERVICES = ("fake-registers", "mail-sink", "docstore")
+METRICS_PORT = "9464"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "ops" / "prometheus.yml"
+GRAFANA = REPO_ROOT / "deploy" / "ops" / "grafana"
 
 BLOB_DIR = "/var/lib/kortflyt/blobs"
 UPLOAD_DIR = "/var/lib/kortflyt/uploads"
@@ -187,7 +192,7 @@ def test_a_broken_compose_file_is_rejected(
 # --------------------------------------------------------------------------- the file validates
 
 
-@pytest.mark.parametrize("profile", [None, "dev"])
+@pytest.mark.parametrize("profile", [None, "dev", "ops"])
 def test_the_compose_file_validates_without_warnings(profile: str | None) -> None:
     args = (*(("--profile", profile) if profile else ()), "config", "--quiet")
     result = run_compose(COMPOSE_FILE, *args)
@@ -338,6 +343,94 @@ def test_every_service_has_the_heartbeat_healthcheck(name: str) -> None:
     assert healthcheck["retries"] >= 1
 
 
+@pytest.mark.parametrize("name", (*APP_SERVICES, "support-web"))
+def test_every_process_serves_metrics_and_health_inside_the_network_only(name: str) -> None:
+    environment = app_service(name)["environment"]
+    assert environment["KORTFLYT_METRICS_PORT"] == METRICS_PORT
+    assert environment["KORTFLYT_METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - in its container
+    published = {str(p["target"]) for p in app_service(name).get("ports", [])}
+    assert METRICS_PORT not in published
+
+
+def test_the_console_is_healthy_by_its_http_health() -> None:
+    test = " ".join(app_service("support-web")["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{METRICS_PORT}/health" in test
+
+
+def test_prometheus_and_grafana_run_only_with_the_ops_profile() -> None:
+    assert not {"prometheus", "grafana"} & set(services())
+    ops = services("ops")
+    assert ops["prometheus"]["image"].startswith("prom/prometheus:v")
+    assert ops["grafana"]["image"].startswith("grafana/grafana:")
+    for name in ("prometheus", "grafana"):
+        assert ops[name]["profiles"] == ["ops"]
+        [port] = ops[name]["ports"]
+        assert port["host_ip"] == "127.0.0.1", f"{name} is published beyond loopback"
+    mounts = {m["target"]: m for m in ops["prometheus"]["volumes"]}
+    config = mounts["/etc/prometheus/prometheus.yml"]
+    assert Path(config["source"]) == PROMETHEUS_CONFIG
+    assert config.get("read_only") is True
+    grafana = {
+        m["target"]: Path(m["source"]) for m in ops["grafana"]["volumes"] if m["type"] == "bind"
+    }
+    assert grafana["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    assert grafana["/etc/grafana/dashboards"] == GRAFANA / "dashboards"
+
+
+def test_prometheus_scrapes_every_instance_of_every_service() -> None:
+    """One job per process kind, found by DNS so that every replica of a scaled service is
+    a target, on the port the services serve /metrics on."""
+    text = PROMETHEUS_CONFIG.read_text(encoding="utf-8")
+    jobs = re.findall(
+        r"- job_name: (\S+)\n\s+dns_sd_configs:\n\s+- names: \[(\S+)\]\n\s+type: A\n"
+        r"\s+port: (\d+)",
+        text,
+    )
+    assert sorted(jobs) == sorted(
+        (name, name, METRICS_PORT) for name in (*APP_SERVICES, "support-web")
+    )
+    assert text.count("job_name:") == len(jobs)
+
+
+def test_grafana_has_the_prometheus_data_source_and_the_dashboard() -> None:
+    source = (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    assert "url: http://prometheus:9090" in source
+    uid = re.search(r"uid: (\S+)", source)
+    assert uid is not None
+    provider = (GRAFANA / "provisioning" / "dashboards" / "kortflyt.yml").read_text()
+    assert "path: /etc/grafana/dashboards" in provider
+    dashboard = json.loads((GRAFANA / "dashboards" / "kortflyt.json").read_text())
+    panels = dashboard["panels"]
+    assert {p["datasource"]["uid"] for p in panels} == {uid.group(1)}
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b(kortflyt_[a-z_]+)", e)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    known = {
+        metric.name + suffix
+        for metric in REGISTRY.collect()
+        if metric.name.startswith("kortflyt_")
+        for suffix in suffixes[metric.type]
+    }
+    assert used <= known, f"the dashboard asks for metrics nobody exports: {used - known}"
+    # What an operator watches (docs/operations.md): each has a panel.
+    for metric in (
+        "kortflyt_messages_total",
+        "kortflyt_handler_seconds_bucket",
+        "kortflyt_retries_scheduled_total",
+        "kortflyt_dead_letters_total",
+        "kortflyt_outbox_rows",
+        "kortflyt_outbox_oldest_age_seconds",
+        "kortflyt_consumer_lag_messages",
+        "kortflyt_external_call_seconds_bucket",
+        "kortflyt_external_call_errors_total",
+        "kortflyt_cards_printed_total",
+        "kortflyt_emails_sent_total",
+    ):
+        assert metric in used, f"no panel shows {metric}"
+    assert any("histogram_quantile(0.99" in e for e in exprs)
+    assert any("histogram_quantile(0.95" in e for e in exprs)
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_service_waits_for_kafka_postgres_and_the_topics(name: str) -> None:
     conditions = {
@@ -377,7 +470,7 @@ def test_verify_publishes_its_port_on_loopback_unless_told_otherwise() -> None:
     assert verify["environment"]["KORTFLYT_VERIFY_HOST"] == "0.0.0.0"  # noqa: S104
 
 
-@pytest.mark.parametrize("profile", [None, "dev"])
+@pytest.mark.parametrize("profile", [None, "dev", "ops"])
 def test_no_container_has_a_fixed_name(profile: str | None) -> None:
     named = [name for name, svc in services(profile).items() if "container_name" in svc]
     assert named == []

@@ -33,9 +33,44 @@ def test_two_instances_of_a_service_share_no_process_file(profile: dev.Profile) 
     assert [e["KORTFLYT_HEALTH_FILE"] for e in envs] == [str(one.health_file), str(two.health_file)]
     assert [e["KORTFLYT_DB_POOL_MAX"] for e in envs] == ["10", "10"]  # 20 for the service
     assert "KORTFLYT_DB_POOL_MAX" not in dev.service_env(profile, one)  # alone: the default
+    # Each its own /metrics and /health port.
+    assert [e["KORTFLYT_METRICS_PORT"] for e in envs] == [
+        str(one.metrics_port),
+        str(two.metrics_port),
+    ]
     # Everything else is the profile's shared state: one spool, one blob store, one key.
-    shared = {k: v for k, v in envs[0].items() if k not in ("KORTFLYT_HEALTH_FILE",)}
-    assert shared == {k: v for k, v in envs[1].items() if k not in ("KORTFLYT_HEALTH_FILE",)}
+    own = ("KORTFLYT_HEALTH_FILE", "KORTFLYT_METRICS_PORT")
+    shared = {k: v for k, v in envs[0].items() if k not in own}
+    assert shared == {k: v for k, v in envs[1].items() if k not in own}
+
+
+def test_every_process_of_a_profile_has_its_own_metrics_port(profile: dev.Profile) -> None:
+    """N instances of every service and the console: no two share a port, none takes a
+    port of the profile's other processes or of the next profile."""
+    ports = [
+        dev.Instance(profile, name, n).metrics_port
+        for name in dev.SERVICES
+        for n in range(1, services.MAX_INSTANCES + 1)
+    ] + [dev.Instance(profile, dev.WEB).metrics_port]
+    assert len(set(ports)) == len(ports)
+    others = {
+        profile.web_port,
+        profile.verify_port,
+        profile.registers_port,
+        profile.docstore_port,
+        profile.smtp_port,
+        profile.kafka_port,
+        profile.controller_port,
+        profile.pg_port,
+    }
+    assert not others & set(ports)
+    next_profile = dev.PROFILES["test6"]
+    assert max(ports) < next_profile.web_port  # test6's block starts 100 ports higher
+    assert [url for name, url in dev.metrics_urls(profile, 2) if name == "notify-2"] == [
+        f"http://127.0.0.1:{dev.Instance(profile, 'notify', 2).metrics_port}"
+    ]
+    with pytest.raises(dev.DevError, match="between 1 and"):
+        dev.services_up(profile, services.MAX_INSTANCES + 1)
 
 
 def test_instances_are_found_by_their_numbered_pid_files(profile: dev.Profile) -> None:
