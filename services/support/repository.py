@@ -13,7 +13,14 @@ import json
 from typing import TYPE_CHECKING, Protocol
 
 from services.support.orders import SubmittedOrder
-from shared.events import CardProduced, CommandHandled, OrderStatusChanged
+from shared.events import (
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
+    CommandHandled,
+    OrderStatusChanged,
+    Reason,
+)
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -25,6 +32,9 @@ class SupportStore(Protocol):
 
     async def save_card(self, card: CardProduced) -> None:
         """The order's card (a later card.produced of the order replaces it)."""
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        """A card's status change in its history, once per event."""
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         """Once per command and service."""
@@ -72,6 +82,32 @@ class PostgresSupportStore:
             card.card_number,
             card.issued_on,
             card.valid_until,
+        )
+        await self._history(card.event_id, card, "produced", CardStatus.ACTIVE, [])
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        await self._history(status.event_id, status, "status", status.status, status.reasons)
+
+    async def _history(
+        self,
+        event_id: object,
+        card: CardProduced | CardStatusChanged,
+        event: str,
+        status: CardStatus,
+        reasons: list[Reason],
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO card_history (event_id, order_id, card_number, event, status, reasons,"
+            " valid_until, occurred_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
+            " ON CONFLICT DO NOTHING",
+            event_id,
+            card.order_id,
+            card.card_number,
+            event,
+            status.value,
+            json.dumps([r.model_dump(mode="json") for r in reasons]),
+            card.valid_until,
+            card.occurred_at,
         )
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:

@@ -7,7 +7,9 @@
   never replaces a newer one.
 - `order.submitted`: card type, employer and birth date only (`order_details`), read
   leniently: a submission intake rejects is still an order support is asked about.
-- `card.produced`: the card's number and validity (`cards`).
+- `card.produced`: the card's number and validity (`cards`: the order's newest card; a
+  lost card's replacement replaces it) and the start of its history (`card_history`).
+- `card.status`: each status change of a card after production, in `card_history`.
 - `command.handled`: what intake and registry_check did with each command
   (`command_outcomes`).
 
@@ -27,6 +29,7 @@ from services.support.settings import SupportSettings
 from shared.delivery import OrderRef
 from shared.events import (
     CardProduced,
+    CardStatusChanged,
     CommandHandled,
     OrderStatusChanged,
     Reason,
@@ -34,7 +37,13 @@ from shared.events import (
 from shared.logging import get_logger
 from shared.stage import Route, Stage, UnitOfWork
 from shared.submission import SubmissionSeen
-from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import (
+    CARD_PRODUCED,
+    CARD_STATUS,
+    COMMAND_OUTCOMES,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+)
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -54,6 +63,7 @@ class Support(Stage):
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted, report_invalid=False),
             CARD_PRODUCED: Route(CardProduced, self.on_card, report_invalid=False),
+            CARD_STATUS: Route(CardStatusChanged, self.on_card_status, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
         }
 
@@ -62,6 +72,9 @@ class Support(Stage):
 
     async def on_card(self, tx: UnitOfWork, event: CardProduced) -> None:
         await self.store(tx.conn, self.name).save_card(event)
+
+    async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
+        await self.store(tx.conn, self.name).add_card_status(event)
 
     async def on_command_handled(self, tx: UnitOfWork, event: CommandHandled) -> None:
         await self.store(tx.conn, self.name).add_command_outcome(event)

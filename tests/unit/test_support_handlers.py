@@ -16,6 +16,8 @@ from services.support.orders import SubmittedOrder
 from services.support.stage import Support
 from shared.events import (
     CardProduced,
+    CardStatus,
+    CardStatusChanged,
     CheckSummary,
     CommandHandled,
     OrderStatusChanged,
@@ -39,6 +41,7 @@ class FakeSupportStore:
         self.timeline: dict[uuid.UUID, OrderStatusChanged] = {}
         self.checks: dict[str, OrderStatusChanged] = {}
         self.latest: dict[str, OrderStatusChanged] = {}
+        self.card_statuses: dict[uuid.UUID, CardStatusChanged] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeSupportStore:
         return self
@@ -50,6 +53,9 @@ class FakeSupportStore:
 
     async def save_card(self, card: CardProduced) -> None:
         self.cards[card.order_id] = card
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        self.card_statuses.setdefault(status.event_id, status)
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         self.outcomes.setdefault((outcome.command_id, outcome.service), outcome)
@@ -197,3 +203,19 @@ async def test_a_card_and_a_command_outcome_are_projected(
 
     assert store.cards == {"S-7": card}
     assert list(store.outcomes.values()) == [outcome]
+
+
+async def test_a_card_status_goes_into_the_cards_history(
+    support: Support, store: FakeSupportStore
+) -> None:
+    event = CardStatusChanged(
+        order_id="S-9",
+        card_number="0000000083",
+        status=CardStatus.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_SUSPENDED_BY_SUPPORT, "support")],
+        valid_until=date(2028, 6, 3),
+    )
+
+    await support.on_card_status(FakeUnitOfWork("support"), event)
+
+    assert store.card_statuses == {event.event_id: event}
