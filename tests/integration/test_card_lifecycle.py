@@ -311,14 +311,24 @@ async def test_on_the_broker_the_same_command_twice_and_a_replayed_topic_make_on
     await DirectoryBlobStore(tmp_path / "blobs").put("photos/p.jpg", sample_photo())
     key = Ed25519PrivateKey.generate()
 
+    # Topics of this test's own stand for production's inputs, so nothing here reaches
+    # another test's services (the e2e tests run production on the real ones).
+    topics = {
+        t: f"kortflyt.it.{uuid.uuid4().hex[:12]}"
+        for t in (ORDER_APPROVED, ORDER_COMMANDS, CARD_FINDINGS)
+    }
+
     def stage(s: AllSettings) -> Production:
         built = Production(key, s)
         built.name = name
+        built.routes = {topics[t]: route for t, route in built.routes.items()}
         return built
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
-    await admin.create_topics([NewTopic(retry_topic(name), 6, 1)])
+    await admin.create_topics(
+        [NewTopic(retry_topic(name), 6, 1), *(NewTopic(t, 6, 1) for t in topics.values())]
+    )
     producer = kafka_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     await migrate(settings.database_url, name, Production.migrations)
@@ -327,7 +337,7 @@ async def test_on_the_broker_the_same_command_twice_and_a_replayed_topic_make_on
     try:
         async with running(Service(stage, configured)):
             approved = factories.approved(oid, photo_key="photos/p.jpg")
-            await producer.send_and_wait(ORDER_APPROVED, encode(approved), key=oid.encode())
+            await producer.send_and_wait(topics[ORDER_APPROVED], encode(approved), key=oid.encode())
             mine = "SELECT {} FROM cards WHERE order_id = $1 AND printed_at IS NOT NULL"
             await wait_for(pool, mine.format("count(*) = 1"), oid)
             lost = await pool.fetchval(mine.format("card_number"), oid)
@@ -336,14 +346,14 @@ async def test_on_the_broker_the_same_command_twice_and_a_replayed_topic_make_on
             )
             for _ in range(2):  # the same record twice
                 await producer.send_and_wait(
-                    ORDER_COMMANDS,
+                    topics[ORDER_COMMANDS],
                     signed.value,
                     key=signed.key.encode(),
                     headers=list(signed.headers),
                 )
             await wait_for(pool, mine.format("count(*) = 2"), oid)
             stale = finding(oid, lost, "reinstate")  # about the lost card: ignored
-            await producer.send_and_wait(CARD_FINDINGS, encode(stale), key=oid.encode())
+            await producer.send_and_wait(topics[CARD_FINDINGS], encode(stale), key=oid.encode())
             await wait_for(
                 pool, "SELECT true FROM inbox WHERE message_id LIKE $1", f"{stale.event_id}%"
             )
@@ -375,7 +385,7 @@ async def test_on_the_broker_the_same_command_twice_and_a_replayed_topic_make_on
         await pool.execute(f"DROP SCHEMA {name} CASCADE")
         await pool.close()
         await producer.stop()
-        await admin.delete_topics([retry_topic(name)])
+        await admin.delete_topics([retry_topic(name), *topics.values()])
         await admin.close()
 
 
