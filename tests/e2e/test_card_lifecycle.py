@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from email import message_from_bytes
@@ -23,50 +22,34 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.dev import WEB, Instance, port_open, read_pid, service_env, spawn, stop_pid
 from devtools.factories import submitted
-from services.support.web.auth import Accounts
-from shared.db import create_pool
 from shared.events import CardFinding, CardProduced, Reason, encode
 from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
 from shared.topics import CARD_FINDINGS, CARD_PRODUCED
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
+from tests.e2e.test_console_browser import (  # the console's web process and its browser
+    PASSWORD,
+    Console,
+    console,
+    no_axe_violations,
+)
 from tests.e2e.test_verify import json_until
 from tests.qr import qr_codes_in_pdf
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
+__all__ = ["console"]  # a pytest fixture, used by name
 
 
 @pytest.fixture(scope="module")
-async def support_api(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
-    """The support API, signed in as an operator."""
-    profile = pipeline.profile
-    pidfile = profile.state / "run" / f"{WEB}.pid"
-    stop_pid(WEB, pidfile)
-    spawn(
-        [sys.executable, "-m", "services.support.web"],
-        profile.state / "logs" / f"{WEB}.log",
-        pidfile,
-        env=service_env(profile, Instance(profile, WEB)),
-    )
-    deadline = time.monotonic() + 60
-    while not port_open(profile.web_port):
-        assert read_pid(pidfile) is not None, "the console exited at start"
-        assert time.monotonic() < deadline, "the console did not start"
-        await asyncio.sleep(0.2)
-    name = f"e2e-cards-{run_id().lower()}"
-    pool = await create_pool(pipeline.settings.database_url, "support", 2)
-    try:
-        await Accounts(pool).add_user(name, "operator", PASSWORD)
-    finally:
-        await pool.close()
-    async with httpx.AsyncClient(base_url=profile.web_url, timeout=10) as client:
-        login = await client.post("/api/v1/login", json={"username": name, "password": PASSWORD})
+async def support_api(console: Console) -> AsyncIterator[httpx.AsyncClient]:
+    """The support API, signed in as the console's operator."""
+    async with httpx.AsyncClient(base_url=console.url, timeout=10) as client:
+        login = await client.post(
+            "/api/v1/login", json={"username": console.users["operator"], "password": PASSWORD}
+        )
         assert login.status_code == 200, login.text
         client.headers["authorization"] = f"Bearer {login.json()['token']}"
         yield client
-    stop_pid(WEB, pidfile)
 
 
 def card_url(pipeline: Pipeline, card_number: str) -> str:
@@ -76,7 +59,7 @@ def card_url(pipeline: Pipeline, card_number: str) -> str:
     return url
 
 
-async def until(check: Any, timeout_s: float = 90) -> Any:
+async def until(check: Any, timeout_s: float = 180) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         if found := await check():
@@ -101,7 +84,7 @@ def card_mails(mail_dir: Path, card_number: str) -> list[str]:
 
 
 async def test_a_lost_card_is_revoked_its_replacement_printed_once_and_findings_apply(
-    pipeline: Pipeline, support_api: httpx.AsyncClient
+    pipeline: Pipeline, support_api: httpx.AsyncClient, console: Console
 ) -> None:
     order_id = f"E2E-CARD-{run_id()}"
     await publish(pipeline.settings, [(order_id, as_bytes(submitted(order_id)))])
@@ -219,3 +202,12 @@ async def test_a_lost_card_is_revoked_its_replacement_printed_once_and_findings_
     assert card_mails(pipeline.profile.mail_dir, first.card_number) == [
         f"HMS-kort {first.card_number}: Kortet er ugyldig / The card is revoked"
     ]
+
+    # The console's order page with the card's history and its actions passes axe-core.
+    page = await console.page("operator")
+    await page.goto(console.url + f"orders/{order_id}")
+    body = await page.content()
+    assert "Kortets historikk" in body and "status-revoked" in body
+    assert f'action="/orders/{order_id}/card/report-lost"' in body
+    await no_axe_violations(page)
+    assert console.csp_violations == []
