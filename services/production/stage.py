@@ -34,7 +34,7 @@ from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.norway import Clock, today_in_norway, utc_now
 from shared.signing import CommandVerifier
-from shared.stage import CommandLedger, Ledger, Route, Stage, UnitOfWork
+from shared.stage import CommandLedger, Ledger, Route, Stage, UnitOfWork, audit_command
 from shared.topics import CARD_FINDINGS, ORDER_APPROVED, ORDER_COMMANDS
 
 if TYPE_CHECKING:
@@ -94,6 +94,13 @@ class Production(Stage):
         register = self.register(tx.conn, self.name)
         today = today_in_norway(self.clock())
         await lifecycle.handle_command(tx, register, self.ledger(tx.conn), command, today)
+
+    async def on_refused(self, tx: UnitOfWork, event: Any, refusal: str) -> None:
+        """An unsigned or forged command is audited by the services that own it: production
+        audits the card commands; the others are intake's and registry_check's to audit."""
+        if isinstance(event, lifecycle.CARD_COMMANDS):
+            await audit_command(tx, event, refusal, self.ledger(tx.conn))
+        log.warning("message.refused", refusal=refusal)
 
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings

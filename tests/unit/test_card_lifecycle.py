@@ -332,3 +332,18 @@ async def test_commands_that_are_not_about_cards_are_left_to_their_stages() -> N
 
     assert tx.messages == []
     assert ledger.audited == {}
+
+
+async def test_an_unsigned_command_is_audited_only_when_it_is_a_card_command() -> None:
+    register, ledger = FakeCardRegister(face(1)), FakeLedger()
+    stage = production(register)
+    stage.ledger = lambda _conn: ledger
+    tx = FakeUnitOfWork("production")
+    replay, report = ReplayOrder(order_id="P-1", actor="mallory"), lost(face(1))
+
+    await stage.on_refused(tx, replay, "refused: unsigned")  # intake's and registry_check's
+    await stage.on_refused(tx, report, "refused: unsigned")
+
+    assert ledger.audited == {report.event_id: "refused: unsigned"}
+    assert outcomes(tx) == ["refused: unsigned"]
+    assert register.cards[face(1).card_number].status is CardStatus.ACTIVE
