@@ -39,7 +39,9 @@ class CardRegister(Protocol):
     async def add(self, card: Card) -> None:
         """Record a new card; the spooler wakes to print it once this commits."""
 
-    async def due_for_print(self, limit: int) -> list[Card]: ...
+    async def due_for_print(self, limit: int) -> list[Card]:
+        """Cards not printed yet whose time has come; a card revoked or expired before it
+        was printed is never printed (a lost card's replacement is)."""
 
     async def count_print_tries(self, tries: Sequence[tuple[Card, float]]) -> None:
         """Record each card's counted try, and hold it back `delay_s` before the next."""
@@ -96,7 +98,7 @@ class PostgresCardRegister:
     async def due_for_print(self, limit: int) -> list[Card]:
         rows = await self.conn.fetch(
             "SELECT * FROM cards WHERE printed_at IS NULL AND print_after <= now()"
-            " ORDER BY print_after, card_number LIMIT $1",
+            " AND status IN ('ACTIVE', 'SUSPENDED') ORDER BY print_after, card_number LIMIT $1",
             limit,
         )
         return [_card(row) for row in rows]

@@ -245,6 +245,23 @@ async def test_a_lost_card_is_revoked_and_its_one_replacement_printed_once_and_a
     ]
 
 
+async def test_a_card_reported_lost_before_it_was_printed_is_never_printed(
+    plant: Plant,
+) -> None:
+    oid = order_id()
+    await plant.deliver(ORDER_APPROVED, factories.approved(oid, photo_key="photos/p.jpg"))
+    lost = await plant.pool.fetchval("SELECT card_number FROM cards")
+    await plant.command(ReportLost(order_id=oid, actor="ola", reason="borte", card_number=lost))
+
+    async with plant.pool.acquire() as conn:
+        assert await plant.spooler.print_pending(conn) == 1
+    new = await plant.pool.fetchval("SELECT card_number FROM cards WHERE replaces = $1", lost)
+
+    assert plant.pdfs() == [f"HMSKORT-{new}.pdf"]
+    produced = [e.card_number for t, e in await plant.take() if t == CARD_PRODUCED]
+    assert produced == [new]
+
+
 async def test_an_expired_card_publishes_card_status_expired_once(plant: Plant) -> None:
     oid = order_id()
     number = await plant.produced_card(oid)
