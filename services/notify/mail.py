@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import random
 import re
 import sys
@@ -50,6 +51,12 @@ def mail_domain(sender: str) -> str:
 
 def message_id(order_id: str, revision: int, status: Status, domain: str) -> str:
     return f"<hmskort.{order_id}.r{revision}.{status.value.lower()}@{domain}>"
+
+
+def card_message_id(order_id: str, card_number: str, notice: str, domain: str) -> str:
+    """The one Message-ID of a card notice (its key, services/notify/notifications.py)."""
+    digest = hashlib.sha256(notice.encode()).hexdigest()[:16]
+    return f"<hmskort.{order_id}.card.{card_number}.{digest}@{domain}>"
 
 
 @lru_cache(maxsize=1024)
@@ -115,6 +122,7 @@ def compose(
     status: Status,
     sent_at: datetime,
     proof: bytes | None = None,
+    card_number: str | None = None,
 ) -> bytes:
     date = format_datetime(sent_at)
     # Content-Language is set but, as EmailMessage.set_content clears every Content-*
@@ -132,6 +140,7 @@ def compose(
             _header("X-Kortflyt-Order", order_id),
             _header("X-Kortflyt-Revision", str(revision)),
             _header("X-Kortflyt-Status", status.value),
+            _header("X-Kortflyt-Card", card_number) if card_number else "",
         )
     )
     cte, body = _text_body(text.body)

@@ -1,4 +1,9 @@
-"""A notification (one per order, revision and status) and the life of its e-mail: pure.
+"""A notification (one per order, revision and status, or per card notice) and the life
+of its e-mail: pure.
+
+A card notice (a card suspended, reinstated, revoked, about to expire, or a replacement
+produced: services/notify/templates.py `CardNotice`) is a notification of its own, told
+apart by `notice` (`card_notice_key`); an order's status notification has notice "".
 
 The mail states, and who moves a notification between them:
 
@@ -69,6 +74,7 @@ class Notification:
     attempts: int = 0
     last_error: str | None = None
     sending_at: datetime | None = None  # when the last try went to the server
+    notice: str = ""  # "" for an order's status; else which card notice (card_notice_key)
 
     @classmethod
     def of(cls, event: OrderStatusChanged) -> Notification:
@@ -93,9 +99,20 @@ class Notification:
             card_number=card_number,
         )
 
+    @classmethod
+    def of_card(cls, order_id: str, revision: int, notice: str, event_id: UUID) -> Notification:
+        """A card notice: about the produced order (PRODUCED), told apart by `notice`."""
+        return cls(
+            order_id=order_id,
+            revision=revision,
+            status=Status.PRODUCED,
+            event_id=event_id,
+            notice=notice,
+        )
+
     @property
-    def key(self) -> tuple[str, int, str]:
-        return (self.order_id, self.revision, self.status.value)
+    def key(self) -> tuple[str, int, str, str]:
+        return (self.order_id, self.revision, self.status.value, self.notice)
 
     @property
     def mailed(self) -> bool:
@@ -188,3 +205,9 @@ class Outcome:
     notification: Notification
     retry_in_s: float = 0.0  # a deferred e-mail is due again after this
     report: EmailSent | None = None
+
+
+def card_notice_key(card_number: str, kind: str, when: str = "") -> str:
+    """Which card notice a notification is: one per card and status change (`when` the
+    change happened), one expiry warning and one replacement e-mail per card (no `when`)."""
+    return ":".join(("card", card_number, kind, *((when,) if when else ())))

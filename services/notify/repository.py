@@ -2,15 +2,17 @@
 
 `NotifyStore` is the port the handlers and the sender use (a fake one serves the unit
 tests); `PostgresNotifyStore` works on the connection it is given, inside the caller's
-transaction. Tables: `contacts` (who to write to, per revision), `cards` (the card's
-number and dates, for the PRODUCED e-mail) and `notifications` (one per order, revision
-and status, with its e-mail: services/notify/notifications.py).
+transaction. Tables: `contacts` (who to write to, per revision), `cards` (every card of
+an order: number, dates, revision and latest status, for the PRODUCED e-mail and the card
+notices) and `notifications` (one per order, revision and status, or per card notice,
+with its e-mail: services/notify/notifications.py).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.notify.contacts import Contact
@@ -25,6 +27,16 @@ from shared.worker import wake_at_commit
 
 if TYPE_CHECKING:
     from shared.db import Connection
+
+
+@dataclass(frozen=True)
+class KnownCard:
+    """A card notify has seen produced: what a card notice needs of it."""
+
+    order_id: str
+    revision: int
+    card: Card
+    status: str
 
 
 def mail_channel(schema: str) -> str:
@@ -42,12 +54,26 @@ class NotifyStore(Protocol):
 
     async def contact(self, order_id: str, revision: int) -> Contact | None: ...
 
-    async def add_card(self, order_id: str, card: Card) -> None:
-        """Remember an order's card (the first one seen wins)."""
+    async def add_card(self, order_id: str, card: Card, revision: int) -> bool:
+        """Remember a card of an order; False when it was remembered before."""
 
-    async def card(self, order_id: str) -> Card | None: ...
+    async def card(self, order_id: str) -> Card | None:
+        """The order's newest card."""
 
-    async def is_recorded(self, order_id: str, revision: int, status: Status) -> bool: ...
+    async def cards_of(self, order_id: str) -> list[str]:
+        """The numbers of the order's cards, oldest first."""
+
+    async def known_card(self, card_number: str) -> KnownCard | None: ...
+
+    async def set_card_status(self, card_number: str, status: str) -> None: ...
+
+    async def expiring(self, last_day: date, limit: int) -> list[KnownCard]:
+        """Cards still valid (ACTIVE or SUSPENDED) whose last day is `last_day` or before,
+        not yet warned (no EXPIRES_SOON notice)."""
+
+    async def is_recorded(
+        self, order_id: str, revision: int, status: Status, notice: str = ""
+    ) -> bool: ...
 
     async def add(self, notification: Notification) -> None:
         """Record a new notification; a pending e-mail wakes the sender at commit."""
@@ -116,40 +142,77 @@ class PostgresNotifyStore:
         )
         return Contact(**dict(row)) if row is not None else None
 
-    async def add_card(self, order_id: str, card: Card) -> None:
-        await self.conn.execute(
-            "INSERT INTO cards (order_id, card_number, issued_on, valid_until)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING",
-            order_id,
-            card.number,
-            card.issued_on,
-            card.valid_until,
+    async def add_card(self, order_id: str, card: Card, revision: int) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "INSERT INTO cards (order_id, card_number, issued_on, valid_until, revision)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (card_number) DO NOTHING"
+                " RETURNING true",
+                order_id,
+                card.number,
+                card.issued_on,
+                card.valid_until,
+                revision,
+            )
         )
 
     async def card(self, order_id: str) -> Card | None:
         row = await self.conn.fetchrow(
-            "SELECT card_number, issued_on, valid_until FROM cards WHERE order_id = $1",
+            "SELECT card_number, issued_on, valid_until FROM cards WHERE order_id = $1"
+            " ORDER BY recorded_at DESC, card_number DESC LIMIT 1",
             order_id,
         )
         return Card(row["card_number"], row["issued_on"], row["valid_until"]) if row else None
 
-    async def is_recorded(self, order_id: str, revision: int, status: Status) -> bool:
+    async def cards_of(self, order_id: str) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT card_number FROM cards WHERE order_id = $1 ORDER BY recorded_at, card_number",
+            order_id,
+        )
+        return [r["card_number"] for r in rows]
+
+    async def known_card(self, card_number: str) -> KnownCard | None:
+        row = await self.conn.fetchrow("SELECT * FROM cards WHERE card_number = $1", card_number)
+        return _known(row) if row else None
+
+    async def set_card_status(self, card_number: str, status: str) -> None:
+        await self.conn.execute(
+            "UPDATE cards SET status = $2 WHERE card_number = $1", card_number, status
+        )
+
+    async def expiring(self, last_day: date, limit: int) -> list[KnownCard]:
+        # The literal statuses match the partial index cards_expiring.
+        rows = await self.conn.fetch(
+            "SELECT c.* FROM cards c WHERE c.status IN ('ACTIVE', 'SUSPENDED')"
+            " AND c.valid_until <= $1 AND c.revision IS NOT NULL AND NOT EXISTS ("
+            "  SELECT 1 FROM notifications n WHERE n.order_id = c.order_id"
+            "  AND n.notice = 'card:' || c.card_number || ':EXPIRES_SOON')"
+            " ORDER BY c.valid_until LIMIT $2",
+            last_day,
+            limit,
+        )
+        return [_known(row) for row in rows]
+
+    async def is_recorded(
+        self, order_id: str, revision: int, status: Status, notice: str = ""
+    ) -> bool:
         return bool(
             await self.conn.fetchval(
                 "SELECT true FROM notifications"
-                " WHERE order_id = $1 AND revision = $2 AND status = $3",
+                " WHERE order_id = $1 AND revision = $2 AND status = $3 AND notice = $4",
                 order_id,
                 revision,
                 status.value,
+                notice,
             )
         )
 
     async def add(self, notification: Notification) -> None:
         n = notification
         await self.conn.execute(
-            "INSERT INTO notifications (order_id, revision, status, event_id, reasons,"
+            "INSERT INTO notifications (order_id, revision, status, notice, event_id, reasons,"
             " mail_state, waiting_for, recipient, message_id, message, last_error)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT DO NOTHING",
             *n.key,
             n.event_id,
@@ -176,9 +239,9 @@ class PostgresNotifyStore:
     async def save(self, notification: Notification) -> None:
         n = notification
         await self.conn.execute(
-            "UPDATE notifications SET mail_state = $4, waiting_for = $5, recipient = $6,"
-            " message_id = $7, message = $8, last_error = $9, next_attempt_at = now()"
-            " WHERE order_id = $1 AND revision = $2 AND status = $3",
+            "UPDATE notifications SET mail_state = $5, waiting_for = $6, recipient = $7,"
+            " message_id = $8, message = $9, last_error = $10, next_attempt_at = now()"
+            " WHERE order_id = $1 AND revision = $2 AND status = $3 AND notice = $4",
             *n.key,
             n.mail_state.value,
             n.waiting_for.value if n.waiting_for else None,
@@ -218,9 +281,9 @@ class PostgresNotifyStore:
     async def _claim(self, sending: Notification) -> bool:
         return bool(
             await self.conn.fetchval(
-                "UPDATE notifications SET mail_state = $4, sending_at = now(), attempts = $5"
-                " WHERE order_id = $1 AND revision = $2 AND status = $3 AND mail_state = $6"
-                " RETURNING true",
+                "UPDATE notifications SET mail_state = $5, sending_at = now(), attempts = $6"
+                " WHERE order_id = $1 AND revision = $2 AND status = $3 AND notice = $4"
+                " AND mail_state = $7 RETURNING true",
                 *sending.key,
                 sending.mail_state.value,
                 sending.attempts,
@@ -241,10 +304,10 @@ class PostgresNotifyStore:
     async def _save_outcome(self, notification: Notification, retry_in_s: float) -> None:
         n = notification
         await self.conn.execute(
-            "UPDATE notifications SET mail_state = $4, attempts = $5, last_error = $6,"
-            " sent_at = CASE WHEN $7 THEN now() ELSE sent_at END,"
-            " next_attempt_at = now() + make_interval(secs => $8)"
-            " WHERE order_id = $1 AND revision = $2 AND status = $3",
+            "UPDATE notifications SET mail_state = $5, attempts = $6, last_error = $7,"
+            " sent_at = CASE WHEN $8 THEN now() ELSE sent_at END,"
+            " next_attempt_at = now() + make_interval(secs => $9)"
+            " WHERE order_id = $1 AND revision = $2 AND status = $3 AND notice = $4",
             *n.key,
             n.mail_state.value,
             n.attempts,
@@ -265,6 +328,11 @@ def _notification(row: Any) -> Notification:
             "waiting_for": Awaiting(row["waiting_for"]) if row["waiting_for"] else None,
         }
     )
+
+
+def _known(row: Any) -> KnownCard:
+    card = Card(row["card_number"], row["issued_on"], row["valid_until"])
+    return KnownCard(row["order_id"], row["revision"], card, row["status"])
 
 
 def _reason(stored: Any) -> Reason:

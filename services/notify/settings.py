@@ -20,3 +20,5 @@ class NotifySettings(Verification):
     # The Ed25519 key that signs proofs of order; generated here once when missing, its
     # public half published (proof_public_key_file) for verify.
     proof_key_file: str = "/var/lib/kortflyt/keys/proof-ed25519.pem"
+    # How often to look for cards that expire within 30 days (one e-mail per card).
+    expiry_warning_interval_s: float = Field(default=3600.0, gt=0)

@@ -2,7 +2,11 @@
 
 - `order.submitted` (read leniently, services/notify/contacts.py): remember who to write
   to about that revision.
-- `card.produced`: remember the card's number and dates for the PRODUCED e-mail.
+- `card.produced`: remember the card's number and dates for the PRODUCED e-mail; a
+  second card of an order (a lost card's replacement) gets an e-mail of its own.
+- `card.status`: remember the card's status, and e-mail the employer when it is
+  suspended, reinstated or revoked (services/notify/card_notices.py); the expiry warning
+  30 days ahead comes from a daily look (`ExpiryWarner`).
 - `order.status`: record the notification (services/notify/notifications.py); for a
   status in MAILED, compose the whole e-mail (with the signed proof of order at
   RECEIVED) and leave it `pending` for the sender (services/notify/sender.py), all in
@@ -26,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.notify.card_notices import CardMail, ExpiryWarner
 from services.notify.contacts import Contact, contact_of
 from services.notify.mail import compose, mail_domain, message_id
-from services.notify.notifications import Awaiting, Notification
+from services.notify.notifications import Awaiting, Notification, card_notice_key
 from services.notify.proof import (
     ProofContent,
     load_or_create_private_key,
@@ -39,20 +44,35 @@ from services.notify.repository import NotifyStore, PostgresNotifyStore
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import SmtpTransport
-from services.notify.templates import MAILED, Card, Notice, render
+from services.notify.templates import MAILED, Card, CardNoticeKind, Notice, render
 from shared.delivery import OrderRef
-from shared.events import CardProduced, OrderStatusChanged, Reason, Status
+from shared.events import (
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
+    OrderStatusChanged,
+    Reason,
+    Status,
+)
 from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.norway import Clock, utc_now
+from shared.reasons import ReasonCode
 from shared.stage import Route, Stage, TransientFailure, UnitOfWork
 from shared.submission import SubmissionSeen
-from shared.topics import CARD_PRODUCED, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_STATUS, ORDER_SUBMITTED
 
 if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
+
+# The card statuses the employer is e-mailed about (EXPIRED was warned of 30 days ahead).
+CARD_STATUS_MAILED: dict[CardStatus, CardNoticeKind] = {
+    CardStatus.SUSPENDED: "SUSPENDED",
+    CardStatus.ACTIVE: "ACTIVE",  # production says ACTIVE only when a suspension is lifted
+    CardStatus.REVOKED: "REVOKED",
+}
 
 
 class Notify(Stage):
@@ -71,10 +91,12 @@ class Notify(Stage):
         self.store = store
         self.clock = clock
         self.domain = mail_domain(settings.smtp_from)
+        self.card_mail = CardMail(settings.smtp_from, self.domain, clock)
         self.routes = {
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status, statuses=MAILED),
             CARD_PRODUCED: Route(CardProduced, self.on_card_produced),
+            CARD_STATUS: Route(CardStatusChanged, self.on_card_status),
         }
 
     async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
@@ -94,10 +116,38 @@ class Notify(Stage):
         store = self.store(tx.conn, self.name)
         await store.lock_order(event.order_id)
         card = Card(event.card_number, event.issued_on, event.valid_until)
-        await store.add_card(event.order_id, card)
+        earlier = [n for n in await store.cards_of(event.order_id) if n != event.card_number]
+        await store.add_card(event.order_id, card, event.revision)
+        if earlier:
+            # A second card of the order: a lost card's replacement. The order's PRODUCED
+            # e-mail went out with the first card; this one gets an e-mail of its own.
+            known = await store.known_card(event.card_number)
+            assert known is not None  # just added
+            notice = card_notice_key(event.card_number, "PRODUCED")
+            await self.card_mail.record(
+                store, known, "REPLACEMENT", notice, event.event_id, replaces=earlier[-1]
+            )
+            return
         # A PRODUCED status that gave up waiting for this card gets its e-mail now.
         for waiting in await store.waiting_for(event.order_id, Awaiting.CARD):
             await self._resume(store, waiting)
+
+    async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
+        store = self.store(tx.conn, self.name)
+        await store.lock_order(event.order_id)
+        known = await store.known_card(event.card_number)
+        if known is None:
+            # Its card.produced (another topic) has not come yet: try again shortly.
+            raise TransientFailure(Reason.of(ReasonCode.PROCESSING_FAILED, "card"), Status.PRODUCED)
+        await store.set_card_status(event.card_number, event.status.value)
+        kind = CARD_STATUS_MAILED.get(event.status)
+        if kind is None:
+            log.info("card_notice.not_mailed", status=event.status.value)
+            return
+        notice = card_notice_key(
+            event.card_number, event.status.value, event.occurred_at.isoformat()
+        )
+        await self.card_mail.record(store, known, kind, notice, event.event_id, event.reasons)
 
     async def _resume(self, store: NotifyStore, waiting: Notification) -> None:
         """Make the e-mail of a notification that waited, now that what it waited for came
@@ -213,6 +263,9 @@ class Notify(Stage):
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
         settings = self.settings
         sender = Sender(self.name, SmtpTransport(settings), settings, self.store)
+        warner = ExpiryWarner(
+            self.name, self.card_mail, settings.expiry_warning_interval_s, self.store
+        )
         return [
             run_as_leader(
                 settings.database_url,
@@ -220,7 +273,14 @@ class Notify(Stage):
                 "sender",
                 sender.run,
                 lease_s=settings.leader_lease_s,
-            )
+            ),
+            run_as_leader(
+                settings.database_url,
+                self.name,
+                "expiry_warner",
+                warner.run,
+                lease_s=settings.leader_lease_s,
+            ),
         ]
 
 

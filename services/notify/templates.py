@@ -3,6 +3,10 @@
 One template per kind of status that gets an e-mail (MAILED). Every reason of the status
 is listed with its code and what to do; a rejection says how to contest it; a produced
 card gives its number, issue date and last valid day.
+
+After production, one template per card notice (`CardNotice`, `render_card`): a card
+suspended, reinstated or revoked (with its reasons and what to do), its expiry 30 days
+ahead, and a lost card's replacement produced.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
 from shared.events import STATUS_LABEL, Reason, Status
 from shared.norway import norwegian_date
@@ -204,6 +209,141 @@ def render(n: Notice) -> MailText:
         *_body_en(n),
         "",
         f"Status: {en} (revision {n.revision})",
+        "",
+        "Regards, HMS-kort. This e-mail cannot be replied to.",
+        "",
+    ]
+    return MailText(subject, "\n".join(lines))
+
+
+# ---------------------------------------------------------------- cards after production
+
+# What a card notice is about: the card's new status (card.status), its expiry 30 days
+# ahead, or a replacement card produced.
+CardNoticeKind = Literal["SUSPENDED", "ACTIVE", "REVOKED", "EXPIRES_SOON", "REPLACEMENT"]
+
+CARD_NOTICE_LABEL: dict[CardNoticeKind, tuple[str, str]] = {
+    "SUSPENDED": ("Kortet er sperret", "The card is suspended"),
+    "ACTIVE": ("Kortet er gyldig igjen", "The card is valid again"),
+    "REVOKED": ("Kortet er ugyldig", "The card is revoked"),
+    "EXPIRES_SOON": ("Kortet går snart ut", "The card expires soon"),
+    "REPLACEMENT": ("Nytt kort er produsert", "A new card has been produced"),
+}
+
+
+@dataclass(frozen=True)
+class CardNotice:
+    """What one card e-mail is about."""
+
+    order_id: str
+    kind: CardNoticeKind
+    card: Card
+    employer_name: str | None = None
+    worker_name: str | None = None
+    card_type: str | None = None
+    reasons: Sequence[Reason] = field(default_factory=tuple)
+    replaces: str | None = None  # the lost card a replacement replaces
+
+
+def _card_body(n: CardNotice, english: bool) -> list[str]:
+    about = _about(
+        Notice(n.order_id, 0, Status.PRODUCED, n.employer_name, n.worker_name, n.card_type),
+        english,
+    )
+    number = n.card.number
+    last_day = norwegian_date(n.card.valid_until)
+    if n.kind == "SUSPENDED":
+        if english:
+            head = f"Card {number}, {about}, is suspended and not valid for now, because:"
+            tail = "Do what the reasons above ask; the card is valid again once they are met."
+        else:
+            head = f"Kort {number}, {about}, er sperret og gjelder ikke nå, fordi:"
+            tail = "Gjør det årsakene over ber om; kortet blir gyldig igjen når de er oppfylt."
+        return [head, *_reasons(n.reasons, english), "", tail]
+    if n.kind == "ACTIVE":
+        if english:
+            return [
+                f"Card {number}, {about}, is valid again: the suspension has been lifted.",
+                "",
+                f"The card is valid until {last_day}. You need not do anything.",
+            ]
+        return [
+            f"Kort {number}, {about}, er gyldig igjen: sperringen er opphevet.",
+            "",
+            f"Kortet gjelder til {last_day}. Du trenger ikke gjøre noe.",
+        ]
+    if n.kind == "REVOKED":
+        if english:
+            head = f"Card {number}, {about}, has been revoked and is no longer valid, because:"
+            tail = "The card can never be valid again. Ask the worker to hand it in or destroy it."
+        else:
+            head = f"Kort {number}, {about}, er gjort ugyldig og gjelder ikke lenger, fordi:"
+            tail = (
+                "Kortet kan ikke bli gyldig igjen. Be arbeidstakeren levere det inn eller "
+                "makulere det."
+            )
+        return [head, *_reasons(n.reasons, english), "", tail]
+    if n.kind == "EXPIRES_SOON":
+        if english:
+            return [
+                f"Card {number}, {about}, expires on {last_day} (in 30 days or less).",
+                "",
+                "If the worker still needs a card, order a new one in the portal now, so it "
+                "arrives before this one expires.",
+            ]
+        return [
+            f"Kort {number}, {about}, går ut {last_day} (om 30 dager eller mindre).",
+            "",
+            "Trenger arbeidstakeren fortsatt kort, bestill nytt i portalen nå, så det kommer "
+            "før dette går ut.",
+        ]
+    if english:
+        return [
+            f"A new card has been produced for {about}"
+            + (f", replacing card {n.replaces}, which is revoked." if n.replaces else "."),
+            "",
+            f"  Card number:  {number}",
+            f"  Issued:       {norwegian_date(n.card.issued_on)}",
+            f"  Valid until:  {last_day}",
+            "",
+            "Use the new card only; the old one is no longer valid.",
+        ]
+    return [
+        f"Et nytt kort er produsert for {about}"
+        + (f", til erstatning for kort {n.replaces}, som er ugyldig." if n.replaces else "."),
+        "",
+        f"  Kortnummer:   {number}",
+        f"  Utstedt:      {norwegian_date(n.card.issued_on)}",
+        f"  Gyldig til:   {last_day}",
+        "",
+        "Bruk bare det nye kortet; det gamle gjelder ikke lenger.",
+    ]
+
+
+def render_card(n: CardNotice) -> MailText:
+    """The e-mail of a card notice, bokmål and then English."""
+    nb, en = CARD_NOTICE_LABEL[n.kind]
+    subject = f"HMS-kort {n.card.number}: {nb} / {en}"
+    greeting_nb = f"Hei{', ' + n.employer_name if n.employer_name else ''}!"
+    greeting_en = f"Hello{', ' + n.employer_name if n.employer_name else ''},"
+    lines = [
+        "(English below)",
+        "",
+        greeting_nb,
+        "",
+        *_card_body(n, english=False),
+        "",
+        f"Bestillingsreferanse: {n.order_id}",
+        "",
+        "Hilsen HMS-kort. Denne e-posten kan ikke besvares.",
+        "",
+        "-" * 60,
+        "",
+        greeting_en,
+        "",
+        *_card_body(n, english=True),
+        "",
+        f"Order reference: {n.order_id}",
         "",
         "Regards, HMS-kort. This e-mail cannot be replied to.",
         "",

@@ -1,11 +1,12 @@
-"""production's settings: the printer's spool, the issuer and the card key."""
+"""production's settings: the printer's spool, the issuer, the card key, and the keys
+support's card commands are verified with."""
 
 from __future__ import annotations
 
-from shared.settings import BlobStorage, Verification
+from shared.settings import BlobStorage, CommandKeys, Verification
 
 
-class ProductionSettings(BlobStorage, Verification):
+class ProductionSettings(BlobStorage, Verification, CommandKeys):
     # production: the card printer's hot folder (one PDF per card + manifest.jsonl) and
     # the issuer named on every card (§ 7).
     print_spool_dir: str = "/var/lib/kortflyt/spool"

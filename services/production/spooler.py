@@ -39,7 +39,7 @@ from shared.outbox import enqueue
 from shared.processor import backoff_s
 from shared.qrtoken import Payload, token_url
 from shared.stage import UnitOfWork
-from shared.topics import CARD_PRODUCED
+from shared.topics import CARD_PRODUCED, CARD_STATUS
 from shared.worker import WorkLoop
 
 if TYPE_CHECKING:
@@ -91,12 +91,18 @@ class Spooler:
         await self._loop.run(conn, step)
 
     async def expire(self, conn: Connection) -> int:
-        """The register says EXPIRED once a card's last valid day (in Norway) has passed."""
+        """The register says EXPIRED once a card's last valid day (in Norway) has passed,
+        and `card.status` EXPIRED says so to everyone, in the same transaction."""
         today = today_in_norway(self.clock())
         register = self.register(conn, self.schema)
-        candidates = await register.active_until_before(today)
-        expired = [e for card in candidates if (e := card.expired(today)) is not None]
-        await register.set_status(expired)
+        async with conn.transaction():
+            candidates = await register.active_until_before(today)
+            expired = [e for card in candidates if (e := card.expired(today)) is not None]
+            await register.set_status(expired)
+            tx = UnitOfWork(conn, "production")
+            for card in expired:
+                tx.emit(CARD_STATUS, card.status_event())
+            await enqueue(conn, self.schema, tx.messages)
         self._expired_at = time.monotonic()
         log.info("cards.expired", cards=len(expired), today=today.isoformat())
         return len(expired)

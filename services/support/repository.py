@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from services.support.funnel import CARD_TYPES
 from services.support.orders import SubmittedOrder
-from shared.events import CardProduced, CommandHandled, EmailSent, OrderStatusChanged, Status
+from shared.events import (
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
+    CommandHandled,
+    EmailSent,
+    OrderStatusChanged,
+    Reason,
+    Status,
+)
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -28,6 +37,9 @@ class SupportStore(Protocol):
     async def save_card(self, card: CardProduced) -> None:
         """The order's card (a later card.produced of the order replaces it), and its card
         type for the funnel."""
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        """A card's status change in its history, once per event."""
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         """Once per command and service."""
@@ -93,6 +105,32 @@ class PostgresSupportStore:
             "UPDATE order_funnel SET card_type = $2 WHERE order_id = $1",
             card.order_id,
             card.card_type,
+        )
+        await self._history(card.event_id, card, "produced", CardStatus.ACTIVE, [])
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        await self._history(status.event_id, status, "status", status.status, status.reasons)
+
+    async def _history(
+        self,
+        event_id: object,
+        card: CardProduced | CardStatusChanged,
+        event: str,
+        status: CardStatus,
+        reasons: list[Reason],
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO card_history (event_id, order_id, card_number, event, status, reasons,"
+            " valid_until, occurred_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)"
+            " ON CONFLICT DO NOTHING",
+            event_id,
+            card.order_id,
+            card.card_number,
+            event,
+            status.value,
+            json.dumps([r.model_dump(mode="json") for r in reasons]),
+            card.valid_until,
+            card.occurred_at,
         )
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:

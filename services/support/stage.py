@@ -7,7 +7,9 @@
   never replaces a newer one.
 - `order.submitted`: card type, employer and birth date only (`order_details`), read
   leniently: a submission intake rejects is still an order support is asked about.
-- `card.produced`: the card's number and validity (`cards`).
+- `card.produced`: the card's number and validity (`cards`: the order's newest card; a
+  lost card's replacement replaces it) and the start of its history (`card_history`).
+- `card.status`: each status change of a card after production, in `card_history`.
 - `command.handled`: what intake and registry_check did with each command
   (`command_outcomes`).
 - `email.sent`: what came of each e-mail notify sent the employer, the address masked
@@ -29,6 +31,7 @@ from services.support.settings import SupportSettings
 from shared.delivery import OrderRef
 from shared.events import (
     CardProduced,
+    CardStatusChanged,
     CommandHandled,
     EmailSent,
     OrderStatusChanged,
@@ -39,6 +42,7 @@ from shared.stage import Route, Stage, UnitOfWork
 from shared.submission import SubmissionSeen
 from shared.topics import (
     CARD_PRODUCED,
+    CARD_STATUS,
     COMMAND_OUTCOMES,
     ORDER_EMAILS,
     ORDER_STATUS,
@@ -63,6 +67,7 @@ class Support(Stage):
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted, report_invalid=False),
             CARD_PRODUCED: Route(CardProduced, self.on_card, report_invalid=False),
+            CARD_STATUS: Route(CardStatusChanged, self.on_card_status, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
             ORDER_EMAILS: Route(EmailSent, self.on_email, report_invalid=False),
         }
@@ -72,6 +77,9 @@ class Support(Stage):
 
     async def on_card(self, tx: UnitOfWork, event: CardProduced) -> None:
         await self.store(tx.conn, self.name).save_card(event)
+
+    async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
+        await self.store(tx.conn, self.name).add_card_status(event)
 
     async def on_command_handled(self, tx: UnitOfWork, event: CommandHandled) -> None:
         await self.store(tx.conn, self.name).add_command_outcome(event)

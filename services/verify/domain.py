@@ -7,7 +7,7 @@ verdict, so every rule is tested with plain values (tests/unit/test_verify_domai
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -71,6 +71,47 @@ def card_verdict(status: str | None, valid_until: date | None, today: date) -> V
     if verdict is Verdict.VALID and valid_until < today:
         return Verdict.EXPIRED
     return verdict
+
+
+# Why a card is not valid, in the general terms an inspector is told (never the case's
+# details); the employer gets the whole reason with what to do (notify).
+_GENERAL_REASON: dict[str, tuple[str, str]] = {
+    "CARD_EMPLOYER_DISSOLVING": (
+        "arbeidsgiveren er under avvikling",
+        "the employer is being wound up",
+    ),
+    "CARD_EMPLOYER_BANKRUPT": ("arbeidsgiveren er konkurs", "the employer is bankrupt"),
+    "CARD_EMPLOYER_DELETED": ("arbeidsgiveren er slettet", "the employer has been deleted"),
+    "CARD_CLEANING_APPROVAL_LOST": (
+        "virksomheten er ikke godkjent i Renholdsregisteret",
+        "the company is not approved in Renholdsregisteret",
+    ),
+    "CARD_STAFFING_APPROVAL_LOST": (
+        "bemanningsforetaket er ikke godkjent",
+        "the staffing company is not approved",
+    ),
+    "CARD_EMPLOYMENT_MISSING": (
+        "arbeidsforholdet er ikke registrert",
+        "the employment is not registered",
+    ),
+    "CARD_EMPLOYMENT_ENDED": ("arbeidsforholdet er avsluttet", "the employment has ended"),
+    "CARD_REPORTED_LOST": (
+        "kortet er meldt tapt eller stjålet",
+        "the card is reported lost or stolen",
+    ),
+    "CARD_REPLACED": ("kortet er erstattet av et nytt kort", "the card has been replaced"),
+    "CARD_SUSPENDED_BY_SUPPORT": ("kortet er sperret av utstederen", "suspended by the issuer"),
+    "CARD_EXPIRED": ("kortets gyldighet er utløpt", "the card's validity has expired"),
+}
+
+
+def general_reason(codes: Sequence[str]) -> tuple[str | None, str | None]:
+    """(bokmål, English) of why, in general terms; (None, None) when no reason is given."""
+    said = [_GENERAL_REASON[c] for c in dict.fromkeys(codes) if c in _GENERAL_REASON]
+    if not said:
+        return None, None
+    nb, en = "; ".join(s[0] for s in said), "; ".join(s[1] for s in said)
+    return nb[0].upper() + nb[1:] + ".", en[0].upper() + en[1:] + "."
 
 
 def add_months(day: date, months: int) -> date:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from services.verify.domain import CardStatus
-from shared.events import CardProduced, OrderStatusChanged, Status
+from services.verify.domain import CardStatus, general_reason
+from shared.events import CardProduced, CardStatusChanged, OrderStatusChanged, Status
 
 if TYPE_CHECKING:
     from services.verify.stage import AcceptedView
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 class VerifyStore(Protocol):
     async def save_card(self, card: CardProduced) -> None:
         """The card as printed; a redelivery writes the same again."""
+
+    async def save_card_status(self, status: CardStatusChanged) -> None:
+        """The card's latest status with when and, in general terms, why; a status older
+        than the one stored changes nothing."""
 
     async def save_status(self, status: OrderStatusChanged) -> None:
         """The order's latest status, unless a newer revision's is stored; a status
@@ -62,6 +66,24 @@ class PostgresVerifyStore:
             card.photo_key,
             card.issued_on,
             card.valid_until,
+        )
+
+    async def save_card_status(self, status: CardStatusChanged) -> None:
+        reason_nb, reason_en = general_reason([r.code.value for r in status.reasons])
+        await self.conn.execute(
+            "INSERT INTO card_statuses (card_number, order_id, status, status_since,"
+            " status_reason_nb, status_reason_en) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (card_number) DO UPDATE SET status = EXCLUDED.status,"
+            " status_since = EXCLUDED.status_since,"
+            " status_reason_nb = EXCLUDED.status_reason_nb,"
+            " status_reason_en = EXCLUDED.status_reason_en"
+            " WHERE card_statuses.status_since <= EXCLUDED.status_since",
+            status.card_number,
+            status.order_id,
+            status.status.value,
+            status.occurred_at,
+            reason_nb,
+            reason_en,
         )
 
     async def save_status(self, status: OrderStatusChanged) -> None:
@@ -142,10 +164,17 @@ class Lookups:
             self.pool = pool
 
     async def card(self, card_number: str) -> CardRow | None:
+        # The card's status is card.status's when there is one, else ACTIVE as produced.
         row = await self.pool.fetchrow(
-            "SELECT card_number, order_id, card_type, status, status_since, status_reason_nb,"
-            " status_reason_en, holder_name, employer_org_number, employer_name, photo_key,"
-            " issued_on, valid_until FROM cards WHERE card_number = $1",
+            "SELECT c.card_number, c.order_id, c.card_type,"
+            " COALESCE(s.status, c.status) AS status,"
+            " COALESCE(s.status_since, c.status_since) AS status_since,"
+            " COALESCE(s.status_reason_nb, c.status_reason_nb) AS status_reason_nb,"
+            " COALESCE(s.status_reason_en, c.status_reason_en) AS status_reason_en,"
+            " c.holder_name, c.employer_org_number, c.employer_name, c.photo_key,"
+            " c.issued_on, c.valid_until"
+            " FROM cards c LEFT JOIN card_statuses s USING (card_number)"
+            " WHERE c.card_number = $1",
             card_number,
         )
         return _card_row(row) if row else None
@@ -160,9 +189,10 @@ class Lookups:
 
     async def employer(self, org_number: str, today: date) -> EmployerCards:
         rows = await self.pool.fetch(
-            "SELECT card_type, count(*) AS n, max(employer_name) AS name FROM cards"
-            " WHERE employer_org_number = $1 AND status = $3 AND valid_until >= $2"
-            " GROUP BY card_type",
+            "SELECT c.card_type, count(*) AS n, max(c.employer_name) AS name"
+            " FROM cards c LEFT JOIN card_statuses s USING (card_number)"
+            " WHERE c.employer_org_number = $1 AND COALESCE(s.status, c.status) = $3"
+            " AND c.valid_until >= $2 GROUP BY c.card_type",
             org_number,
             today,
             CardStatus.ACTIVE.value,

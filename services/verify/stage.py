@@ -2,6 +2,9 @@
 
 - `card.produced`: the card as printed (number, type, holder's name, employer, photo key,
   validity); a redelivery writes the same row again.
+- `card.status`: the card's latest status (SUSPENDED, REVOKED, EXPIRED, ACTIVE again),
+  since when and, in general terms, why; a lost card's replacement comes as a new
+  `card.produced`.
 - `order.status`: each order's latest status (a status of an older revision never
   replaces a newer one), for the proof-of-order page.
 - `order.accepted`: read with a model of verify's own that takes only the employer's
@@ -21,10 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.verify.repository import PostgresVerifyStore, VerifyStore
 from services.verify.settings import VerifySettings
 from shared.delivery import OrderRef
-from shared.events import CardProduced, Event, OrderStatusChanged, Reason, Text
+from shared.events import (
+    CardProduced,
+    CardStatusChanged,
+    Event,
+    OrderStatusChanged,
+    Reason,
+    Text,
+)
 from shared.logging import get_logger
 from shared.stage import Route, Stage, UnitOfWork
-from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_ACCEPTED, ORDER_STATUS
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -63,6 +73,7 @@ class Verify(Stage):
         self.store = store
         self.routes = {
             CARD_PRODUCED: Route(CardProduced, self.on_card_produced),
+            CARD_STATUS: Route(CardStatusChanged, self.on_card_status, report_invalid=False),
             ORDER_STATUS: Route(OrderStatusChanged, self.on_status),
             ORDER_ACCEPTED: Route(AcceptedView, self.on_accepted),
         }
@@ -70,6 +81,10 @@ class Verify(Stage):
     async def on_card_produced(self, tx: UnitOfWork, event: CardProduced) -> None:
         await self.store(tx.conn, self.name).save_card(event)
         log.info("verify.card_recorded", card_number=event.card_number)
+
+    async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
+        await self.store(tx.conn, self.name).save_card_status(event)
+        log.info("verify.card_status", card_number=event.card_number, status=event.status.value)
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         await self.store(tx.conn, self.name).save_status(event)

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devtools.fakes import mail_sink
+from services.notify.card_notices import ExpiryWarner
 from services.notify.notifications import Awaiting, MailState
 from services.notify.proof import verify
 from services.notify.sender import Sender
@@ -33,6 +34,8 @@ from shared.db import create_pool, migrate
 from shared.delivery import HEADER_ATTEMPT, HEADER_ORIGIN, Delivery, described
 from shared.events import (
     CardProduced,
+    CardStatus,
+    CardStatusChanged,
     EmailSent,
     OrderStatusChanged,
     Reason,
@@ -40,9 +43,17 @@ from shared.events import (
     encode,
     parse_event,
 )
+from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.reasons import ReasonCode
-from shared.topics import CARD_PRODUCED, ORDER_EMAILS, ORDER_STATUS, ORDER_SUBMITTED, retry_topic
+from shared.topics import (
+    CARD_PRODUCED,
+    CARD_STATUS,
+    ORDER_EMAILS,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    retry_topic,
+)
 from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings
 
@@ -493,3 +504,93 @@ async def test_an_email_left_sending_is_published_unconfirmed_when_a_sender_star
     (report,) = await emails_in_outbox(desk)
     sending_at = await desk.pool.fetchval("SELECT sending_at FROM notifications")
     assert (report.outcome, report.sent_at) == ("unconfirmed", sending_at)
+
+
+def card_status(
+    order_id: str, number: str, s: CardStatus, *codes: ReasonCode, at: datetime | None = None
+) -> CardStatusChanged:
+    return CardStatusChanged(
+        order_id=order_id,
+        card_number=number,
+        status=s,
+        reasons=[Reason.of(code, "card") for code in codes],
+        valid_until=date(2028, 6, 3),
+        occurred_at=at or datetime.now(UTC),
+    )
+
+
+def subject(mail: EmailMessage) -> str:
+    return " ".join(str(mail["Subject"]).split())
+
+
+def card(order_id: str, number: str, valid_until: date = date(2028, 6, 3)) -> CardProduced:
+    return CardProduced(
+        order_id=order_id,
+        revision=1,
+        card_number=number,
+        card_type="construction",
+        issued_on=date(2026, 6, 3),
+        valid_until=valid_until,
+    )
+
+
+async def test_a_cards_suspension_reinstatement_revocation_and_replacement_mail_once_each(
+    desk: Desk,
+) -> None:
+    await desk.submit(submission("N-C1"))
+    await desk.tell(card("N-C1", "0000000076"))
+    suspended = card_status(
+        "N-C1", "0000000076", CardStatus.SUSPENDED, ReasonCode.CARD_EMPLOYMENT_MISSING
+    )
+    for event in (
+        suspended,
+        card_status("N-C1", "0000000076", CardStatus.ACTIVE),
+        card_status("N-C1", "0000000076", CardStatus.REVOKED, ReasonCode.CARD_REPORTED_LOST),
+    ):
+        await desk.deliver(CARD_STATUS, encode(event))
+    await desk.deliver(CARD_STATUS, encode(suspended))  # redelivered: the inbox has it
+    again = suspended.model_copy(update={"event_id": uuid.uuid4()})
+    await desk.deliver(CARD_STATUS, encode(again))  # the same change under another id
+    replacement = card("N-C1", "0000000084")
+    await desk.tell(replacement)
+    await desk.tell(replacement.model_copy(update={"event_id": uuid.uuid4()}))
+    await desk.send()
+    await desk.send()
+
+    mails = desk.mail()
+    subjects = sorted(subject(m) for m in mails)
+    assert subjects == [
+        "HMS-kort 0000000076: Kortet er gyldig igjen / The card is valid again",
+        "HMS-kort 0000000076: Kortet er sperret / The card is suspended",
+        "HMS-kort 0000000076: Kortet er ugyldig / The card is revoked",
+        "HMS-kort 0000000084: Nytt kort er produsert / A new card has been produced",
+    ]
+    assert all(m["To"] == "hms@example.no" for m in mails)
+    texts = {subject(m).split(": ")[1]: m.get_body(("plain",)) for m in mails}
+    sperret = texts["Kortet er sperret / The card is suspended"]
+    assert sperret is not None
+    assert "a-meldingen" in sperret.get_content() and "a-melding;" in sperret.get_content()
+    states = await desk.pool.fetch("SELECT mail_state FROM notifications WHERE notice <> ''")
+    assert [r[0] for r in states] == ["sent"] * 4
+
+
+async def test_the_expiry_warning_is_mailed_once_per_card(desk: Desk) -> None:
+    stage = desk.processor.stage
+    assert isinstance(stage, Notify)
+    today = today_in_norway()
+    await desk.submit(submission("N-C2"))
+    await desk.tell(card("N-C2", "0000000092", valid_until=today + timedelta(days=30)))
+    await desk.submit(submission("N-C3"))
+    await desk.tell(card("N-C3", "0000000106", valid_until=today + timedelta(days=31)))
+    warner = ExpiryWarner(stage.name, stage.card_mail, 3600)
+
+    async with desk.pool.acquire() as conn:
+        assert await warner.warn(conn) == 1
+        assert await warner.warn(conn) == 0
+    await desk.send()
+
+    (mail,) = desk.mail()
+    assert (
+        str(mail["Subject"]) == "HMS-kort 0000000092: Kortet går snart ut / The card expires soon"
+    )
+    assert mail["X-Kortflyt-Card"] == "0000000092"

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -31,11 +31,19 @@ from services.support.web.auth import RANK, ROLES, Accounts, Role
 from shared.db import create_pool
 from shared.delivery import Delivery
 from shared.events import (
+    CardCommand,
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
     CheckSummary,
+    EndEmployment,
     OrderStatusChanged,
     OverrideCheck,
     Reason,
+    ReinstateCard,
+    ReportLost,
     Status,
+    SuspendCard,
     encode,
     parse_command,
 )
@@ -43,7 +51,7 @@ from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
-from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
 from tests.settings import AllSettings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
@@ -174,6 +182,12 @@ async def test_every_route_times_every_role(console: Console) -> None:
         "override": {"check": "person", "reason": "checked passport"},
         "replay": {"reason": "retry"},
         "cancel": {"reason": "ordered twice"},
+        # The card's actions: W-ROLE has no card, so an operator is refused (409), not
+        # forbidden; each body is what the route takes.
+        "report-lost": {"card_number": "0000000019", "reason": "lost", "replacement": "yes"},
+        "end-employment": {"card_number": "0000000019", "reason": "quit", "end_date": ""},
+        "suspend": {"card_number": "0000000019", "reason": "checking"},
+        "reinstate": {"card_number": "0000000019", "reason": "checked"},
     }
     signed_in = {role: await console.signed_in(role) for role in ROLES}
     for method, path, needed in routes(console.app):
@@ -495,3 +509,123 @@ async def test_the_orders_form_as_a_browser_sends_it_with_empty_fields_filters(
         assert 'href="/orders/W-FORM"' in r.text
         r = await client.get("/orders", params={**empty, "status": "PRODUCED", "since": "x"})
         assert r.status_code == 200 and 'href="/orders/W-FORM"' not in r.text
+
+
+async def test_the_cards_history_and_its_four_actions_as_signed_commands(console: Console) -> None:
+    await console.order_needing_attention("W-CARD")
+    produced = CardProduced(
+        order_id="W-CARD",
+        revision=1,
+        card_number="0000000027",
+        card_type="construction",
+        issued_on=today_in_norway(),
+        valid_until=today_in_norway() + timedelta(days=700),
+    )
+    await console.publish(CARD_PRODUCED, encode(produced), "W-CARD")
+    suspended = CardStatusChanged(
+        order_id="W-CARD",
+        card_number="0000000027",
+        status=CardStatus.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_CLEANING_APPROVAL_LOST, "cleaning")],
+        valid_until=produced.valid_until,
+    )
+    await console.publish(CARD_STATUS, encode(suspended), "W-CARD")
+    await console.publish(CARD_STATUS, encode(suspended), "W-CARD")  # redelivered: kept once
+    operator = await console.user("operator")
+    async with console.client() as api_client:
+        token = (
+            await api_client.post(
+                "/api/v1/login", json={"username": operator, "password": PASSWORD}
+            )
+        ).json()["token"]
+        bearer = {"authorization": f"Bearer {token}"}
+        detail = (await api_client.get("/api/v1/orders/W-CARD", headers=bearer)).json()
+        base = "/api/v1/orders/W-CARD/card"
+        sent = [
+            await api_client.post(f"{base}/{path}", json=body, headers=bearer)
+            for path, body in (
+                ("suspend", {"card_number": "0000000027", "reason": "undersøkes"}),
+                ("reinstate", {"card_number": "0000000027", "reason": "ok"}),
+                (
+                    "end-employment",
+                    {"card_number": "0000000027", "reason": "sluttet", "end_date": "2026-11-30"},
+                ),
+                (
+                    "report-lost",
+                    {"card_number": "0000000027", "reason": "mistet", "replacement": False},
+                ),
+            )
+        ]
+        wrong = await api_client.post(
+            f"{base}/suspend", json={"card_number": "0000000035", "reason": "x"}, headers=bearer
+        )
+        blank = await api_client.post(
+            f"{base}/suspend", json={"card_number": "0000000027", "reason": " "}, headers=bearer
+        )
+
+    assert detail["card"]["card_number"] == "0000000027"
+    assert detail["card"]["status"] == "SUSPENDED"
+    assert [r["code"] for r in detail["card"]["reasons"]] == ["CARD_CLEANING_APPROVAL_LOST"]
+    assert [(h["event"], h["status"]) for h in detail["card_history"]] == [
+        ("produced", "ACTIVE"),
+        ("status", "SUSPENDED"),
+    ]
+    assert [r.status_code for r in sent] == [202] * 4
+    assert (wrong.status_code, blank.status_code) == (409, 409)
+    assert "not the order's current card (0000000027)" in wrong.json()["detail"]
+    verifier = CommandVerifier.from_settings(AllSettings())
+    rows = await console.pool.fetch("SELECT key, value, headers FROM outbox ORDER BY id")
+    commands = []
+    for row in rows:
+        headers = {k: v.encode() for k, v in json.loads(row["headers"])}
+        assert verifier.refusal(row["value"], headers) is None
+        commands.append(parse_command(row["value"]))
+    assert [type(c) for c in commands] == [SuspendCard, ReinstateCard, EndEmployment, ReportLost]
+    assert all(c.actor == operator and c.order_id == "W-CARD" for c in commands)
+    assert all(isinstance(c, CardCommand) and c.card_number == "0000000027" for c in commands)
+    end, lost = commands[2], commands[3]
+    assert isinstance(end, EndEmployment) and end.end_date == date(2026, 11, 30)
+    assert isinstance(lost, ReportLost) and lost.replacement is False
+    audited = await console.pool.fetch(
+        "SELECT action FROM audit_log WHERE order_id = 'W-CARD' ORDER BY id"
+    )
+    assert [r["action"] for r in audited] == [
+        "order.suspend_card",
+        "order.reinstate_card",
+        "order.end_employment",
+        "order.report_lost",
+    ]
+
+
+async def test_the_order_page_shows_the_cards_history_and_its_actions_to_an_operator(
+    console: Console,
+) -> None:
+    await console.order_needing_attention("W-CARDP")
+    produced = CardProduced(
+        order_id="W-CARDP",
+        revision=1,
+        card_number="0000000043",
+        card_type="construction",
+        issued_on=today_in_norway(),
+        valid_until=today_in_norway() + timedelta(days=700),
+    )
+    await console.publish(CARD_PRODUCED, encode(produced), "W-CARDP")
+    client, csrf = await console.signed_in("operator")
+    async with client:
+        page = (await client.get("/orders/W-CARDP")).text
+        r = await client.post(
+            "/orders/W-CARDP/card/report-lost",
+            data={"csrf_token": csrf, "card_number": "0000000043", "reason": "stjålet"},
+        )
+    viewer, _ = await console.signed_in("viewer")
+    async with viewer:
+        seen = (await viewer.get("/orders/W-CARDP")).text
+
+    assert "Kortets historikk" in page and "status-active" in page
+    assert 'action="/orders/W-CARDP/card/report-lost"' in page
+    assert 'action="/orders/W-CARDP/card/suspend"' in page
+    assert r.status_code == 303
+    (value,) = [r["value"] for r in await console.pool.fetch("SELECT value FROM outbox")]
+    lost = parse_command(value)
+    assert isinstance(lost, ReportLost) and lost.replacement is False  # the box was not ticked
+    assert "0000000043" in seen and "/card/report-lost" not in seen  # a viewer only reads

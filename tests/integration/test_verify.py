@@ -34,20 +34,24 @@ from shared.db import create_pool, migrate
 from shared.delivery import Delivery
 from shared.events import (
     CardProduced,
+    CardStatusChanged,
     Event,
     OrderAccepted,
     OrderStatusChanged,
     OrderSubmitted,
+    Reason,
     Status,
     encode,
 )
+from shared.events import CardStatus as Published
 from shared.identifiers import card_number
 from shared.keys import publish_public_key
 from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.qrtoken import Payload, sign_token, token_url
+from shared.reasons import ReasonCode
 from shared.settings import Settings
-from shared.topics import CARD_PRODUCED, ORDER_ACCEPTED, ORDER_STATUS
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_ACCEPTED, ORDER_STATUS
 from tests.integration.constraints import allowed_values
 
 JSON = {"Accept": "application/json"}
@@ -388,3 +392,89 @@ async def test_the_projection_allows_exactly_the_statuses_the_code_knows(
     assert await allowed_values(verifier.pool, schema, "orders_status_check") == {
         s.value for s in Status
     }
+
+
+async def card_status(
+    verifier: Verifier, card: CardProduced, status: CardStatus, *codes: ReasonCode
+) -> CardStatusChanged:
+    event = CardStatusChanged(
+        order_id=card.order_id,
+        card_number=card.card_number,
+        status=Published(status.value),
+        reasons=[Reason.of(code, "card") for code in codes],
+        valid_until=card.valid_until,
+    )
+    await verifier.deliver(CARD_STATUS, event)
+    return event
+
+
+async def test_card_status_suspends_says_since_when_and_why_and_reinstates(
+    verifier: Verifier,
+) -> None:
+    card = await verifier.card()
+    suspended = await card_status(
+        verifier, card, CardStatus.SUSPENDED, ReasonCode.CARD_EMPLOYER_DISSOLVING
+    )
+
+    answer = (await verifier.client.get(verifier.url_of(card), headers=JSON)).json()
+    assert (answer["verdict"], answer["verdict_nb"]) == ("SUSPENDED", "SPERRET")
+    shown = answer["card"]
+    assert shown["status_since"] == suspended.occurred_at.isoformat()
+    assert shown["status_reason_nb"] == "Arbeidsgiveren er under avvikling."
+    assert shown["status_reason_en"] == "The employer is being wound up."
+    page = (await verifier.client.get(verifier.url_of(card))).text
+    assert "SPERRET" in page and "Arbeidsgiveren er under avvikling." in page
+
+    await card_status(verifier, card, CardStatus.ACTIVE)
+    answer = (await verifier.client.get(verifier.url_of(card), headers=JSON)).json()
+    assert answer["verdict"] == "VALID"
+
+
+async def test_a_revoked_card_is_ugyldig_and_no_longer_counted_for_its_employer(
+    verifier: Verifier,
+) -> None:
+    employer = org_number()
+    lost = await verifier.card(employer_org_number=employer)
+    await card_status(verifier, lost, CardStatus.REVOKED, ReasonCode.CARD_REPORTED_LOST)
+    replacement = await verifier.card(employer_org_number=employer, order_id=lost.order_id)
+
+    old = (await verifier.client.get(verifier.url_of(lost), headers=JSON)).json()
+    new = (await verifier.client.get(verifier.url_of(replacement), headers=JSON)).json()
+    bare = (await verifier.client.get(f"/kort/{lost.card_number}", headers=JSON)).json()
+
+    assert (old["verdict"], old["verdict_nb"]) == ("REVOKED", "UGYLDIG")
+    assert (new["verdict"], bare["verdict"]) == ("VALID", "REVOKED")
+    counted = (await verifier.client.get(f"/virksomhet/{employer}", headers=JSON)).json()
+    assert counted["valid_cards"] == 1
+
+
+async def test_a_card_status_before_its_card_and_an_older_status_after_a_newer_one(
+    verifier: Verifier,
+) -> None:
+    number = card_number(int(uuid.uuid4().int % 10**8))
+    order_id = f"V-{uuid.uuid4().hex[:10]}"
+    early = CardStatusChanged(
+        order_id=order_id,
+        card_number=number,
+        status=Published.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_SUSPENDED_BY_SUPPORT, "support")],
+        valid_until=TODAY + timedelta(days=730),
+    )
+    older = early.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "status": Published.ACTIVE,
+            "reasons": [],
+            "occurred_at": early.occurred_at - timedelta(minutes=5),
+        }
+    )
+    await verifier.deliver(CARD_STATUS, early)
+    card = await verifier.card(card_number=number, order_id=order_id)  # the card comes later
+    await verifier.deliver(CARD_STATUS, older)  # and an older status after the newer one
+
+    answer = (await verifier.client.get(verifier.url_of(card), headers=JSON)).json()
+    assert answer["verdict"] == "SUSPENDED"
+    assert answer["card"]["status_reason_en"] == "Suspended by the issuer."
+    assert await allowed_values(
+        verifier.pool, verifier.processor.stage.name, "card_statuses_status_check"
+    ) == {s.value for s in CardStatus}

@@ -325,13 +325,13 @@ def test_only_the_console_can_write_the_command_key_and_the_owning_services_read
     assert web["ports"][0]["target"] == 8000
     web_mount = next(m for m in web["volumes"] if m["target"] == key_dir)
     assert not web_mount.get("read_only", False)
-    for name in ("intake", "registry_check"):
+    for name in ("intake", "registry_check", "production"):  # production: the card commands
         service = app_service(name)
         public = service["environment"]["KORTFLYT_COMMAND_PUBLIC_KEY_FILES"]
         assert public == str(key_file.with_suffix(".pub.pem"))
         mount = next(m for m in service["volumes"] if m["target"] == key_dir)
         assert (mount["source"], mount.get("read_only")) == (web_mount["source"], True)
-    for name in ("production", "notify", "support"):
+    for name in ("notify", "support"):
         assert key_dir not in named_volume_mounts(app_service(name))
 
 

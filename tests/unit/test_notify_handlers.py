@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.notify.contacts import Contact
 from services.notify.notifications import UNCONFIRMED, Awaiting, MailState, Notification, Outcome
+from services.notify.repository import KnownCard
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.smtp import MailDeferred, MailRefused
@@ -36,11 +38,11 @@ class FakeNotifyStore:
 
     def __init__(self) -> None:
         self.contacts: dict[tuple[str, int], Contact] = {}
-        self.cards: dict[str, Card] = {}
+        self.cards: dict[str, KnownCard] = {}  # by card number, in the order seen
         # (e-mail claimed, e-mail whose outcome was saved with that claim)
-        self.claims: list[tuple[tuple[str, int, str], tuple[str, int, str] | None]] = []
-        self.notifications: dict[tuple[str, int, str], Notification] = {}
-        self.retry_in: dict[tuple[str, int, str], float] = {}
+        self.claims: list[tuple[tuple[str, int, str, str], tuple[str, int, str, str] | None]] = []
+        self.notifications: dict[tuple[str, int, str, str], Notification] = {}
+        self.retry_in: dict[tuple[str, int, str, str], float] = {}
         self.woken = 0
         self.locked: list[str] = []  # the orders whose lock a handler took, in order
         self.reports: list[EmailSent] = []  # published with a mark, in its transaction
@@ -57,14 +59,39 @@ class FakeNotifyStore:
     async def contact(self, order_id: str, revision: int) -> Contact | None:
         return self.contacts.get((order_id, revision))
 
-    async def add_card(self, order_id: str, card: Card) -> None:
-        self.cards.setdefault(order_id, card)
+    async def add_card(self, order_id: str, card: Card, revision: int) -> bool:
+        if card.number in self.cards:
+            return False
+        self.cards[card.number] = KnownCard(order_id, revision, card, "ACTIVE")
+        return True
 
     async def card(self, order_id: str) -> Card | None:
-        return self.cards.get(order_id)
+        mine = [k.card for k in self.cards.values() if k.order_id == order_id]
+        return mine[-1] if mine else None
 
-    async def is_recorded(self, order_id: str, revision: int, status: Status) -> bool:
-        return (order_id, revision, status.value) in self.notifications
+    async def cards_of(self, order_id: str) -> list[str]:
+        return [n for n, k in self.cards.items() if k.order_id == order_id]
+
+    async def known_card(self, card_number: str) -> KnownCard | None:
+        return self.cards.get(card_number)
+
+    async def set_card_status(self, card_number: str, status: str) -> None:
+        self.cards[card_number] = replace(self.cards[card_number], status=status)
+
+    async def expiring(self, last_day: date, limit: int) -> list[KnownCard]:
+        warned = {n.notice for n in self.notifications.values()}
+        return [
+            k
+            for k in self.cards.values()
+            if k.status in ("ACTIVE", "SUSPENDED")
+            and k.card.valid_until <= last_day
+            and f"card:{k.card.number}:EXPIRES_SOON" not in warned
+        ][:limit]
+
+    async def is_recorded(
+        self, order_id: str, revision: int, status: Status, notice: str = ""
+    ) -> bool:
+        return (order_id, revision, status.value, notice) in self.notifications
 
     async def add(self, notification: Notification) -> None:
         if notification.key not in self.notifications:
@@ -107,7 +134,7 @@ class FakeNotifyStore:
             self.reports.append(report)
 
     def state(self, order_id: str, status: Status, revision: int = 1) -> MailState:
-        return self.notifications[(order_id, revision, status.value)].mail_state
+        return self.notifications[(order_id, revision, status.value, "")].mail_state
 
 
 def submission(order_id: str, email_address: str | None = "hms@example.no") -> SubmissionSeen:
@@ -187,7 +214,7 @@ async def test_a_rejection_is_composed_and_left_pending_for_the_sender(
 
     await notify.on_status(FakeUnitOfWork("notify"), rejected)
 
-    n = store.notifications[("N-3", 1, "REJECTED")]
+    n = store.notifications[("N-3", 1, "REJECTED", "")]
     assert (n.mail_state, n.recipient, n.reasons) == (
         MailState.PENDING,
         "hms@example.no",
@@ -205,7 +232,7 @@ async def test_the_same_status_again_is_recorded_once(
 ) -> None:
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-4"))
     await notify.on_status(FakeUnitOfWork("notify"), status("N-4", Status.REJECTED))
-    first = store.notifications[("N-4", 1, "REJECTED")]
+    first = store.notifications[("N-4", 1, "REJECTED", "")]
 
     await notify.on_status(FakeUnitOfWork("notify"), status("N-4", Status.REJECTED))
 
@@ -228,7 +255,7 @@ async def test_a_status_before_its_submission_is_recorded_waiting_for_it(
 ) -> None:
     tx = FakeUnitOfWork("notify")
     await notify.on_status(tx, status("N-6", Status.REJECTED))
-    n = store.notifications[("N-6", 1, "REJECTED")]
+    n = store.notifications[("N-6", 1, "REJECTED", "")]
     assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.SUBMISSION)
     assert tx.messages == []  # no retry, no status
 
@@ -238,7 +265,7 @@ async def test_produced_before_its_card_waits_for_the_card(
 ) -> None:
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-7"))
     await notify.on_status(FakeUnitOfWork("notify"), status("N-7", Status.PRODUCED))
-    n = store.notifications[("N-7", 1, "PRODUCED")]
+    n = store.notifications[("N-7", 1, "PRODUCED", "")]
     assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.CARD)
 
 
@@ -247,14 +274,14 @@ async def test_produced_before_its_card_is_mailed_with_the_card_when_it_comes(
 ) -> None:
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-8"))
     await notify.on_status(FakeUnitOfWork("notify"), status("N-8", Status.PRODUCED))
-    n = store.notifications[("N-8", 1, "PRODUCED")]
+    n = store.notifications[("N-8", 1, "PRODUCED", "")]
     assert (n.mail_state, n.waiting_for) == (MailState.WAITING, Awaiting.CARD)
 
     await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-8"))
-    n = store.notifications[("N-8", 1, "PRODUCED")]
+    n = store.notifications[("N-8", 1, "PRODUCED", "")]
     assert (n.mail_state, n.waiting_for) == (MailState.PENDING, None)
     assert n.message is not None and "0000000083" in body(n.message)
-    assert store.cards["N-8"].number == "0000000083"
+    assert (await store.card("N-8")) == Card("0000000083", date(2026, 6, 3), date(2028, 6, 3))
 
 
 async def test_a_status_before_its_submission_is_mailed_when_it_comes(
@@ -269,7 +296,7 @@ async def test_a_status_before_its_submission_is_mailed_when_it_comes(
 
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-10"))
 
-    n = store.notifications[("N-10", 1, "DOCUMENTS_REJECTED")]
+    n = store.notifications[("N-10", 1, "DOCUMENTS_REJECTED", "")]
     assert (n.mail_state, n.waiting_for, n.recipient) == (
         MailState.PENDING,
         None,
@@ -288,7 +315,7 @@ async def test_produced_that_waited_for_its_submission_then_waits_for_its_card(
     await notify.on_status(FakeUnitOfWork("notify"), status("N-11", Status.PRODUCED))
 
     await notify.on_submitted(FakeUnitOfWork("notify"), submission("N-11"))
-    assert store.notifications[("N-11", 1, "PRODUCED")].waiting_for is Awaiting.CARD
+    assert store.notifications[("N-11", 1, "PRODUCED", "")].waiting_for is Awaiting.CARD
 
     await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-11"))
     assert store.state("N-11", Status.PRODUCED) is MailState.PENDING
@@ -309,7 +336,7 @@ async def test_a_card_with_no_one_waiting_is_only_remembered(
     notify: Notify, store: FakeNotifyStore
 ) -> None:
     await notify.on_card_produced(FakeUnitOfWork("notify"), produced("N-9"))
-    assert store.cards["N-9"] == Card("0000000083", date(2026, 6, 3), date(2028, 6, 3))
+    assert (await store.card("N-9")) == Card("0000000083", date(2026, 6, 3), date(2028, 6, 3))
     assert store.notifications == {}
 
 

@@ -5,7 +5,8 @@ PostgreSQL, with the print files."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,8 +21,10 @@ from services.production.spool import DirectorySpool, SpoolEntry
 from services.production.spooler import Spooler
 from services.production.stage import Production
 from shared.blobstore import DirectoryBlobStore
-from shared.events import Status
+from shared.events import CardStatusChanged, Status
 from shared.identifiers import card_number
+from shared.reasons import ReasonCode
+from shared.topics import CARD_STATUS
 from tests.unit.fake_uow import FakeUnitOfWork
 
 # 23:30 in Oslo on 2 June is 21:30 UTC; 00:30 on 4 June in Oslo is 22:30 UTC on 3 June.
@@ -41,7 +44,15 @@ class FakeCardRegister:
         return self
 
     async def card_of_order(self, order_id: str) -> Card | None:
-        return next((c for c in self.cards.values() if c.order_id == order_id), None)
+        replaced = {c.replaces for c in self.cards.values()}
+        return next(
+            (
+                c
+                for c in self.cards.values()
+                if c.order_id == order_id and c.card_number not in replaced
+            ),
+            None,
+        )
 
     async def next_card_number(self) -> str:
         self.issued += 1
@@ -49,6 +60,10 @@ class FakeCardRegister:
 
     async def add(self, card: Card) -> None:
         assert card.card_number not in self.cards
+        # The register's UNIQUE (replaces): a card is replaced at most once.
+        assert card.replaces is None or all(
+            c.replaces != card.replaces for c in self.cards.values()
+        )
         self.cards[card.card_number] = card
         self.woken += 1
 
@@ -63,7 +78,7 @@ class FakeCardRegister:
         return True
 
     async def active_until_before(self, day: date) -> list[Card]:
-        return [c for c in self.cards.values() if c.status is CardStatus.ACTIVE]
+        return [c for c in self.cards.values() if not c.final]
 
     async def set_status(self, cards: Sequence[Card]) -> None:
         for card in cards:
@@ -130,8 +145,9 @@ async def test_the_spooler_expires_cards_whose_last_day_has_passed_in_norway(
 ) -> None:
     last_day_3_june = card(1, date(2026, 6, 3))
     last_day_4_june = card(2, date(2026, 6, 4))
-    blocked = card(3, date(2026, 6, 1), CardStatus.BLOCKED)
-    register = FakeCardRegister(last_day_3_june, last_day_4_june, blocked)
+    revoked = card(3, date(2026, 6, 1), CardStatus.REVOKED)
+    suspended = card(4, date(2026, 6, 2)).suspended_by_support()
+    register = FakeCardRegister(last_day_3_june, last_day_4_june, revoked, suspended)
     spooler = Spooler(
         "production",
         DirectorySpool(tmp_path / "spool"),
@@ -142,14 +158,42 @@ async def test_the_spooler_expires_cards_whose_last_day_has_passed_in_norway(
         clock=lambda: AFTER_MIDNIGHT_4_JUNE_OSLO,  # 3 June in UTC, 4 June in Oslo
     )
 
-    assert await spooler.expire(None) == 1  # type: ignore[arg-type]  # the fake needs no connection
+    conn = OutboxConnection()
+
+    assert await spooler.expire(conn) == 2  # type: ignore[arg-type]  # the outbox is all it needs
 
     statuses = {c.card_number: c.status for c in register.cards.values()}
     assert statuses == {
         last_day_3_june.card_number: CardStatus.EXPIRED,
         last_day_4_june.card_number: CardStatus.ACTIVE,
-        blocked.card_number: CardStatus.BLOCKED,  # a blocked card is not made expired
+        revoked.card_number: CardStatus.REVOKED,  # final: a revoked card is not made expired
+        suspended.card_number: CardStatus.EXPIRED,  # a suspended card expires too
     }
+    published = {(e.card_number, e.status, tuple(r.code for r in e.reasons)) for e in conn.sent}
+    assert published == {
+        (last_day_3_june.card_number, CardStatus.EXPIRED, (ReasonCode.CARD_EXPIRED,)),
+        (suspended.card_number, CardStatus.EXPIRED, (ReasonCode.CARD_EXPIRED,)),
+    }
+
+
+class OutboxConnection:
+    """Just enough of a connection for the spooler's expiry: a transaction and the outbox."""
+
+    def __init__(self) -> None:
+        self.sent: list[CardStatusChanged] = []
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        assert "INSERT INTO outbox" in sql
+        for topic, _key, value, _headers in rows:
+            assert topic == CARD_STATUS
+            self.sent.append(CardStatusChanged.model_validate_json(value))
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        assert "pg_notify" in sql
 
 
 def test_a_card_counts_its_print_tries_and_becomes_the_card_produced_event() -> None:

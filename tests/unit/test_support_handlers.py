@@ -16,6 +16,8 @@ from services.support.orders import SubmittedOrder
 from services.support.stage import Support
 from shared.events import (
     CardProduced,
+    CardStatus,
+    CardStatusChanged,
     CheckSummary,
     CommandHandled,
     EmailSent,
@@ -41,6 +43,7 @@ class FakeSupportStore:
         self.checks: dict[str, OrderStatusChanged] = {}
         self.latest: dict[str, OrderStatusChanged] = {}
         self.emails: dict[str, EmailSent] = {}
+        self.card_statuses: dict[uuid.UUID, CardStatusChanged] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeSupportStore:
         return self
@@ -52,6 +55,9 @@ class FakeSupportStore:
 
     async def save_card(self, card: CardProduced) -> None:
         self.cards[card.order_id] = card
+
+    async def add_card_status(self, status: CardStatusChanged) -> None:
+        self.card_statuses.setdefault(status.event_id, status)
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         self.outcomes.setdefault((outcome.command_id, outcome.service), outcome)
@@ -235,3 +241,19 @@ async def test_an_email_is_kept_once_per_message_and_its_latest_outcome_wins(
     await support.on_email(FakeUnitOfWork("support"), unconfirmed)  # late redelivery
 
     assert list(store.emails.values()) == [sent]
+
+
+async def test_a_card_status_goes_into_the_cards_history(
+    support: Support, store: FakeSupportStore
+) -> None:
+    event = CardStatusChanged(
+        order_id="S-9",
+        card_number="0000000083",
+        status=CardStatus.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_SUSPENDED_BY_SUPPORT, "support")],
+        valid_until=date(2028, 6, 3),
+    )
+
+    await support.on_card_status(FakeUnitOfWork("support"), event)
+
+    assert store.card_statuses == {event.event_id: event}

@@ -15,6 +15,7 @@ from services.verify.domain import (
     add_months,
     card_verdict,
     expires_soon,
+    general_reason,
     order_state,
 )
 from shared.events import Status
@@ -122,3 +123,12 @@ def test_the_rate_limiter_forgets_the_least_recent_client_when_full() -> None:
     assert not limiter.allow("a")  # a is now the most recent
     assert limiter.allow("c")  # b is dropped, not a
     assert not limiter.allow("a")
+
+
+def test_why_a_card_is_not_valid_is_said_in_general_terms_in_both_languages() -> None:
+    assert general_reason(["CARD_EMPLOYER_DISSOLVING", "CARD_SUSPENDED_BY_SUPPORT"]) == (
+        "Arbeidsgiveren er under avvikling; kortet er sperret av utstederen.",
+        "The employer is being wound up; suspended by the issuer.",
+    )
+    assert general_reason([]) == (None, None)
+    assert general_reason(["SCHEMA_INVALID"]) == (None, None)  # not a card's reason

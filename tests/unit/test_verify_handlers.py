@@ -14,7 +14,8 @@ import pytest
 
 from services.verify.domain import CardStatus
 from services.verify.stage import AcceptedView, Verify
-from shared.events import CardProduced, OrderStatusChanged, Status
+from shared.events import CardProduced, CardStatusChanged, OrderStatusChanged, Status
+from shared.events import CardStatus as Published
 from tests.unit.fake_uow import FakeUnitOfWork
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
@@ -35,6 +36,7 @@ class FakeVerifyStore:
     def __init__(self) -> None:
         self.cards: dict[str, tuple[CardStatus, CardProduced]] = {}
         self.orders: dict[str, OrderSeen] = {}
+        self.card_statuses: dict[str, CardStatusChanged] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeVerifyStore:
         return self
@@ -42,6 +44,11 @@ class FakeVerifyStore:
     async def save_card(self, card: CardProduced) -> None:
         status = self.cards.get(card.card_number, (CardStatus.ACTIVE, card))[0]
         self.cards[card.card_number] = (status, card)
+
+    async def save_card_status(self, status: CardStatusChanged) -> None:
+        stored = self.card_statuses.get(status.card_number)
+        if stored is None or stored.occurred_at <= status.occurred_at:
+            self.card_statuses[status.card_number] = status
 
     async def save_status(self, status: OrderStatusChanged) -> None:
         stored = self.orders.get(status.order_id)
@@ -160,3 +167,20 @@ async def test_an_older_revision_s_acceptance_never_replaces_the_newer_photo(
     await verify.on_accepted(FakeUnitOfWork("verify"), accepted("V-5", revision=1))
 
     assert store.orders["V-5"].photo_key == "photos/V-5/2"
+
+
+async def test_a_card_status_is_projected_and_changes_no_order(
+    verify: Verify, store: FakeVerifyStore
+) -> None:
+    tx = FakeUnitOfWork("verify")
+    event = CardStatusChanged(
+        order_id="V-1",
+        card_number="0000000083",
+        status=Published.SUSPENDED,
+        valid_until=date(2028, 6, 3),
+    )
+
+    await verify.on_card_status(tx, event)
+
+    assert store.card_statuses == {"0000000083": event}
+    assert tx.messages == []

@@ -116,6 +116,20 @@ class CardOut(BaseModel):
     card_number: str
     issued_on: date
     valid_until: date
+    status: str  # ACTIVE, SUSPENDED, REVOKED, EXPIRED (card.status)
+    status_since: datetime | None = None
+    reasons: list[ReasonOut] = []
+
+
+class CardEventOut(BaseModel):
+    """One step of a card's history: produced, or a status change (card.status)."""
+
+    card_number: str
+    event: Literal["produced", "status"]
+    status: str
+    reasons: list[ReasonOut]
+    valid_until: date
+    occurred_at: datetime
 
 
 class EmailOut(BaseModel):
@@ -137,6 +151,7 @@ class OrderDetailOut(BaseModel):
     checks: list[CheckOut]
     checks_revision: int | None
     card: CardOut | None
+    card_history: list[CardEventOut]
     commands: list[CommandOut]
     overridable: list[str]
     emails: list[EmailOut]
@@ -153,6 +168,19 @@ class ReasonIn(BaseModel):
 
 class CancelIn(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
+
+
+class CardCommandIn(BaseModel):
+    card_number: str = Field(max_length=20)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ReportLostIn(CardCommandIn):
+    replacement: bool = True
+
+
+class EndEmploymentIn(CardCommandIn):
+    end_date: date | None = None
 
 
 class SentOut(BaseModel):
@@ -263,6 +291,7 @@ async def order(request: Request, _staff: Viewer, order_id: str) -> Any:
         "checks": view.checks,
         "checks_revision": view.checks_revision,
         "card": view.card,
+        "card_history": view.card_history,
         "commands": [{**c, "command_id": str(c["command_id"])} for c in view.commands],
         "overridable": view.overridable,
         "emails": view.emails,
@@ -290,6 +319,44 @@ async def replay(request: Request, staff: Operator, order_id: str, body: ReasonI
 @router.post("/orders/{order_id}/cancel", response_model=SentOut, status_code=202)
 async def cancel(request: Request, staff: Operator, order_id: str, body: CancelIn) -> Any:
     return await _sent(commands(request).cancel(staff, order_id, body.reason))
+
+
+@router.post("/orders/{order_id}/card/report-lost", response_model=SentOut, status_code=202)
+async def report_lost(request: Request, staff: Operator, order_id: str, body: ReportLostIn) -> Any:
+    return await _sent(
+        commands(request).report_lost(
+            staff, order_id, body.card_number, body.reason, body.replacement
+        )
+    )
+
+
+@router.post("/orders/{order_id}/card/end-employment", response_model=SentOut, status_code=202)
+async def end_employment(
+    request: Request, staff: Operator, order_id: str, body: EndEmploymentIn
+) -> Any:
+    return await _sent(
+        commands(request).end_employment(
+            staff, order_id, body.card_number, body.reason, body.end_date
+        )
+    )
+
+
+@router.post("/orders/{order_id}/card/suspend", response_model=SentOut, status_code=202)
+async def suspend_card(
+    request: Request, staff: Operator, order_id: str, body: CardCommandIn
+) -> Any:
+    return await _sent(
+        commands(request).suspend_card(staff, order_id, body.card_number, body.reason)
+    )
+
+
+@router.post("/orders/{order_id}/card/reinstate", response_model=SentOut, status_code=202)
+async def reinstate_card(
+    request: Request, staff: Operator, order_id: str, body: CardCommandIn
+) -> Any:
+    return await _sent(
+        commands(request).reinstate_card(staff, order_id, body.card_number, body.reason)
+    )
 
 
 @router.get("/audit", response_model=list[AuditOut])

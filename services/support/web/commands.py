@@ -11,18 +11,29 @@ audited without being sent). The owning service's outcome comes back on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 from pydantic import ValidationError
 
 from services.support.web.auth import Staff, audit
 from services.support.web.queries import OrderView, Queries
-from shared.events import CancelOrder, Command, OverrideCheck, ReplayOrder
+from shared.events import (
+    CancelOrder,
+    CardCommand,
+    Command,
+    EndEmployment,
+    OverrideCheck,
+    ReinstateCard,
+    ReplayOrder,
+    ReportLost,
+    SuspendCard,
+)
 from shared.outbox import OutgoingMessage, enqueue
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
-OWNING_STAGES = ("intake", "registry_check")
+OWNING_STAGES = ("intake", "registry_check")  # of a replay; production owns the card commands
 
 
 class Refused(Exception):
@@ -121,6 +132,75 @@ class ConsoleCommands:
             actor=staff.name,
         )
         return await self._send(staff, command, "cancel")
+
+    # The card commands (production handles them): each names the card it means, which
+    # must be the order's current card; production checks the same again.
+
+    async def _card_command(
+        self,
+        staff: Staff,
+        order_id: str,
+        model: type[CardCommand],
+        card_number: str,
+        reason: str,
+        summary: str,
+        **fields: object,
+    ) -> Sent:
+        view = await self._order(order_id)
+        if not reason.strip():
+            raise Refused("en korthandling må ha en begrunnelse / a card action needs a reason")
+        if view.card is None:
+            raise Refused("ordren har ikke noe kort / the order has no card")
+        current = view.card["card_number"]
+        if card_number != current:
+            raise Refused(
+                f"kort {card_number} er ikke ordrens gjeldende kort / is not the order's"
+                f" current card ({current})"
+            )
+        command = _build(
+            model,
+            order_id=order_id,
+            card_number=card_number,
+            reason=reason.strip(),
+            actor=staff.name,
+            **fields,
+        )
+        return await self._send(staff, command, f"{summary} {card_number}")
+
+    async def report_lost(
+        self, staff: Staff, order_id: str, card_number: str, reason: str, replacement: bool
+    ) -> Sent:
+        summary = "report lost" + ("" if replacement else " (no replacement)")
+        return await self._card_command(
+            staff, order_id, ReportLost, card_number, reason, summary, replacement=replacement
+        )
+
+    async def end_employment(
+        self, staff: Staff, order_id: str, card_number: str, reason: str, end_date: date | None
+    ) -> Sent:
+        return await self._card_command(
+            staff,
+            order_id,
+            EndEmployment,
+            card_number,
+            reason,
+            "end employment",
+            end_date=end_date,
+        )
+
+    async def suspend_card(
+        self, staff: Staff, order_id: str, card_number: str, reason: str
+    ) -> Sent:
+        return await self._card_command(
+            staff, order_id, SuspendCard, card_number, reason, "suspend"
+        )
+
+    async def reinstate_card(
+        self, staff: Staff, order_id: str, card_number: str, reason: str
+    ) -> Sent:
+        return await self._card_command(
+            staff, order_id, ReinstateCard, card_number, reason, "reinstate"
+        )
 
 
 def _build(model: type[Command], **fields: object) -> Command:

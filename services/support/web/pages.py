@@ -275,6 +275,62 @@ async def funnel_report(
     )
 
 
+# The card's actions (production handles them): forms on the order page's card panel.
+
+
+@router.post("/orders/{order_id}/card/report-lost")
+async def report_lost(
+    request: Request,
+    staff: Operator,
+    order_id: str,
+    card_number: Annotated[str, Form(max_length=20)],
+    reason: Annotated[str, Form(max_length=200)] = "",
+    replacement: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    action = commands(request).report_lost(
+        staff, order_id, card_number, reason, replacement == "yes"
+    )
+    return await _act(request, staff, order_id, action)
+
+
+@router.post("/orders/{order_id}/card/end-employment")
+async def end_employment(
+    request: Request,
+    staff: Operator,
+    order_id: str,
+    card_number: Annotated[str, Form(max_length=20)],
+    reason: Annotated[str, Form(max_length=200)] = "",
+    end_date: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    day = _day(end_date)
+    action = commands(request).end_employment(staff, order_id, card_number, reason, day)
+    return await _act(request, staff, order_id, action)
+
+
+@router.post("/orders/{order_id}/card/suspend")
+async def suspend_card(
+    request: Request,
+    staff: Operator,
+    order_id: str,
+    card_number: Annotated[str, Form(max_length=20)],
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    action = commands(request).suspend_card(staff, order_id, card_number, reason)
+    return await _act(request, staff, order_id, action)
+
+
+@router.post("/orders/{order_id}/card/reinstate")
+async def reinstate_card(
+    request: Request,
+    staff: Operator,
+    order_id: str,
+    card_number: Annotated[str, Form(max_length=20)],
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    action = commands(request).reinstate_card(staff, order_id, card_number, reason)
+    return await _act(request, staff, order_id, action)
+
+
 @router.get("/audit")
 async def audit_log(
     request: Request,

@@ -107,6 +107,13 @@ class OrderView:
     commands: list[dict[str, Any]]
     console: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
+    # The order's cards after production, oldest event first (card.produced, card.status).
+    card_history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def card_actionable(self) -> bool:
+        """Whether the order's current card may still be suspended, revoked or reported lost."""
+        return self.card is not None and self.card["status"] in ("ACTIVE", "SUSPENDED")
 
     @property
     def overridable(self) -> list[str]:
@@ -128,6 +135,23 @@ def _order(row: asyncpg.Record) -> dict[str, Any]:
     d = dict(row)
     d["reasons"] = json.loads(d["reasons"]) if isinstance(d.get("reasons"), str) else []
     return d
+
+
+def _current_card(
+    card: asyncpg.Record | None, history: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The order's newest card with its latest status (ACTIVE as produced until a
+    card.status says otherwise), since when and why."""
+    if card is None:
+        return None
+    mine = [h for h in history if h["card_number"] == card["card_number"]]
+    last = mine[-1] if mine else None
+    return {
+        **dict(card),
+        "status": last["status"] if last else "ACTIVE",
+        "status_since": last["occurred_at"] if last else None,
+        "reasons": last["reasons"] if last else [],
+    }
 
 
 ORDER_COLUMNS = (
@@ -257,6 +281,14 @@ class Queries:
         card = await self.pool.fetchrow(
             "SELECT card_number, issued_on, valid_until FROM cards WHERE order_id = $1", order_id
         )
+        card_history = [
+            _order(r)
+            for r in await self.pool.fetch(
+                "SELECT card_number, event, status, reasons, valid_until, occurred_at"
+                " FROM card_history WHERE order_id = $1 ORDER BY occurred_at, received_at",
+                order_id,
+            )
+        ]
         commands = await self.pool.fetch(
             "SELECT command_id, service, command, actor, reason, issued_at, outcome, handled_at"
             " FROM command_outcomes WHERE order_id = $1 ORDER BY issued_at, service",
@@ -280,10 +312,11 @@ class Queries:
                 for c in (json.loads(checks["checks"]) if checks else [])
             ],
             checks_revision=checks["revision"] if checks else None,
-            card=dict(card) if card else None,
+            card=_current_card(card, card_history),
             commands=[dict(c) for c in commands],
             console=[dict(c) for c in console],
             emails=[dict(e) for e in emails],
+            card_history=card_history,
         )
 
     async def audit(
