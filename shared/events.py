@@ -359,6 +359,15 @@ class CardStatus(StrEnum):
     EXPIRED = "EXPIRED"  # past valid-until
 
 
+# What each card status is called where a person reads it (support's console): bokmål, English.
+CARD_STATUS_LABEL: dict[CardStatus, tuple[str, str]] = {
+    CardStatus.ACTIVE: ("Gyldig", "Valid"),
+    CardStatus.SUSPENDED: ("Sperret", "Suspended"),
+    CardStatus.REVOKED: ("Ugyldig", "Revoked"),
+    CardStatus.EXPIRED: ("Utløpt", "Expired"),
+}
+
+
 class CardStatusChanged(Event):
     """`card.status` on hmskort.card.status.v1 (production): every status change of a card,
     keyed by order id. An order's replacement card is a new card number on the same order."""

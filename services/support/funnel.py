@@ -15,9 +15,12 @@ first submission falls in the month (Oslo time), per card type and in total:
   several reasons is counted once, under its first (the one the stage that set the
   status named first), so the counts add up to ordered - produced.
 
+- `cards`: the cards of those orders (a lost card's replacement is a second card) by
+  their status now: ACTIVE, SUSPENDED, REVOKED, EXPIRED (issue 13: card.status).
+
 An order whose card type support never learnt (its submission was unreadable) counts
-in the total only. Further figures about a month (the cards of its orders by status,
-for one) are new fields of `FunnelRow`/`FunnelReport`; the JSON shape keeps its keys.
+in the total only. Further figures are new fields of `FunnelRow`/`FunnelReport`; the
+JSON shape keeps its keys.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 from shared.norway import OSLO
 
 CARD_TYPES = ("construction", "cleaning")
+CARD_STATUSES = ("ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED")
 ALL = "all"
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -91,6 +95,7 @@ class FunnelOrder:
     produced_at: datetime | None
     status: str  # the latest status (RECEIVED when only the submission was seen)
     reason_codes: tuple[str, ...] = ()
+    card_statuses: tuple[str, ...] = ()  # each of its cards' status now
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class FunnelRow:
     lead_time_median_hours: float | None
     lead_time_p90_hours: float | None
     not_produced: list[NotProduced] = field(default_factory=list)
+    cards: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CARD_STATUSES, 0))
 
     @classmethod
     def of(cls, card_type: str, orders: list[FunnelOrder]) -> FunnelRow:
@@ -136,6 +142,7 @@ class FunnelRow:
                     rest.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or "")
                 )
             ],
+            cards=_count_cards(orders),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -150,6 +157,7 @@ class FunnelRow:
                 {"status": n.status, "reason_code": n.reason_code, "count": n.count}
                 for n in self.not_produced
             ],
+            "cards": dict(self.cards),
         }
 
 
@@ -198,8 +206,8 @@ class FunnelReport:
 
     def csv_rows(self) -> list[list[str]]:
         """The same report as CSV lines (after the header `CSV_COLUMNS`): per card type
-        (all first) one `summary` line, then one `not_produced` line per status and reason
-        code; a null is an empty cell."""
+        (all first) one `summary` line, one `not_produced` line per status and reason
+        code, then one `cards` line per card status; a null is an empty cell."""
         lines = []
         for row in self.rows:
             summary = [
@@ -224,7 +232,14 @@ class FunnelReport:
                         str(n.count),
                     ]
                 )
+            for status, count in row.cards.items():
+                lines.append([*summary[:2], "cards", *[""] * 5, status, "", str(count)])
         return lines
+
+
+def _count_cards(orders: list[FunnelOrder]) -> dict[str, int]:
+    counted = Counter(status for o in orders for status in o.card_statuses)
+    return {status: counted[status] for status in CARD_STATUSES}
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -8,13 +8,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from devtools.factories import submitted
-from shared.events import OrderStatusChanged, Reason, Status, encode
+from shared.events import (
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
+    OrderStatusChanged,
+    Reason,
+    Status,
+    encode,
+)
+from shared.identifiers import card_number
 from shared.reasons import ReasonCode
-from shared.topics import ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_STATUS, ORDER_SUBMITTED
 from tests.integration.test_support_web import Console, console, routes
 
 __all__ = ["console"]  # the fixture, shared with the console's other tests
@@ -48,6 +57,32 @@ async def order(
 
 
 RECEIVED, PRODUCED = Status.RECEIVED, Status.PRODUCED
+
+
+async def card(
+    c: Console, order_id: str, sequence: int, card_type: str, *later: CardStatus
+) -> None:
+    """A card of the order (produced in June), then its later statuses, in order."""
+    number = card_number(sequence)
+    produced = CardProduced(
+        order_id=order_id,
+        revision=1,
+        card_number=number,
+        card_type=card_type,  # type: ignore[arg-type]  # a literal of the two
+        issued_on=date(2026, 6, 20),
+        valid_until=date(2028, 6, 20),
+        occurred_at=_utc("2026-06-20T10:00:00Z"),
+    )
+    await c.publish(CARD_PRODUCED, encode(produced), order_id)
+    for day, status in enumerate(later, start=21):
+        change = CardStatusChanged(
+            order_id=order_id,
+            card_number=number,
+            status=status,
+            valid_until=date(2028, 6, 20),
+            occurred_at=_utc(f"2026-06-{day}T10:00:00Z"),
+        )
+        await c.publish(CARD_STATUS, encode(change), order_id)
 
 
 async def known_orders(c: Console) -> None:
@@ -89,6 +124,12 @@ async def known_orders(c: Console) -> None:
         (RECEIVED, "2026-06-05T07:00:01Z", []),
         (PRODUCED, "2026-06-07T07:00:00Z", []),  # 48 h
     ])  # fmt: skip
+    # The produced orders' cards now: suspended; lost and replaced; active; active.
+    await card(c, "F-C1", 1, "construction", CardStatus.SUSPENDED)
+    await card(c, "F-C2", 2, "construction", CardStatus.REVOKED)
+    await card(c, "F-C2", 3, "construction")
+    await card(c, "F-B1", 4, "construction", CardStatus.SUSPENDED, CardStatus.ACTIVE)
+    await card(c, "F-R1", 5, "cleaning")
     await order(c, "F-R2", "cleaning", "2026-06-06T07:00:00Z", [
         (RECEIVED, "2026-06-06T07:00:01Z", []),
         (Status.CANCELLED, "2026-06-06T09:00:00Z", []),
@@ -99,7 +140,8 @@ async def known_orders(c: Console) -> None:
 
 
 def row(card_type: str, ordered: int, produced: int, share: float, median: float | None,
-        p90: float | None, rest: list[tuple[str, str | None, int]]) -> dict[str, Any]:  # fmt: skip
+        p90: float | None, rest: list[tuple[str, str | None, int]],
+        cards: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "card_type": card_type,
         "ordered": ordered,
@@ -108,6 +150,7 @@ def row(card_type: str, ordered: int, produced: int, share: float, median: float
         "lead_time_median_hours": median,
         "lead_time_p90_hours": p90,
         "not_produced": [{"status": s, "reason_code": c, "count": n} for s, c, n in rest],
+        "cards": {"ACTIVE": 0, "SUSPENDED": 0, "REVOKED": 0, "EXPIRED": 0} | (cards or {}),
     }
 
 
@@ -127,6 +170,7 @@ JUNE = {
             ("REJECTED", "CLEANING_NOT_APPROVED", 1),
             ("REJECTED", "EMPLOYER_BANKRUPT", 1),
         ],
+        {"ACTIVE": 3, "SUSPENDED": 1, "REVOKED": 1},
     ),
     "card_types": [
         # 6, 12, 24 h: median 12; p90 at rank 1.8: 12 + 0.8 * 12.
@@ -141,6 +185,7 @@ JUNE = {
                 ("DOCUMENTS_REJECTED", "PHOTO_MISSING", 1),
                 ("REJECTED", "EMPLOYER_BANKRUPT", 1),
             ],
+            {"ACTIVE": 2, "SUSPENDED": 1, "REVOKED": 1},
         ),
         row(
             "cleaning",
@@ -153,6 +198,7 @@ JUNE = {
                 ("CANCELLED", None, 1),
                 ("REJECTED", "CLEANING_NOT_APPROVED", 1),
             ],
+            {"ACTIVE": 1},
         ),
     ],
 }
@@ -195,7 +241,10 @@ def from_csv(text: str) -> dict[str, Any]:
                 "lead_time_median_hours": number(line["lead_time_median_hours"]),
                 "lead_time_p90_hours": number(line["lead_time_p90_hours"]),
                 "not_produced": [],
+                "cards": {},
             }
+        elif line["line"] == "cards":
+            rows[line["card_type"]]["cards"][line["status"]] = int(line["count"])
         else:
             assert line["line"] == "not_produced"
             rows[line["card_type"]]["not_produced"].append(

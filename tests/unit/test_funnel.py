@@ -58,3 +58,20 @@ def test_the_rest_adds_up_to_ordered_minus_produced_each_order_once() -> None:
     # The unknown card type counts in the total only.
     assert [r.ordered for r in report.card_types] == [2, 1]
     assert report.as_json()["card_types"][0]["lead_time_median_hours"] == 10.0
+
+
+def test_the_cards_of_the_month_s_orders_are_counted_by_their_status_now() -> None:
+    at = datetime(2026, 6, 10, 8, tzinfo=UTC)
+    produced = at + timedelta(hours=5)
+    orders = [
+        # a lost card and its replacement: two cards of one order
+        FunnelOrder("construction", at, produced, "PRODUCED", (), ("REVOKED", "ACTIVE")),
+        FunnelOrder("construction", at, produced, "PRODUCED", (), ("SUSPENDED",)),
+        FunnelOrder("cleaning", at, produced, "PRODUCED", (), ("EXPIRED",)),
+    ]
+    report = FunnelReport.of(Month(2026, 6), orders)
+    assert report.total.cards == {"ACTIVE": 1, "SUSPENDED": 1, "REVOKED": 1, "EXPIRED": 1}
+    assert report.card_types[1].cards == {"ACTIVE": 0, "SUSPENDED": 0, "REVOKED": 0, "EXPIRED": 1}
+    cards_lines = [line for line in report.csv_rows() if line[2] == "cards"]
+    assert ["2026-06", "all", "cards", "", "", "", "", "", "REVOKED", "", "1"] in cards_lines
+    assert len(cards_lines) == 3 * 4  # every row, every status, zeros included

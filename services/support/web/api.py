@@ -202,6 +202,8 @@ class FunnelRowOut(BaseModel):
     lead_time_median_hours: float | None
     lead_time_p90_hours: float | None
     not_produced: list[NotProducedOut]
+    # The cards of the row's orders by their status now (a replacement is one more card).
+    cards: dict[Literal["ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"], int]
 
 
 class FunnelReportOut(BaseModel):

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.support.funnel import BadMonth, Month
+from services.support.funnel import CARD_STATUSES, BadMonth, Month
 from services.support.web.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -27,7 +27,7 @@ from services.support.web.deps import Operator, Viewer, commands, queries
 from services.support.web.queries import OrderFilter
 from services.support.web.reference import STATUSES, reason_codes
 from services.support.web.render import templates
-from shared.events import Status
+from shared.events import CARD_STATUS_LABEL, Status
 
 router = APIRouter(include_in_schema=False)
 COOKIE = {"httponly": True, "secure": True, "samesite": "strict", "path": "/"}
@@ -267,6 +267,8 @@ async def funnel_report(
             "chart": funnel_chart(report),
             "rest_chart": not_produced_chart(report),
             "row_label": ROW_LABEL,
+            "card_statuses": CARD_STATUSES,
+            "card_status_label": CARD_STATUS_LABEL,
             "previous": str(wanted.previous()),
             "next": str(wanted.next()),
             "json_url": download,

@@ -238,8 +238,14 @@ class Queries:
         """The month's funnel (services/support/funnel.py) from support's projection."""
         rows = await self.pool.fetch(
             "SELECT f.card_type, f.first_submitted_at, f.produced_at,"
-            " COALESCE(o.status, $3) AS status, COALESCE(o.reason_codes, '{}') AS reason_codes"
+            " COALESCE(o.status, $3) AS status, COALESCE(o.reason_codes, '{}') AS reason_codes,"
+            " COALESCE(c.statuses, '{}') AS card_statuses"
             " FROM order_funnel f LEFT JOIN orders o USING (order_id)"
+            # each card of the order by its latest event (a status after the card itself)
+            " LEFT JOIN LATERAL (SELECT array_agg(status) AS statuses FROM"
+            "  (SELECT DISTINCT ON (card_number) status FROM card_history h"
+            "   WHERE h.order_id = f.order_id"
+            "   ORDER BY card_number, occurred_at DESC, event = 'status' DESC) latest) c ON true"
             " WHERE f.first_submitted_at >= $1 AND f.first_submitted_at < $2",
             month.start,
             month.end,
@@ -254,6 +260,7 @@ class Queries:
                     r["produced_at"],
                     r["status"],
                     tuple(r["reason_codes"]),
+                    tuple(r["card_statuses"]),
                 )
                 for r in rows
             ],
