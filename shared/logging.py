@@ -9,6 +9,7 @@ alone (not digits inside a longer token such as a UUID or a digest).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -37,6 +38,21 @@ SENSITIVE_KEYS = frozenset(
 # A whole token of 11 digits: not digits inside a longer word, hex string or UUID.
 _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
+
+
+def mask_national_ids(text: str) -> str:
+    """`text` with every whole 11-digit token (a national id, or what looks like one) masked."""
+    return _ELEVEN_DIGITS.sub(REDACTED, text)
+
+
+def redacted_preview(raw: bytes, limit: int = 4096) -> str:
+    """What a person may be shown of a message's bytes: JSON with the log's redaction
+    (names, national ids, birth dates, e-mail addresses by key; 11 digits by pattern),
+    cut at `limit` characters; bytes that are not JSON only their start, 11 digits masked."""
+    try:
+        return json.dumps(_scrub(json.loads(raw)), ensure_ascii=False)[:limit]
+    except (ValueError, RecursionError):
+        return mask_national_ids(raw[: limit // 8].decode(errors="replace"))
 
 
 def _scrub(value: Any) -> Any:

@@ -36,6 +36,7 @@ from shared.delivery import Delivery
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, kafka_producer, start_with_retry
 from shared.processor import Processor
+from shared.redrive import with_redrive
 from shared.settings import Settings
 from shared.stage import Stage
 from shared.topics import retry_topic
@@ -198,9 +199,10 @@ class Service(Generic[S]):
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }
-        self.broker.subscriber(*self.stage.routes, group_id=f"kortflyt-{name}", **common)(
-            self.main.on_message
-        )
+        # The stage's topics and the commands topic: every service re-drives its own dead
+        # letters (shared/redrive.py).
+        topics = with_redrive(name, self.stage.routes, settings)
+        self.broker.subscriber(*topics, group_id=f"kortflyt-{name}", **common)(self.main.on_message)
         self.broker.subscriber(retry_topic(name), group_id=f"kortflyt-{name}-retry", **common)(
             self.retry.on_message
         )
