@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Protocol
 
+from services.support.dead_letters import DeadLetterSeen
 from services.support.orders import SubmittedOrder
 from shared.events import CardProduced, CommandHandled, OrderStatusChanged
 
@@ -28,6 +29,9 @@ class SupportStore(Protocol):
 
     async def add_command_outcome(self, outcome: CommandHandled) -> None:
         """Once per command and service."""
+
+    async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
+        """Once per service and dead letter."""
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:
         """Keep the status change once; False when it was kept before."""
@@ -88,6 +92,28 @@ class PostgresSupportStore:
             outcome.issued_at,
             outcome.outcome,
             outcome.occurred_at,
+        )
+
+    async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO dead_letters (service, dead_letter_id, origin_topic, delivered_on,"
+            " kafka_partition, kafka_offset, attempt, error, reasons, order_id, failed_at,"
+            " sha256, size, preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10,"
+            " $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+            dead.service,
+            dead.dead_letter_id,
+            dead.origin.topic,
+            dead.origin.delivered_on,
+            dead.origin.partition,
+            dead.origin.offset,
+            dead.origin.attempt,
+            json.dumps(dead.error),
+            dead.reasons,
+            dead.order_id,
+            dead.failed_at,
+            dead.sha256,
+            dead.size,
+            dead.preview,
         )
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:

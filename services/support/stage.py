@@ -10,6 +10,8 @@
 - `card.produced`: the card's number and validity (`cards`).
 - `command.handled`: what intake and registry_check did with each command
   (`command_outcomes`).
+- `hmskort.<service>.dlt.v1`: every service's dead letters (`dead_letters`), as their DLT
+  records say (services/support/dead_letters.py).
 
 support reads no other service's tables (issue 12, "the boundary"). Its own are
 reached through `SupportStore` (services/support/repository.py).
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services.support.dead_letters import DeadLetterSeen, parse_dead_letter
 from services.support.orders import SubmittedOrder
 from services.support.repository import PostgresSupportStore, SupportStore
 from services.support.settings import SupportSettings
@@ -34,7 +37,14 @@ from shared.events import (
 from shared.logging import get_logger
 from shared.stage import Route, Stage, UnitOfWork
 from shared.submission import SubmissionSeen
-from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import (
+    CARD_PRODUCED,
+    COMMAND_OUTCOMES,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    SERVICES,
+    dlt_topic,
+)
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -55,6 +65,15 @@ class Support(Stage):
             ORDER_SUBMITTED: Route(SubmissionSeen, self.on_submitted, report_invalid=False),
             CARD_PRODUCED: Route(CardProduced, self.on_card, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
+            **{
+                dlt_topic(service): Route(
+                    DeadLetterSeen,
+                    self.on_dead_letter,
+                    parse=parse_dead_letter,
+                    report_invalid=False,
+                )
+                for service in SERVICES
+            },
         }
 
     async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
@@ -65,6 +84,9 @@ class Support(Stage):
 
     async def on_command_handled(self, tx: UnitOfWork, event: CommandHandled) -> None:
         await self.store(tx.conn, self.name).add_command_outcome(event)
+
+    async def on_dead_letter(self, tx: UnitOfWork, event: DeadLetterSeen) -> None:
+        await self.store(tx.conn, self.name).add_dead_letter(event)
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)
