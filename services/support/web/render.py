@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from shared.logging import mask_national_ids
 from shared.norway import OSLO
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -18,3 +19,4 @@ def oslo_time(value: datetime | None) -> str:
 
 
 templates.env.filters["oslo"] = oslo_time
+templates.env.filters["mask_ids"] = mask_national_ids
