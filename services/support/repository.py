@@ -96,7 +96,7 @@ class PostgresSupportStore:
 
     async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
         await self.conn.execute(
-            "INSERT INTO dead_letters (service, dead_letter_id, origin_topic, delivered_on,"
+            "INSERT INTO service_dead_letters (service, dead_letter_id, origin_topic, delivered_on,"
             " kafka_partition, kafka_offset, attempt, error, reasons, order_id, failed_at,"
             " sha256, size, preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10,"
             " $11, $12, $13, $14) ON CONFLICT DO NOTHING",

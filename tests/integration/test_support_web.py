@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from devtools.factories import org_number, submitted
 from services.support.stage import Support
-from services.support.web import api, pages
+from services.support.web import actions, actions_api, api, pages
 from services.support.web.app import API, create_app
 from services.support.web.auth import RANK, ROLES, Accounts, Role
 from shared.db import create_pool
@@ -141,11 +141,19 @@ async def console(settings: AllSettings) -> AsyncIterator[Console]:
         await conn.close()
 
 
+ROUTERS = (
+    (API, api.router),
+    (API, actions_api.router),
+    ("", pages.router),
+    ("", actions.router),
+)
+
+
 def routes(_app: FastAPI) -> list[tuple[str, str, Role | None]]:
-    """Every route of the app (its two routers): method, path, and the least role its
+    """Every route of the app (its routers): method, path, and the least role its
     dependency asks."""
     found: list[tuple[str, str, Role | None]] = []
-    for prefix, router in ((API, api.router), ("", pages.router)):
+    for prefix, router in ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             roles = [
@@ -159,12 +167,26 @@ def routes(_app: FastAPI) -> list[tuple[str, str, Role | None]]:
 
 
 async def test_every_route_but_sign_in_declares_a_role(console: Console) -> None:
+    included = {id(r.original_router) for r in console.app.routes if hasattr(r, "original_router")}
+    assert included == {id(router) for _, router in ROUTERS}, "a router the table misses"
     table = routes(console.app)
     assert len(table) >= 15
     unguarded = {(m, p) for m, p, role in table if role is None}
     assert unguarded == PUBLIC
-    actions = [(m, p, role) for m, p, role in table if m == "POST" and "/orders/" in p]
-    assert actions and all(role == "operator" for _, _, role in actions)
+    actions = {(m, p): role for m, p, role in table if m == "POST" and "/orders/" in p}
+    # Single-order actions are an operator's; replaying past the replay limit a supervisor's.
+    assert actions and all(
+        role == ("supervisor" if p.endswith("/replay-past-limit") else "operator")
+        for (_, p), role in actions.items()
+    )
+    # Bulk actions are a supervisor's; re-driving one dead letter an operator's.
+    assert all(role == "supervisor" for _, p, role in table if "bulk-replay" in p)
+    assert {p: role for m, p, role in table if m == "POST" and "/dead-letters/" in p} == {
+        "/dead-letters/{service}/{dead_letter_id}/redrive": "operator",
+        "/dead-letters/redrive": "supervisor",
+        f"{API}/dead-letters/{{service}}/{{dead_letter_id}}/redrive": "operator",
+        f"{API}/dead-letters/redrive": "supervisor",
+    }
 
 
 async def test_every_route_times_every_role(console: Console) -> None:
@@ -174,12 +196,21 @@ async def test_every_route_times_every_role(console: Console) -> None:
         "override": {"check": "person", "reason": "checked passport"},
         "replay": {"reason": "retry"},
         "cancel": {"reason": "ordered twice"},
+        "replay-past-limit": {"reason": "register fixed"},
+        "redrive": {"reason": "fixed", "confirm": "1"},
+        "bulk-replays": {"filter": {}, "confirm": "1"},
+        "bulk-replay": {"confirm": "1"},
     }
     signed_in = {role: await console.signed_in(role) for role in ROLES}
     for method, path, needed in routes(console.app):
         if needed is None:
             continue
-        url = path.replace("{order_id}", "W-ROLE")
+        url = (
+            path.replace("{order_id}", "W-ROLE")
+            .replace("{job_id}", str(uuid.uuid4()))
+            .replace("{service}", "intake")
+            .replace("{dead_letter_id}", "1")
+        )
         action = url.rsplit("/", 1)[-1]
         for role in (None, *ROLES):
             client, csrf = console.client(), ""

@@ -24,9 +24,10 @@ CREATE TABLE bulk_job_orders (
 );
 CREATE INDEX bulk_job_orders_pending ON bulk_job_orders (job_id, seq) WHERE sent_at IS NULL;
 
--- Every service's dead letters (hmskort.<service>.dlt.v1), as their DLT records say: the
+-- Every service's dead letters (hmskort.<service>.dlt.v1), as their DLT records say (the
+-- table `dead_letters` is support's own, as in every schema): the
 -- raw bytes stay with the service; `preview` is the record's redacted start of them.
-CREATE TABLE dead_letters (
+CREATE TABLE service_dead_letters (
     service          text NOT NULL,
     dead_letter_id   bigint NOT NULL,
     origin_topic     text NOT NULL,
@@ -43,7 +44,7 @@ CREATE TABLE dead_letters (
     preview          text,
     PRIMARY KEY (service, dead_letter_id)
 );
-CREATE INDEX dead_letters_failed ON dead_letters (failed_at);
+CREATE INDEX service_dead_letters_failed ON service_dead_letters (failed_at);
 
 -- The re-drive commands support sent (the owning service's outcome comes back on
 -- command.handled, by command id).

@@ -211,7 +211,7 @@ class Queries:
     async def dead_letters(self, f: DeadLetterFilter, limit: int = 500) -> list[dict[str, Any]]:
         where, args = f.where()
         rows = await self.pool.fetch(
-            f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters d{where}"  # noqa: S608 - fixed clauses
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM service_dead_letters d{where}"  # noqa: S608 - fixed clauses
             f" ORDER BY d.failed_at DESC, d.service, d.dead_letter_id DESC LIMIT {int(limit)}",
             *args,
         )
@@ -219,7 +219,7 @@ class Queries:
 
     async def dead_letter(self, service: str, dead_letter_id: int) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
-            f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters d"  # noqa: S608 - fixed clauses
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM service_dead_letters d"  # noqa: S608 - fixed clauses
             " WHERE d.service = $1 AND d.dead_letter_id = $2",
             service,
             dead_letter_id,
@@ -228,7 +228,9 @@ class Queries:
 
     async def dead_letters_waiting(self) -> int:
         return int(
-            await self.pool.fetchval(f"SELECT count(*) FROM dead_letters d WHERE NOT {REDRIVEN}")  # noqa: S608 - a fixed clause
+            await self.pool.fetchval(
+                f"SELECT count(*) FROM service_dead_letters d WHERE NOT {REDRIVEN}"  # noqa: S608 - a fixed clause
+            )
         )
 
     async def replays_used(self, order_id: str, revision: int) -> int:
