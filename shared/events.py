@@ -504,7 +504,7 @@ class ReinstateCard(CardCommand):
 # Re-driving a dead letter (support's console): handled by the service named, in the
 # shared machinery (shared/redrive.py), the same way in every service.
 
-ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,39}$")]
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
 class RedriveDeadLetter(Command):

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, JsonValue, model_validator
 from shared.events import Event, Model, UtcDatetime
 
 NAMESPACE = uuid.UUID("6b1f3c56-6f4e-4a53-9d38-2d1c4f7e9a10")
-_REF = re.compile(r"^([a-z][a-z_]{0,39})\.dead_letters/([0-9]{1,18})$")
+_REF = re.compile(r"^([a-z][a-z0-9_]{0,62})\.dead_letters/([0-9]{1,18})$")
 
 
 def placeholder_order_id(service: str, dead_letter_id: int) -> str:
