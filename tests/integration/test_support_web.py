@@ -192,7 +192,7 @@ async def test_every_route_but_sign_in_declares_a_role(console: Console) -> None
 async def test_every_route_times_every_role(console: Console) -> None:
     """No page or API call without a session; each role gets exactly what it may."""
     await console.order_needing_attention("W-ROLE")
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         "override": {"check": "person", "reason": "checked passport"},
         "replay": {"reason": "retry"},
         "cancel": {"reason": "ordered twice"},
