@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Page
 
 from devtools.factories import org_number, submitted
-from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
 from tests.e2e import test_console_browser as base
+from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
 from tests.e2e.test_console_browser import DOCS, Console, no_axe_violations
 
 console = base.console  # the console as its own process, with an account per role
