@@ -135,11 +135,11 @@ async def test_a_supervisor_bulk_replays_with_a_dry_run_and_a_typed_confirmation
 async def test_an_operator_is_refused_bulk_replay(console: Console) -> None:
     page = await console.page("operator")
     assert await page.locator("a[href='/bulk-replay']").count() == 0
+    csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
     response = await page.goto(console.url + "bulk-replay")
     assert response is not None and response.status == 403
     assert "supervisor" in await page.content()
     await no_axe_violations(page)
-    csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
     refused = await page.request.post(
         console.url + "bulk-replay", form={"csrf_token": csrf or "", "confirm": "1"}
     )
@@ -152,19 +152,22 @@ async def test_an_operator_is_refused_bulk_replay(console: Console) -> None:
 async def test_a_dead_letter_is_browsed_and_re_driven(console: Console) -> None:
     order_id = f"DLT-{run_id()}"
     national_id = "17059012345"
-    # Cut off mid-way: not JSON, so intake dead-letters it (and tells the order's status).
+    # Cut off mid-way: not JSON, so intake dead-letters it (and tells the order's status);
+    # support, which reads order.submitted too, dead-letters its copy in its own DLT.
     poison = json.dumps(
         {"order_id": order_id, "worker": {"given_name": "Kari", "national_id": national_id}}
     ).encode()[:-2]
     await publish(console.pipeline.settings, [(order_id, poison)])
     await until(
         console.pipeline,
-        "SELECT count(*) = 1 FROM support.service_dead_letters WHERE order_id = $1",
+        "SELECT count(*) = 1 FROM support.service_dead_letters"
+        " WHERE service = 'intake' AND order_id = $1",
         order_id,
     )
     dead_id = await support_value(
         console.pipeline,
-        "SELECT dead_letter_id FROM support.service_dead_letters WHERE order_id = $1",
+        "SELECT dead_letter_id FROM support.service_dead_letters"
+        " WHERE service = 'intake' AND order_id = $1",
         order_id,
     )
     detail = f"dead-letters/intake/{dead_id}"
@@ -200,7 +203,8 @@ async def test_a_dead_letter_is_browsed_and_re_driven(console: Console) -> None:
     # Still not JSON: dead-lettered again, as a new dead letter waiting for a real fix.
     await until(
         console.pipeline,
-        "SELECT count(*) = 2 FROM support.service_dead_letters WHERE order_id = $1",
+        "SELECT count(*) = 2 FROM support.service_dead_letters"
+        " WHERE service = 'intake' AND order_id = $1",
         order_id,
     )
     await operator.goto(console.url + "dead-letters?service=intake")
