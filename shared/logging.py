@@ -38,6 +38,10 @@ SENSITIVE_KEYS = frozenset(
 # A whole token of 11 digits: not digits inside a longer word, hex string or UUID.
 _ELEVEN_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 REDACTED = "[redacted]"
+# `"key": "value"` of a sensitive key in text that is not JSON as a whole (a broken message).
+_SENSITIVE_VALUE = re.compile(
+    r'("(?:' + "|".join(sorted(SENSITIVE_KEYS)) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"?'
+)
 
 
 def mask_national_ids(text: str) -> str:
@@ -48,11 +52,13 @@ def mask_national_ids(text: str) -> str:
 def redacted_preview(raw: bytes, limit: int = 4096) -> str:
     """What a person may be shown of a message's bytes: JSON with the log's redaction
     (names, national ids, birth dates, e-mail addresses by key; 11 digits by pattern),
-    cut at `limit` characters; bytes that are not JSON only their start, 11 digits masked."""
+    cut at `limit` characters; bytes that are not JSON only their start, the string values
+    of those keys and 11 digits masked."""
     try:
         return json.dumps(_scrub(json.loads(raw)), ensure_ascii=False)[:limit]
     except (ValueError, RecursionError):
-        return mask_national_ids(raw[: limit // 8].decode(errors="replace"))
+        text = raw[: limit // 8].decode(errors="replace")
+        return mask_national_ids(_SENSITIVE_VALUE.sub(rf'\1"{REDACTED}"', text))
 
 
 def _scrub(value: Any) -> Any:

@@ -39,8 +39,12 @@ def test_the_preview_of_a_payload_has_no_name_national_id_or_e_mail() -> None:
     assert REDACTED in shown
 
 
-def test_the_preview_of_bytes_that_are_not_json_is_their_start_with_national_ids_masked() -> None:
+def test_the_preview_of_bytes_that_are_not_json_is_their_start_with_personal_data_masked() -> None:
     shown = redacted_preview(b"{broken 17059012345 " + b"x" * 10_000, limit=4096)
     assert "17059012345" not in shown and shown.startswith("{broken [redacted]")
+    cut = redacted_preview(b'{"order_id": "A-1", "worker": {"given_name": "Kari", "family_na')
+    assert cut == '{"order_id": "A-1", "worker": {"given_name": "[redacted]", "family_na'
+    unfinished = redacted_preview(b'{"order_id": "A-1", "family_name": "Nord')
+    assert "Nord" not in unfinished
     assert len(shown) <= 4096 // 8 + len(REDACTED)
     assert redacted_preview(b"[" * 100_000).startswith("[[[")  # too deep for json: no crash
