@@ -32,9 +32,11 @@ from shared.db import create_pool
 from shared.delivery import Delivery
 from shared.events import (
     CheckSummary,
+    CommandHandled,
     OrderStatusChanged,
     OverrideCheck,
     Reason,
+    ReplayOrder,
     Status,
     encode,
     parse_command,
@@ -43,7 +45,7 @@ from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
-from shared.topics import ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import COMMAND_OUTCOMES, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED, dlt_topic
 from tests.settings import AllSettings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
@@ -526,3 +528,105 @@ async def test_the_orders_form_as_a_browser_sends_it_with_empty_fields_filters(
         assert 'href="/orders/W-FORM"' in r.text
         r = await client.get("/orders", params={**empty, "status": "PRODUCED", "since": "x"})
         assert r.status_code == 200 and 'href="/orders/W-FORM"' not in r.text
+
+
+async def test_the_order_page_shows_replays_used_and_a_supervisor_replays_past_the_limit(
+    console: Console,
+) -> None:
+    """Replays used / the limit, counted from the owning stage's published outcomes for the
+    current revision; replaying past the limit is a supervisor's, needs a reason, and is
+    one signed command with lift_replay_limit, audited."""
+    await console.order_needing_attention("W-LIM")
+    for outcome in (
+        "replayed from NEEDS_ATTENTION",
+        "replayed from NEEDS_ATTENTION",
+        "skipped: already being re-run",
+    ):
+        handled = CommandHandled(
+            order_id="W-LIM",
+            command_id=uuid.uuid4(),
+            command="order.replay",
+            service="registry_check",
+            actor="op-1",
+            issued_at=datetime.now(UTC),
+            outcome=outcome,
+        )
+        await console.publish(COMMAND_OUTCOMES, encode(handled), "W-LIM")
+    operator, op_csrf = await console.signed_in("operator")
+    async with operator:
+        page = await operator.get("/orders/W-LIM")
+        assert re.search(r'id="replay-limit">.*?: 2 / 5<', page.text), page.text
+        assert "/replay-past-limit" not in page.text  # not an operator's
+        r = await operator.post(
+            "/orders/W-LIM/replay-past-limit", data={"csrf_token": op_csrf, "reason": "x"}
+        )
+        assert r.status_code == 403
+    supervisor, csrf = await console.signed_in("supervisor")
+    async with supervisor:
+        page = await supervisor.get("/orders/W-LIM")
+        assert 'action="/orders/W-LIM/replay-past-limit"' in page.text
+        r = await supervisor.post("/orders/W-LIM/replay-past-limit", data={"csrf_token": csrf})
+        assert r.status_code == 409 and "begrunnelse" in r.text  # a reason is required
+        assert await console.pool.fetchval("SELECT count(*) FROM outbox") == 0
+        r = await supervisor.post(
+            "/orders/W-LIM/replay-past-limit",
+            data={"csrf_token": csrf, "reason": "register fixed, sixth try"},
+        )
+        assert r.status_code == 303
+    [row] = await console.pool.fetch("SELECT value, headers FROM outbox")
+    headers = {k: v.encode() for k, v in json.loads(row["headers"])}
+    assert CommandVerifier.from_settings(AllSettings()).refusal(row["value"], headers) is None
+    command = parse_command(row["value"])
+    assert isinstance(command, ReplayOrder) and command.lift_replay_limit
+    assert (command.reason, command.stage) == ("register fixed, sixth try", "registry_check")
+    audit = await console.pool.fetchrow(
+        "SELECT actor, detail FROM audit_log WHERE action = 'order.replay'"
+    )
+    assert audit is not None and audit["actor"] == command.actor
+    assert audit["actor"].startswith("supervisor-") and "past the replay limit" in audit["detail"]
+
+
+async def test_a_dead_letter_payload_is_shown_to_an_operator_never_to_a_viewer(
+    console: Console,
+) -> None:
+    record = {
+        "service": "notify",
+        "failed_at": datetime.now(UTC).isoformat(),
+        "origin": {
+            "topic": ORDER_STATUS,
+            "delivered_on": ORDER_STATUS,
+            "partition": 1,
+            "offset": 9,
+            "key": "W-DL",
+            "attempt": 0,
+        },
+        "error": {"error": "RuntimeError: boom"},
+        "reasons": ["PROCESSING_FAILED"],
+        "order_id": "W-DL",
+        "order_id_from": "body",
+        "payload": {
+            "sha256": "ab" * 32,
+            "size": 80,
+            "ref": "notify.dead_letters/4",
+            "preview": '{"order_id": "W-DL", "note": "17059012345"}',
+        },
+    }
+    await console.publish(dlt_topic("notify"), json.dumps(record).encode(), "W-DL")
+    viewer, _ = await console.signed_in("viewer")
+    async with viewer:
+        page = await viewer.get("/dead-letters/notify/4")
+        assert page.status_code == 200 and "PROCESSING_FAILED" in page.text
+        assert '"note"' not in page.text and "vises bare for operatører" in page.text
+        api = await viewer.get("/api/v1/dead-letters/notify/4")
+        assert api.json()["payload"] is None and api.json()["state"] == "waiting"
+        overview = await viewer.get("/")
+        assert re.search(r'id="dead-letters-waiting">1<', overview.text)
+    operator, _ = await console.signed_in("operator")
+    async with operator:
+        page = await operator.get("/dead-letters/notify/4")
+        assert '"note"' in page.text.replace("&#34;", '"')
+        assert "17059012345" not in page.text  # masked again when shown
+        api = await operator.get("/api/v1/dead-letters?service=notify&state=waiting")
+        assert [d["dead_letter_id"] for d in api.json()] == [4]
+        shown = api.json()[0]["payload"]
+        assert '"W-DL"' in shown and "17059012345" not in shown

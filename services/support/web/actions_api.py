@@ -18,6 +18,7 @@ from services.support.web.commands import Refused
 from services.support.web.deps import Operator, Supervisor, Viewer, bulk, commands, queries
 from services.support.web.queries import DeadLetterFilter, OrderFilter
 from shared.events import Status
+from shared.logging import mask_national_ids
 
 router = APIRouter(tags=["support actions"])
 
@@ -88,7 +89,8 @@ class DeadLetterOut(BaseModel):
     state: Literal["waiting", "redriving", "redriven"]
     last_outcome: str | None
     payload: str | None = Field(
-        default=None, description="redacted start of the bytes; operators and up only"
+        default=None,
+        description="redacted start of the bytes, national ids masked; operators and up only",
     )
 
 
@@ -161,7 +163,8 @@ async def replay_past_limit(
 
 
 def _dead(row: dict[str, Any], may_see_payload: bool) -> dict[str, Any]:
-    return {**row, "payload": row["preview"] if may_see_payload else None}
+    shown = may_see_payload and row["preview"] is not None
+    return {**row, "payload": mask_national_ids(row["preview"]) if shown else None}
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut])
