@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR, HEADER_ORIGIN
+from pydantic import ValidationError
+
+from shared.delivery import (
+    HEADER_ATTEMPT,
+    HEADER_DUE_AT,
+    HEADER_ERROR,
+    HEADER_ORIGIN,
+    Delivery,
+)
 from shared.events import Command, RedriveDeadLetter, parse_command
 from shared.logging import get_logger
 from shared.outbox import OutgoingMessage
@@ -81,13 +89,30 @@ def with_redrive(
         keys = settings if isinstance(settings, CommandKeys) else CommandKeys()
         verify = CommandVerifier.from_settings(keys).check
 
+    def ours(command: Command) -> bool:
+        """Whether this stage acts on `command` (else it only passes it over)."""
+        if isinstance(command, RedriveDeadLetter):
+            return command.service == stage_name
+        return own is not None
+
+    def verify_ours(d: Delivery) -> str | None:
+        """A refusal only for a command this stage would act on: one meant for another
+        service is passed over by `handle`, not audited here as refused."""
+        refusal = verify(d)
+        if refusal is None:
+            return None
+        try:
+            return refusal if ours(parse_command(d.value)) else None
+        except ValidationError:
+            return refusal
+
     async def handle(tx: UnitOfWork[Any], command: Command) -> None:
+        if not ours(command):
+            return  # another service's
         if not isinstance(command, RedriveDeadLetter):
-            if own is not None:
-                await own.handle(tx, command)
+            assert own is not None
+            await own.handle(tx, command)
             return
-        if command.service != stage_name:
-            return  # another service's dead letter
         outcome, messages = await redrive(tx.conn, stage_name, command)
         tx.messages.extend(messages)
         await audit_command(tx, command, outcome)
@@ -96,5 +121,5 @@ def with_redrive(
     base = own if own is not None else Route(Command, handle, report_invalid=False)
     return {
         **routes,
-        ORDER_COMMANDS: replace(base, handle=handle, parse=parse_command, verify=verify),
+        ORDER_COMMANDS: replace(base, handle=handle, parse=parse_command, verify=verify_ours),
     }

@@ -27,7 +27,14 @@ from services.support.web.commands import ConsoleCommands
 from services.support.web.queries import Queries
 from shared.db import create_pool, migrate
 from shared.delivery import Delivery
-from shared.events import CommandHandled, OrderStatusChanged, RedriveDeadLetter, Status, encode
+from shared.events import (
+    CommandHandled,
+    OrderStatusChanged,
+    RedriveDeadLetter,
+    ReplayOrder,
+    Status,
+    encode,
+)
 from shared.outbox import OutboxRelay, kafka_producer
 from shared.processor import Processor
 from shared.runtime import Service
@@ -212,3 +219,45 @@ async def test_a_dead_letter_fixed_and_re_driven_is_handled_and_re_driven_only_o
     assert after is not None and after["state"] == "redriven"
     await support_pool.execute(f"DROP SCHEMA {support_schema} CASCADE")
     await support_pool.close()
+
+
+async def test_a_service_audits_refused_commands_meant_for_it_and_passes_over_the_rest(
+    pool: asyncpg.Pool, schema: str, settings: AllSettings
+) -> None:
+    """Every service reads the commands topic for re-drives: an unsigned re-drive of its
+    own dead letter is refused and audited; one for another service, or a command it has
+    no handler for, is passed over (not six services auditing every forged command)."""
+    processor = Processor(pool, Probe(schema, lambda tx, e: None), settings)
+    signer = CommandSigner.from_settings(settings)
+    mine = RedriveDeadLetter(order_id="RD-1", actor="m", service=schema, dead_letter_id=1)
+    other = RedriveDeadLetter(order_id="RD-1", actor="m", service="notify", dead_letter_id=1)
+    replay = ReplayOrder(order_id="RD-1", actor="m")
+    missing = RedriveDeadLetter(order_id="RD-1", actor="s", service=schema, dead_letter_id=99)
+    deliveries = [
+        Delivery(ORDER_COMMANDS, 0, 1, b"RD-1", encode(mine)),
+        Delivery(ORDER_COMMANDS, 0, 2, b"RD-1", encode(other)),
+        Delivery(ORDER_COMMANDS, 0, 3, b"RD-1", encode(replay)),
+        Delivery(
+            ORDER_COMMANDS,
+            0,
+            4,
+            b"RD-1",
+            signer.sign(missing).value,
+            dict(signer.sign(missing).headers),
+        ),
+    ]
+    for d in deliveries:
+        await processor.process(d)
+    audited = {
+        r["command_id"]: r["outcome"]
+        for r in await pool.fetch("SELECT command_id, outcome FROM command_audit")
+    }
+    assert audited == {
+        mine.event_id: "refused: unsigned",
+        missing.event_id: f"refused: no dead letter 99 in {schema}",
+    }
+    published = [
+        CommandHandled.model_validate_json(r["value"])
+        for r in await pool.fetch("SELECT value FROM outbox WHERE topic = $1", COMMAND_OUTCOMES)
+    ]
+    assert sorted(o.outcome for o in published) == sorted(audited.values())
