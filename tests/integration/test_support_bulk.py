@@ -275,6 +275,17 @@ async def test_the_bulk_api_is_a_supervisors_and_starts_only_on_the_confirmed_co
             def auth(role: str) -> dict[str, str]:
                 return {"authorization": f"Bearer {tokens[role]}"}
 
+            document = (await client.get("/api/v1/openapi.json", headers=auth("operator"))).json()
+            assert {
+                "/api/v1/bulk-replays",
+                "/api/v1/bulk-replays/dry-run",
+                "/api/v1/bulk-replays/{job_id}",
+                "/api/v1/orders/{order_id}/replay-past-limit",
+                "/api/v1/dead-letters",
+                "/api/v1/dead-letters/{service}/{dead_letter_id}",
+                "/api/v1/dead-letters/{service}/{dead_letter_id}/redrive",
+                "/api/v1/dead-letters/redrive",
+            } <= set(document["paths"])
             url = "/api/v1/bulk-replays/dry-run"
             assert (
                 await client.get(url, params={"org": org}, headers=auth("operator"))
