@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
 from shared.delivery import HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ORIGIN
+from shared.events import COMMAND_MODELS, RedriveDeadLetter, encode, parse_command
 from shared.logging import REDACTED, redacted_preview
 from shared.redrive import kept_headers
 from shared.signing import HEADER_KEY_ID, HEADER_SIGNATURE
@@ -48,3 +52,20 @@ def test_the_preview_of_bytes_that_are_not_json_is_their_start_with_personal_dat
     assert "Nord" not in unfinished
     assert len(shown) <= 4096 // 8 + len(REDACTED)
     assert redacted_preview(b"[" * 100_000).startswith("[[[")  # too deep for json: no crash
+
+
+def test_the_redrive_command_survives_encode_and_parse_and_refuses_a_bad_target() -> None:
+    command = RedriveDeadLetter(
+        order_id="dlt-registry_check-12",
+        actor="op-1",
+        reason="register adapter fixed",
+        service="registry_check",
+        dead_letter_id=12,
+    )
+    back = parse_command(encode(command))
+    assert back == command and isinstance(back, RedriveDeadLetter)
+    assert COMMAND_MODELS["dead_letter.redrive"] is RedriveDeadLetter
+    for bad in ({"service": "Intake; drop"}, {"dead_letter_id": 0}):
+        data = {**json.loads(encode(command)), **bad}
+        with pytest.raises(ValidationError):
+            parse_command(json.dumps(data).encode())
