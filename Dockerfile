@@ -56,7 +56,7 @@ RUN groupadd --system --gid 10001 kortflyt \
         --home-dir /nonexistent --shell /usr/sbin/nologin kortflyt \
  && install -d -o kortflyt -g kortflyt -m 0750 \
         /var/lib/kortflyt/blobs /var/lib/kortflyt/uploads /var/lib/kortflyt/spool \
-        /var/lib/kortflyt/keys /var/lib/kortflyt/command-keys
+        /var/lib/kortflyt/keys /var/lib/kortflyt/command-keys /var/lib/kortflyt/command-public
 
 WORKDIR /app
 

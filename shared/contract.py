@@ -134,10 +134,11 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(
         ORDER_COMMANDS,
         "Support staff's instructions (override, replay, cancel; for cards report_lost,"
-        " end_employment, suspend_card, reinstate_card), written by the support service only;"
-        " `event_id` is the command id, handled once by the owning service.",
+        " end_employment, suspend_card, reinstate_card; and dead_letter.redrive, which every"
+        " service reads and only the one it names acts on), written by the support service"
+        " only; `event_id` is the command id, handled once by the owning service.",
         ("support",),
-        ("intake", "registry_check", "production"),
+        ("intake", "registry_check", "production", "notify", "support", "verify"),
         tuple(COMMAND_MODELS),
         headers=(
             (
@@ -207,9 +208,11 @@ CHANNELS: tuple[Channel, ...] = (
         Channel(
             dlt_topic(service),
             f"Messages {service} can never process, with their origin (topic, partition,"
-            " offset, key) and the error; for support tooling.",
+            " offset, key), the error and a redacted preview of the payload (the raw bytes"
+            f" stay in {service}'s dead_letters table); support projects them and may"
+            " re-drive one (dead_letter.redrive).",
             (service,),
-            ("support tooling",),
+            ("support",),
             (),
             key="the order id when one could be read, else the original key or coordinates",
         )

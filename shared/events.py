@@ -535,6 +535,22 @@ class ReinstateCard(CardCommand):
     event_type: Literal["order.reinstate_card"] = "order.reinstate_card"
 
 
+# Re-driving a dead letter (support's console): handled by the service named, in the
+# shared machinery (shared/redrive.py), the same way in every service.
+
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class RedriveDeadLetter(Command):
+    """Publish one dead letter of `service` (its `dead_letters` row) again to the topic it
+    came from, once, after a fix. `order_id` is the dead letter's order when one could be
+    read, else `dlt-<service>-<id>` (the commands topic's key)."""
+
+    event_type: Literal["dead_letter.redrive"] = "dead_letter.redrive"
+    service: ServiceName
+    dead_letter_id: int = Field(ge=1, le=2**63 - 1)
+
+
 AnyCommandModel = (
     OverrideCheck
     | ReplayOrder
@@ -543,6 +559,7 @@ AnyCommandModel = (
     | EndEmployment
     | SuspendCard
     | ReinstateCard
+    | RedriveDeadLetter
 )
 AnyCommand = Annotated[AnyCommandModel, Field(discriminator="event_type")]
 _COMMANDS: TypeAdapter[AnyCommandModel] = TypeAdapter(AnyCommand)
@@ -554,6 +571,7 @@ COMMAND_MODELS: dict[str, type[Command]] = {
     "order.end_employment": EndEmployment,
     "order.suspend_card": SuspendCard,
     "order.reinstate_card": ReinstateCard,
+    "dead_letter.redrive": RedriveDeadLetter,
 }
 
 

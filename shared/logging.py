@@ -12,6 +12,7 @@ no person, and a person needs it to find the e-mail in the mail server's log).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -49,6 +50,29 @@ _NOT_ADDRESSES = frozenset({"message_id"})
 
 def _mask(text: str) -> str:
     return _ADDRESS.sub(r"\1***@\2", _ELEVEN_DIGITS.sub(REDACTED, text))
+
+
+# `"key": "value"` of a sensitive key in text that is not JSON as a whole (a broken message).
+_SENSITIVE_VALUE = re.compile(
+    r'("(?:' + "|".join(sorted(SENSITIVE_KEYS)) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"?'
+)
+
+
+def mask_national_ids(text: str) -> str:
+    """`text` with every whole 11-digit token (a national id, or what looks like one) masked."""
+    return _ELEVEN_DIGITS.sub(REDACTED, text)
+
+
+def redacted_preview(raw: bytes, limit: int = 4096) -> str:
+    """What a person may be shown of a message's bytes: JSON with the log's redaction
+    (names, national ids, birth dates, e-mail addresses by key; 11 digits by pattern),
+    cut at `limit` characters; bytes that are not JSON only their start, the string values
+    of those keys and 11 digits masked."""
+    try:
+        return json.dumps(_scrub(json.loads(raw)), ensure_ascii=False)[:limit]
+    except (ValueError, RecursionError):
+        text = raw[: limit // 8].decode(errors="replace")
+        return mask_national_ids(_SENSITIVE_VALUE.sub(rf'\1"{REDACTED}"', text))
 
 
 def _scrub(value: Any) -> Any:

@@ -37,9 +37,10 @@ from shared.events import (
     Reason,
     parse_event,
 )
-from shared.logging import bind_message, get_logger
+from shared.logging import bind_message, get_logger, redacted_preview
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
+from shared.redrive import kept_headers, with_redrive
 from shared.settings import Settings
 from shared.topics import dlt_topic
 
@@ -61,6 +62,8 @@ UNPARSEABLE: tuple[type[BaseException], ...] = (
 # What of an error a DLT record keeps: enough to act on, never so much it cannot be sent.
 _MAX_ERROR_CHARS = 4000
 _MAX_VALIDATION_ERRORS = 50
+# How much of the payload a DLT record shows support (redacted: shared.logging).
+_PREVIEW_CHARS = 4096
 # Errors of the infrastructure itself: the message is fine, so it is never dead-lettered
 # for them; it is redelivered until the database answers again.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
@@ -131,6 +134,8 @@ class Processor:
         self.pool = pool
         self.stage = stage
         self.settings = settings
+        # The stage's routes and the re-drive of its dead letters (shared/redrive.py).
+        self.routes = with_redrive(stage.name, stage.routes, settings)
         self.stopping = False
         self._failures: dict[str, int] = {}
         # Each message's transaction is a savepoint in a group-committed one (see there).
@@ -177,7 +182,7 @@ class Processor:
                 d, [Reason.of(ReasonCode.SCHEMA_INVALID, "headers")], {"error": problem}
             )
             return "invalid"
-        route = self.stage.routes.get(d.origin_topic)
+        route = self.routes.get(d.origin_topic)
         if route is None:
             await self.dead_letter(
                 d,
@@ -304,8 +309,8 @@ class Processor:
                 return
             row_id = await tx.conn.fetchval(
                 "INSERT INTO dead_letters (origin_topic, delivered_on, kafka_partition,"
-                " kafka_offset, sha256, size, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " RETURNING id",
+                " kafka_offset, sha256, size, payload, kafka_key, headers)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING id",
                 _short(d.origin_topic),
                 d.topic,
                 d.partition,
@@ -313,6 +318,8 @@ class Processor:
                 sha256,
                 len(d.value),
                 d.value,
+                d.key,
+                json.dumps(kept_headers(d.headers)),
             )
             record = {
                 "service": self.stage.name,
@@ -333,6 +340,9 @@ class Processor:
                     "sha256": sha256,
                     "size": len(d.value),
                     "ref": f"{self.stage.name}.dead_letters/{row_id}",
+                    # What support may show of the bytes, redacted as logs are (the raw
+                    # bytes stay in the table).
+                    "preview": redacted_preview(d.value, _PREVIEW_CHARS),
                 },
             }
             tx.messages.append(
@@ -342,7 +352,7 @@ class Processor:
                     json.dumps(record).encode(),
                 )
             )
-            route = self.stage.routes.get(d.origin_topic)
+            route = self.routes.get(d.origin_topic)
             if route is None or route.report_invalid:
                 await self.stage.on_invalid(tx, ref, reasons)
         reason = reasons[0].code.value if reasons else ReasonCode.SCHEMA_INVALID.value

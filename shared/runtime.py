@@ -39,6 +39,7 @@ from shared.delivery import Delivery
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, kafka_producer, start_with_retry
 from shared.processor import Processor
+from shared.redrive import with_redrive
 from shared.settings import Settings
 from shared.stage import Stage
 from shared.topics import retry_topic
@@ -246,8 +247,10 @@ class Service(Generic[S]):
             "auto_offset_reset": "earliest",
             "max_poll_interval_ms": 600_000,
         }
+        # The stage's topics and the commands topic: every service re-drives its own dead
+        # letters (shared/redrive.py).
         for sub, topics, group in (
-            (self.main, tuple(self.stage.routes), f"kortflyt-{name}"),
+            (self.main, with_redrive(name, self.stage.routes, settings), f"kortflyt-{name}"),
             (self.retry, (retry_topic(name),), f"kortflyt-{name}-retry"),
         ):
             sub.subscriber = self.broker.subscriber(*topics, group_id=group, **common)

@@ -89,6 +89,10 @@ class CommandKeys(Settings):
     # registry_check trust only commands signed by one of the public keys (comma-separated).
     command_signing_key_file: str = "/var/lib/kortflyt/keys/command-ed25519.pem"
     command_public_key_files: str = "/var/lib/kortflyt/keys/command-ed25519.pub.pem"
+    # Where support also publishes the public half (beside the private key it always is):
+    # a place the verifying services can read without reading the private key (Compose:
+    # a volume of its own). Empty: only beside the private key.
+    command_public_key_publish_file: str = ""
 
 
 class CommandHandling(CommandKeys):

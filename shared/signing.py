@@ -73,10 +73,14 @@ class CommandSigner:
     @classmethod
     def from_settings(cls, settings: CommandKeys) -> CommandSigner:
         """support's key: made on first use when missing, its public half written beside
-        it (`<name>.pub.pem`) for the services that verify."""
+        it (`<name>.pub.pem`) and to `command_public_key_publish_file` when set, for the
+        services that verify."""
         path = Path(settings.command_signing_key_file)
         ensure_keypair(path, path.with_suffix(".pub.pem"))
-        return cls(load_or_create_private_key(path))
+        key = load_or_create_private_key(path)
+        if settings.command_public_key_publish_file:
+            publish_public_key(key.public_key(), Path(settings.command_public_key_publish_file))
+        return cls(key)
 
     def sign(self, command: Command) -> SignedCommand:
         value = canonical(command)

@@ -41,7 +41,6 @@ import getpass
 import json
 import secrets
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -59,13 +58,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 from rich.text import Text
 
+from services.support import replays
 from services.support.settings import SupportSettings
 from shared.events import (
-    REPLAYABLE_STATUSES,
     CancelOrder,
     Command,
     OverrideCheck,
-    ReplayOrder,
     Status,
 )
 from shared.logging import configure_logging
@@ -75,7 +73,6 @@ from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
-OWNING_STAGES = ("intake", "registry_check")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -433,11 +430,11 @@ class Cli:
         rate: float | None,
         lift_replay_limit: bool = False,
     ) -> int:
-        chosen = [o for o in orders if o["status"] in REPLAYABLE_STATUSES]
-        skipped = Counter(o["status"] for o in orders if o not in chosen)
+        selection = replays.select(orders)
+        chosen, skipped = selection.chosen, selection.skipped
         for order_id in unknown:
             error(self.err, f"unknown order {order_id!r}")
-        by_status = Counter(o["status"] for o in chosen)
+        by_status = selection.by_status()
         summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
         if dry_run:
             for o in chosen:
@@ -446,16 +443,8 @@ class Cli:
         else:
             with progress(self.err, len(chosen)) as step:
                 for o in chosen:
-                    stage = o["stage"] if o["stage"] in OWNING_STAGES else None
-                    await self.sink.send(
-                        ReplayOrder(
-                            order_id=o["order_id"],
-                            actor=actor,
-                            reason=reason,
-                            stage=stage,
-                            lift_replay_limit=lift_replay_limit,
-                        )
-                    )
+                    command = replays.replay_command(o, actor, reason, lift_replay_limit)
+                    await self.sink.send(command)
                     step()
                     if rate:
                         await asyncio.sleep(1 / rate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Protocol
 
+from services.support.dead_letters import DeadLetterSeen
 from services.support.funnel import CARD_TYPES
 from services.support.orders import SubmittedOrder
 from shared.events import (
@@ -46,6 +47,9 @@ class SupportStore(Protocol):
 
     async def save_email(self, email: EmailSent) -> None:
         """What came of one e-mail (a later outcome of the same message replaces it)."""
+
+    async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
+        """Once per service and dead letter."""
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:
         """Keep the status change once; False when it was kept before."""
@@ -167,6 +171,28 @@ class PostgresSupportStore:
             email.sent_at,
             email.outcome,
             email.attempts,
+        )
+
+    async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO service_dead_letters (service, dead_letter_id, origin_topic, delivered_on,"
+            " kafka_partition, kafka_offset, attempt, error, reasons, order_id, failed_at,"
+            " sha256, size, preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10,"
+            " $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+            dead.service,
+            dead.dead_letter_id,
+            dead.origin.topic,
+            dead.origin.delivered_on,
+            dead.origin.partition,
+            dead.origin.offset,
+            dead.origin.attempt,
+            json.dumps(dead.error),
+            dead.reasons,
+            dead.order_id,
+            dead.failed_at,
+            dead.sha256,
+            dead.size,
+            dead.preview,
         )
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:

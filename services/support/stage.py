@@ -14,6 +14,8 @@
   (`command_outcomes`).
 - `email.sent`: what came of each e-mail notify sent the employer, the address masked
   (`emails`).
+- `hmskort.<service>.dlt.v1`: every service's dead letters (`dead_letters`), as their DLT
+  records say (services/support/dead_letters.py).
 
 support reads no other service's tables (issue 12, "the boundary"). Its own are
 reached through `SupportStore` (services/support/repository.py).
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services.support.dead_letters import DeadLetterSeen, parse_dead_letter
 from services.support.orders import SubmittedOrder
 from services.support.repository import PostgresSupportStore, SupportStore
 from services.support.settings import SupportSettings
@@ -47,6 +50,8 @@ from shared.topics import (
     ORDER_EMAILS,
     ORDER_STATUS,
     ORDER_SUBMITTED,
+    SERVICES,
+    dlt_topic,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +75,15 @@ class Support(Stage):
             CARD_STATUS: Route(CardStatusChanged, self.on_card_status, report_invalid=False),
             COMMAND_OUTCOMES: Route(CommandHandled, self.on_command_handled, report_invalid=False),
             ORDER_EMAILS: Route(EmailSent, self.on_email, report_invalid=False),
+            **{
+                dlt_topic(service): Route(
+                    DeadLetterSeen,
+                    self.on_dead_letter,
+                    parse=parse_dead_letter,
+                    report_invalid=False,
+                )
+                for service in SERVICES
+            },
         }
 
     async def on_submitted(self, tx: UnitOfWork, event: SubmissionSeen) -> None:
@@ -86,6 +100,9 @@ class Support(Stage):
 
     async def on_email(self, tx: UnitOfWork, event: EmailSent) -> None:
         await self.store(tx.conn, self.name).save_email(event)
+
+    async def on_dead_letter(self, tx: UnitOfWork, event: DeadLetterSeen) -> None:
+        await self.store(tx.conn, self.name).add_dead_letter(event)
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
         store = self.store(tx.conn, self.name)

@@ -118,9 +118,10 @@ async def committed(settings: Settings, group: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def wait_for_rows(pool: asyncpg.Pool, count: int, timeout_s: float = 60) -> None:
+async def wait_for_rows(pool: asyncpg.Pool, count: int, topic: str, timeout_s: float = 60) -> None:
+    """`count` messages of `topic` handled (a service also reads the commands topic)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while await pool.fetchval("SELECT count(*) FROM inbox") < count:
+    while await pool.fetchval("SELECT count(*) FROM inbox WHERE topic = $1", topic) < count:
         assert asyncio.get_running_loop().time() < deadline, "messages were not handled in time"
         await asyncio.sleep(0.2)
 
@@ -165,7 +166,7 @@ async def test_the_service_commits_the_offset_only_after_the_transaction(
                 )
             )
             await producer.send_and_wait(topic, value, key=order_id.encode())
-            await wait_for_rows(pool, 1)
+            await wait_for_rows(pool, 1, topic)
             # Committed after the transaction: poll briefly, the commit follows the handler.
             for _attempt in range(50):
                 if await committed(settings, f"kortflyt-{schema}", topic) == 1:
@@ -178,7 +179,7 @@ async def test_the_service_commits_the_offset_only_after_the_transaction(
 
     assert stage.calls == 2  # the failed delivery, then the redelivery
     assert await committed(settings, f"kortflyt-{schema}", topic) == 1
-    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE topic = $1", topic) == 1
 
 
 async def test_the_service_holds_the_stages_resources_open_for_every_message_and_closes_them(
@@ -218,7 +219,7 @@ async def test_the_service_holds_the_stages_resources_open_for_every_message_and
                 )
             )
             await producer.send_and_wait(topic, value, key=order_id.encode())
-            await wait_for_rows(pool, 1)
+            await wait_for_rows(pool, 1, topic)
             assert log == ["open", "message"]
     finally:
         await producer.stop()

@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from devtools.factories import org_number, submitted
 from services.support.stage import Support
-from services.support.web import api, pages
+from services.support.web import actions, actions_api, api, pages
 from services.support.web.app import API, create_app
 from services.support.web.auth import RANK, ROLES, Accounts, Role
 from shared.db import create_pool
@@ -36,11 +36,13 @@ from shared.events import (
     CardStatus,
     CardStatusChanged,
     CheckSummary,
+    CommandHandled,
     EndEmployment,
     OrderStatusChanged,
     OverrideCheck,
     Reason,
     ReinstateCard,
+    ReplayOrder,
     ReportLost,
     Status,
     SuspendCard,
@@ -51,7 +53,15 @@ from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
-from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_COMMANDS, ORDER_STATUS, ORDER_SUBMITTED
+from shared.topics import (
+    CARD_PRODUCED,
+    CARD_STATUS,
+    COMMAND_OUTCOMES,
+    ORDER_COMMANDS,
+    ORDER_STATUS,
+    ORDER_SUBMITTED,
+    dlt_topic,
+)
 from tests.settings import AllSettings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
@@ -149,11 +159,19 @@ async def console(settings: AllSettings) -> AsyncIterator[Console]:
         await conn.close()
 
 
+ROUTERS = (
+    (API, api.router),
+    (API, actions_api.router),
+    ("", pages.router),
+    ("", actions.router),
+)
+
+
 def routes(_app: FastAPI) -> list[tuple[str, str, Role | None]]:
-    """Every route of the app (its two routers): method, path, and the least role its
+    """Every route of the app (its routers): method, path, and the least role its
     dependency asks."""
     found: list[tuple[str, str, Role | None]] = []
-    for prefix, router in ((API, api.router), ("", pages.router)):
+    for prefix, router in ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute)
             roles = [
@@ -167,18 +185,32 @@ def routes(_app: FastAPI) -> list[tuple[str, str, Role | None]]:
 
 
 async def test_every_route_but_sign_in_declares_a_role(console: Console) -> None:
+    included = {id(r.original_router) for r in console.app.routes if hasattr(r, "original_router")}
+    assert included == {id(router) for _, router in ROUTERS}, "a router the table misses"
     table = routes(console.app)
     assert len(table) >= 15
     unguarded = {(m, p) for m, p, role in table if role is None}
     assert unguarded == PUBLIC
-    actions = [(m, p, role) for m, p, role in table if m == "POST" and "/orders/" in p]
-    assert actions and all(role == "operator" for _, _, role in actions)
+    actions = {(m, p): role for m, p, role in table if m == "POST" and "/orders/" in p}
+    # Single-order actions are an operator's; replaying past the replay limit a supervisor's.
+    assert actions and all(
+        role == ("supervisor" if p.endswith("/replay-past-limit") else "operator")
+        for (_, p), role in actions.items()
+    )
+    # Bulk actions are a supervisor's; re-driving one dead letter an operator's.
+    assert all(role == "supervisor" for _, p, role in table if "bulk-replay" in p)
+    assert {p: role for m, p, role in table if m == "POST" and "/dead-letters/" in p} == {
+        "/dead-letters/{service}/{dead_letter_id}/redrive": "operator",
+        "/dead-letters/redrive": "supervisor",
+        f"{API}/dead-letters/{{service}}/{{dead_letter_id}}/redrive": "operator",
+        f"{API}/dead-letters/redrive": "supervisor",
+    }
 
 
 async def test_every_route_times_every_role(console: Console) -> None:
     """No page or API call without a session; each role gets exactly what it may."""
     await console.order_needing_attention("W-ROLE")
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         "override": {"check": "person", "reason": "checked passport"},
         "replay": {"reason": "retry"},
         "cancel": {"reason": "ordered twice"},
@@ -188,12 +220,21 @@ async def test_every_route_times_every_role(console: Console) -> None:
         "end-employment": {"card_number": "0000000019", "reason": "quit", "end_date": ""},
         "suspend": {"card_number": "0000000019", "reason": "checking"},
         "reinstate": {"card_number": "0000000019", "reason": "checked"},
+        "replay-past-limit": {"reason": "register fixed"},
+        "redrive": {"reason": "fixed", "confirm": "1"},
+        "bulk-replays": {"filter": {}, "confirm": "1"},
+        "bulk-replay": {"confirm": "1"},
     }
     signed_in = {role: await console.signed_in(role) for role in ROLES}
     for method, path, needed in routes(console.app):
         if needed is None:
             continue
-        url = path.replace("{order_id}", "W-ROLE")
+        url = (
+            path.replace("{order_id}", "W-ROLE")
+            .replace("{job_id}", str(uuid.uuid4()))
+            .replace("{service}", "intake")
+            .replace("{dead_letter_id}", "1")
+        )
         action = url.rsplit("/", 1)[-1]
         for role in (None, *ROLES):
             client, csrf = console.client(), ""
@@ -629,3 +670,105 @@ async def test_the_order_page_shows_the_cards_history_and_its_actions_to_an_oper
     lost = parse_command(value)
     assert isinstance(lost, ReportLost) and lost.replacement is False  # the box was not ticked
     assert "0000000043" in seen and "/card/report-lost" not in seen  # a viewer only reads
+
+
+async def test_the_order_page_shows_replays_used_and_a_supervisor_replays_past_the_limit(
+    console: Console,
+) -> None:
+    """Replays used / the limit, counted from the owning stage's published outcomes for the
+    current revision; replaying past the limit is a supervisor's, needs a reason, and is
+    one signed command with lift_replay_limit, audited."""
+    await console.order_needing_attention("W-LIM")
+    for outcome in (
+        "replayed from NEEDS_ATTENTION",
+        "replayed from NEEDS_ATTENTION",
+        "skipped: already being re-run",
+    ):
+        handled = CommandHandled(
+            order_id="W-LIM",
+            command_id=uuid.uuid4(),
+            command="order.replay",
+            service="registry_check",
+            actor="op-1",
+            issued_at=datetime.now(UTC),
+            outcome=outcome,
+        )
+        await console.publish(COMMAND_OUTCOMES, encode(handled), "W-LIM")
+    operator, op_csrf = await console.signed_in("operator")
+    async with operator:
+        page = await operator.get("/orders/W-LIM")
+        assert re.search(r'id="replay-limit">.*?: 2 / 5<', page.text), page.text
+        assert "/replay-past-limit" not in page.text  # not an operator's
+        r = await operator.post(
+            "/orders/W-LIM/replay-past-limit", data={"csrf_token": op_csrf, "reason": "x"}
+        )
+        assert r.status_code == 403
+    supervisor, csrf = await console.signed_in("supervisor")
+    async with supervisor:
+        page = await supervisor.get("/orders/W-LIM")
+        assert 'action="/orders/W-LIM/replay-past-limit"' in page.text
+        r = await supervisor.post("/orders/W-LIM/replay-past-limit", data={"csrf_token": csrf})
+        assert r.status_code == 409 and "begrunnelse" in r.text  # a reason is required
+        assert await console.pool.fetchval("SELECT count(*) FROM outbox") == 0
+        r = await supervisor.post(
+            "/orders/W-LIM/replay-past-limit",
+            data={"csrf_token": csrf, "reason": "register fixed, sixth try"},
+        )
+        assert r.status_code == 303
+    [row] = await console.pool.fetch("SELECT value, headers FROM outbox")
+    headers = {k: v.encode() for k, v in json.loads(row["headers"])}
+    assert CommandVerifier.from_settings(AllSettings()).refusal(row["value"], headers) is None
+    command = parse_command(row["value"])
+    assert isinstance(command, ReplayOrder) and command.lift_replay_limit
+    assert (command.reason, command.stage) == ("register fixed, sixth try", "registry_check")
+    audit = await console.pool.fetchrow(
+        "SELECT actor, detail FROM audit_log WHERE action = 'order.replay'"
+    )
+    assert audit is not None and audit["actor"] == command.actor
+    assert audit["actor"].startswith("supervisor-") and "past the replay limit" in audit["detail"]
+
+
+async def test_a_dead_letter_payload_is_shown_to_an_operator_never_to_a_viewer(
+    console: Console,
+) -> None:
+    record = {
+        "service": "notify",
+        "failed_at": datetime.now(UTC).isoformat(),
+        "origin": {
+            "topic": ORDER_STATUS,
+            "delivered_on": ORDER_STATUS,
+            "partition": 1,
+            "offset": 9,
+            "key": "W-DL",
+            "attempt": 0,
+        },
+        "error": {"error": "RuntimeError: boom"},
+        "reasons": ["PROCESSING_FAILED"],
+        "order_id": "W-DL",
+        "order_id_from": "body",
+        "payload": {
+            "sha256": "ab" * 32,
+            "size": 80,
+            "ref": "notify.dead_letters/4",
+            "preview": '{"order_id": "W-DL", "note": "17059012345"}',
+        },
+    }
+    await console.publish(dlt_topic("notify"), json.dumps(record).encode(), "W-DL")
+    viewer, _ = await console.signed_in("viewer")
+    async with viewer:
+        page = await viewer.get("/dead-letters/notify/4")
+        assert page.status_code == 200 and "PROCESSING_FAILED" in page.text
+        assert '"note"' not in page.text and "vises bare for operatører" in page.text
+        api = await viewer.get("/api/v1/dead-letters/notify/4")
+        assert api.json()["payload"] is None and api.json()["state"] == "waiting"
+        overview = await viewer.get("/")
+        assert re.search(r'id="dead-letters-waiting">1<', overview.text)
+    operator, _ = await console.signed_in("operator")
+    async with operator:
+        page = await operator.get("/dead-letters/notify/4")
+        assert '"note"' in page.text.replace("&#34;", '"')
+        assert "17059012345" not in page.text  # masked again when shown
+        api = await operator.get("/api/v1/dead-letters?service=notify&state=waiting")
+        assert [d["dead_letter_id"] for d in api.json()] == [4]
+        shown = api.json()[0]["payload"]
+        assert '"W-DL"' in shown and "17059012345" not in shown

@@ -317,7 +317,10 @@ def test_notify_keeps_its_proof_signing_key_on_a_named_volume() -> None:
     assert keys[key_dir] in load_config()["volumes"]
 
 
-def test_only_the_console_can_write_the_command_key_and_the_owning_services_read_it() -> None:
+def test_only_the_console_holds_the_command_key_and_every_service_reads_its_public_half() -> None:
+    """support-web alone mounts the private key; it publishes the public half on a volume
+    of its own, which every service mounts read-only (intake and registry_check verify
+    their commands with it, every service the re-drives of its dead letters)."""
     web = app_service("support-web")
     assert web["command"] == ["python", "-m", "services.support.web"]
     key_file = Path(web["environment"]["KORTFLYT_COMMAND_SIGNING_KEY_FILE"])
@@ -325,14 +328,17 @@ def test_only_the_console_can_write_the_command_key_and_the_owning_services_read
     assert web["ports"][0]["target"] == 8000
     web_mount = next(m for m in web["volumes"] if m["target"] == key_dir)
     assert not web_mount.get("read_only", False)
-    for name in ("intake", "registry_check", "production"):  # production: the card commands
+    published = Path(web["environment"]["KORTFLYT_COMMAND_PUBLIC_KEY_PUBLISH_FILE"])
+    public_dir = str(published.parent)
+    assert public_dir != key_dir
+    public_mount = next(m for m in web["volumes"] if m["target"] == public_dir)
+    assert not public_mount.get("read_only", False)
+    for name in ("intake", "registry_check", "production", "notify", "support", "verify"):
         service = app_service(name)
-        public = service["environment"]["KORTFLYT_COMMAND_PUBLIC_KEY_FILES"]
-        assert public == str(key_file.with_suffix(".pub.pem"))
-        mount = next(m for m in service["volumes"] if m["target"] == key_dir)
-        assert (mount["source"], mount.get("read_only")) == (web_mount["source"], True)
-    for name in ("notify", "support"):
-        assert key_dir not in named_volume_mounts(app_service(name))
+        assert service["environment"]["KORTFLYT_COMMAND_PUBLIC_KEY_FILES"] == str(published)
+        mount = next(m for m in service["volumes"] if m["target"] == public_dir)
+        assert (mount["source"], mount.get("read_only")) == (public_mount["source"], True)
+        assert key_dir not in named_volume_mounts(service), name
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)

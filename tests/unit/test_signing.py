@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.events import OverrideCheck, parse_command
 from shared.keys import load_private_key
+from shared.settings import CommandKeys
 from shared.signing import (
     BAD_SIGNATURE,
     UNKNOWN_KEY,
@@ -59,4 +60,26 @@ def test_a_key_made_after_the_verifier_started_is_read_on_first_use(tmp_path: Pa
     assert oct(private.stat().st_mode & 0o777) == "0o600"
     signed = CommandSigner(load_private_key(private)).sign(COMMAND)
     assert dict(signed.headers)["kortflyt-key-id"] == kid.encode()
+    assert verifier.refusal(signed.value, dict(signed.headers)) is None
+
+
+def test_support_also_publishes_its_public_key_where_the_services_read_it(
+    tmp_path: Path,
+) -> None:
+    """With `command_public_key_publish_file` the public half goes there too (Compose: a
+    volume the services mount read-only, without the private key), and a verifier that
+    reads only that file trusts support's commands."""
+    published = tmp_path / "public" / "command-ed25519.pub.pem"
+    keys = CommandKeys(
+        command_signing_key_file=str(tmp_path / "private" / "command-ed25519.pem"),
+        command_public_key_files=str(published),
+        command_public_key_publish_file=str(published),
+    )
+    signer = CommandSigner.from_settings(keys)
+    assert published.exists() and not (published.parent / "command-ed25519.pem").exists()
+    command = OverrideCheck(
+        order_id="A-1", revision=1, check="employment", reason="seen", actor="s-1"
+    )
+    signed = signer.sign(command)
+    verifier = CommandVerifier.from_settings(keys)
     assert verifier.refusal(signed.value, dict(signed.headers)) is None

@@ -6,12 +6,15 @@ the latest status, the checks and the order's details keep the newest revision."
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from services.support.dead_letters import DeadLetterSeen, parse_dead_letter
 from services.support.orders import SubmittedOrder
 from services.support.stage import Support
 from shared.events import (
@@ -44,6 +47,7 @@ class FakeSupportStore:
         self.latest: dict[str, OrderStatusChanged] = {}
         self.emails: dict[str, EmailSent] = {}
         self.card_statuses: dict[uuid.UUID, CardStatusChanged] = {}
+        self.dead: dict[tuple[str, int], DeadLetterSeen] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeSupportStore:
         return self
@@ -66,6 +70,9 @@ class FakeSupportStore:
         stored = self.emails.get(email.message_id)
         if stored is None or stored.sent_at <= email.sent_at:
             self.emails[email.message_id] = email
+
+    async def add_dead_letter(self, dead: DeadLetterSeen) -> None:
+        self.dead.setdefault((dead.service, dead.dead_letter_id), dead)
 
     async def add_to_timeline(self, status: OrderStatusChanged) -> bool:
         new = status.event_id not in self.timeline
@@ -257,3 +264,57 @@ async def test_a_card_status_goes_into_the_cards_history(
     await support.on_card_status(FakeUnitOfWork("support"), event)
 
     assert store.card_statuses == {event.event_id: event}
+
+
+def _dlt_record(service: str, row: int, order_id: str | None) -> bytes:
+    return json.dumps(
+        {
+            "service": service,
+            "failed_at": "2026-06-03T08:15:00+00:00",
+            "origin": {
+                "topic": "hmskort.order.submitted.v1",
+                "delivered_on": "hmskort.intake.retry.v1",
+                "partition": 2,
+                "offset": 41,
+                "key": order_id,
+                "attempt": 1,
+            },
+            "error": {"validation": [{"loc": "worker", "type": "missing", "msg": "x"}]},
+            "reasons": ["SCHEMA_INVALID"],
+            "order_id": order_id,
+            "order_id_from": "body" if order_id else None,
+            "payload": {
+                "sha256": "ab" * 32,
+                "size": 120,
+                "ref": f"{service}.dead_letters/{row}",
+                "preview": '{"worker": "[redacted]"}',
+            },
+        }
+    ).encode()
+
+
+async def test_a_dead_letter_is_projected_once_with_its_origin_and_a_derived_id() -> None:
+    """A DLT record has no event id: it is derived from the service's row, so a
+    redelivered record is the same event; without an order id it gets a placeholder."""
+    first = parse_dead_letter(_dlt_record("intake", 7, None))
+    again = parse_dead_letter(_dlt_record("intake", 7, None))
+    other = parse_dead_letter(_dlt_record("notify", 7, "A-1"))
+    assert first.event_id == again.event_id != other.event_id
+    assert (first.order_id, other.order_id) == ("dlt-intake-7", "A-1")
+    assert (first.origin.topic, first.origin.delivered_on, first.origin.attempt) == (
+        "hmskort.order.submitted.v1",
+        "hmskort.intake.retry.v1",
+        1,
+    )
+    store = FakeSupportStore()
+    stage = Support(store)
+    for event in (first, again, other):
+        await stage.on_dead_letter(FakeUnitOfWork("support"), event)
+    assert sorted(store.dead) == [("intake", 7), ("notify", 7)]
+
+
+def test_a_dlt_record_whose_ref_names_another_service_is_invalid() -> None:
+    record = json.loads(_dlt_record("intake", 7, None))
+    record["payload"]["ref"] = "notify.dead_letters/7"
+    with pytest.raises(ValidationError):
+        parse_dead_letter(json.dumps(record).encode())

@@ -26,7 +26,7 @@ from shared.processor import Processor
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.stage import Route, Stage, UnitOfWork
-from shared.topics import retry_topic
+from shared.topics import ORDER_COMMANDS, retry_topic
 
 if TYPE_CHECKING:
     import asyncpg
@@ -110,8 +110,10 @@ def test_subscribers_use_their_own_groups_and_manual_commits(service: Service[Se
         sub: Any = subscriber
         for topic in sub.topics:
             by_topic[topic if isinstance(topic, str) else topic.name] = sub
-    assert set(by_topic) == {INPUT_TOPIC, RETRY_TOPIC}
+    # Every service reads the commands topic for re-drives of its dead letters.
+    assert set(by_topic) == {INPUT_TOPIC, ORDER_COMMANDS, RETRY_TOPIC}
     assert by_topic[INPUT_TOPIC].group_id == f"kortflyt-{STAGE}"
+    assert by_topic[ORDER_COMMANDS].group_id == f"kortflyt-{STAGE}"
     assert by_topic[RETRY_TOPIC].group_id == f"kortflyt-{STAGE}-retry"
     for sub in by_topic.values():
         assert sub.ack_policy is AckPolicy.MANUAL

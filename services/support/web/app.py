@@ -10,6 +10,7 @@ from elsewhere). The pages are plain HTML forms: they work without JavaScript.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.support.settings import SupportSettings
 from services.support.web.auth import Accounts, CsrfRejected, Forbidden, NotSignedIn
+from services.support.web.bulk import BulkReplays, BulkRunner
 from services.support.web.commands import ConsoleCommands
 from services.support.web.queries import Queries
 from services.support.web.render import templates
@@ -63,13 +65,18 @@ def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
             settings.support_lockout_failures,
             settings.support_lockout_minutes,
         )
-        app.state.queries = Queries(pool)
-        app.state.commands = ConsoleCommands(
-            pool, app.state.queries, CommandSigner.from_settings(settings), schema
-        )
+        app.state.queries = Queries(pool, settings.replay_limit)
+        signer = CommandSigner.from_settings(settings)
+        app.state.commands = ConsoleCommands(pool, app.state.queries, signer, schema)
+        app.state.bulk = BulkReplays(pool, signer, settings.support_bulk_replay_rate, schema)
+        # Bulk replay jobs run here, and resume here after a restart (web/bulk.py).
+        runner = asyncio.create_task(BulkRunner(app.state.bulk).run(), name="bulk-replay")
         try:
             yield
         finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
             await pool.close()
 
     app = FastAPI(
@@ -118,9 +125,11 @@ def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
             request, "error.html", {"needed": None, "problem": "csrf"}, status_code=403
         )
 
-    from services.support.web import api, pages
+    from services.support.web import actions, actions_api, api, pages
 
     app.include_router(api.router, prefix=API)
+    app.include_router(actions_api.router, prefix=API)
     app.include_router(pages.router)
+    app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

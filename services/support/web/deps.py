@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.support.web.auth import Staff, require_role
+from services.support.web.bulk import BulkReplays
 from services.support.web.commands import ConsoleCommands
 from services.support.web.queries import Queries
 
 Viewer = Annotated[Staff, Depends(require_role("viewer"))]
 Operator = Annotated[Staff, Depends(require_role("operator"))]
+Supervisor = Annotated[Staff, Depends(require_role("supervisor"))]
 
 
 def queries(request: Request) -> Queries:
@@ -23,3 +25,8 @@ def queries(request: Request) -> Queries:
 def commands(request: Request) -> ConsoleCommands:
     c: ConsoleCommands = request.app.state.commands
     return c
+
+
+def bulk(request: Request) -> BulkReplays:
+    b: BulkReplays = request.app.state.bulk
+    return b

@@ -95,6 +95,7 @@ class Overview:
     today: Funnel
     week: Funnel
     total: int = 0
+    dead_letters_waiting: int = 0
 
 
 @dataclass
@@ -114,6 +115,14 @@ class OrderView:
     def card_actionable(self) -> bool:
         """Whether the order's current card may still be suspended, revoked or reported lost."""
         return self.card is not None and self.card["status"] in ("ACTIVE", "SUSPENDED")
+
+    # Replays the owning stage ran for the current revision, and the limit (shared/replays.py).
+    replays_used: int = 0
+    replay_limit: int = 5
+
+    @property
+    def at_replay_limit(self) -> bool:
+        return self.replays_used >= self.replay_limit
 
     @property
     def overridable(self) -> list[str]:
@@ -161,9 +170,109 @@ ORDER_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    service: str | None = None
+    reason: str | None = None
+    since: date | None = None  # Oslo days, inclusive
+    until: date | None = None
+    waiting_only: bool = False
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if self.service:
+            clauses.append(f"d.service = {arg(self.service)}")
+        if self.reason:
+            clauses.append(f"{arg(self.reason)} = ANY(d.reasons)")
+        if self.since:
+            clauses.append(f"d.failed_at >= {arg(_oslo_midnight(self.since))}")
+        if self.until:
+            clauses.append(f"d.failed_at < {arg(_oslo_midnight(self.until + timedelta(days=1)))}")
+        if self.waiting_only:
+            clauses.append(f"NOT {REDRIVEN}")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+# A dead letter its service re-drove (or found re-driven before), by the outcomes of the
+# re-drive commands support sent for it.
+REDRIVEN = (
+    "EXISTS (SELECT 1 FROM redrives r JOIN command_outcomes c USING (command_id, service)"
+    " WHERE r.service = d.service AND r.dead_letter_id = d.dead_letter_id"
+    " AND (c.outcome LIKE 're-driven%' OR c.outcome LIKE 'skipped:%re-driven before'))"
+)
+DEAD_LETTER_COLUMNS = (
+    "d.service, d.dead_letter_id, d.origin_topic, d.delivered_on, d.kafka_partition,"  # noqa: S608 - fixed SQL
+    " d.kafka_offset, d.attempt, d.error, d.reasons, d.order_id, d.failed_at, d.sha256,"
+    f" d.size, d.preview, {REDRIVEN} AS redriven,"
+    " (SELECT c.outcome FROM redrives r LEFT JOIN command_outcomes c USING (command_id, service)"
+    "  WHERE r.service = d.service AND r.dead_letter_id = d.dead_letter_id"
+    "  ORDER BY r.sent_at DESC LIMIT 1) AS last_outcome,"
+    " (SELECT count(*) FROM redrives r WHERE r.service = d.service"
+    "  AND r.dead_letter_id = d.dead_letter_id) AS redrives"
+)
+
+
+def _dead_letter(row: asyncpg.Record) -> dict[str, Any]:
+    d = dict(row)
+    d["error"] = json.loads(d["error"]) if isinstance(d.get("error"), str) else d.get("error")
+    if d["redriven"]:
+        d["state"] = "redriven"
+    elif d["redrives"] and d["last_outcome"] is None:
+        d["state"] = "redriving"
+    else:
+        d["state"] = "waiting"
+    return d
+
+
 class Queries:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, replay_limit: int = 5) -> None:
         self.pool = pool
+        self.replay_limit = replay_limit
+
+    async def dead_letters(self, f: DeadLetterFilter, limit: int = 500) -> list[dict[str, Any]]:
+        where, args = f.where()
+        rows = await self.pool.fetch(
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM service_dead_letters d{where}"  # noqa: S608 - fixed clauses
+            f" ORDER BY d.failed_at DESC, d.service, d.dead_letter_id DESC LIMIT {int(limit)}",
+            *args,
+        )
+        return [_dead_letter(r) for r in rows]
+
+    async def dead_letter(self, service: str, dead_letter_id: int) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM service_dead_letters d"  # noqa: S608 - fixed clauses
+            " WHERE d.service = $1 AND d.dead_letter_id = $2",
+            service,
+            dead_letter_id,
+        )
+        return _dead_letter(row) if row else None
+
+    async def dead_letters_waiting(self) -> int:
+        return int(
+            await self.pool.fetchval(
+                f"SELECT count(*) FROM service_dead_letters d WHERE NOT {REDRIVEN}"  # noqa: S608 - a fixed clause
+            )
+        )
+
+    async def replays_used(self, order_id: str, revision: int) -> int:
+        """Replays an owning stage ran for the order's revision (the most of any stage: each
+        counts its own, shared/replays.py), from the outcomes they published."""
+        used = await self.pool.fetchval(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM command_outcomes"
+            " WHERE order_id = $1 AND command = 'order.replay' AND outcome LIKE 'replayed from%'"
+            " AND handled_at >= coalesce((SELECT min(occurred_at) FROM timeline"
+            "   WHERE order_id = $1 AND revision = $2), '-infinity')"
+            " GROUP BY service) AS per_stage",
+            order_id,
+            revision,
+        )
+        return int(used)
 
     async def orders(self, f: OrderFilter) -> Page:
         where, args = f.where()
@@ -210,6 +319,7 @@ class Queries:
             today=await self.funnel(_oslo_midnight(today)),
             week=await self.funnel(_oslo_midnight(monday)),
             total=sum(by_status.values()),
+            dead_letters_waiting=await self.dead_letters_waiting(),
         )
 
     async def funnel(self, since: datetime) -> Funnel:
@@ -324,6 +434,8 @@ class Queries:
             console=[dict(c) for c in console],
             emails=[dict(e) for e in emails],
             card_history=card_history,
+            replays_used=await self.replays_used(order_id, row["revision"]),
+            replay_limit=self.replay_limit,
         )
 
     async def audit(

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import Response
 from fastapi.templating import Jinja2Templates
 
+from shared.logging import mask_national_ids
 from shared.norway import OSLO
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -35,3 +36,6 @@ def csv_response(columns: Sequence[str], rows: Iterable[Sequence[str]], filename
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
+
+
+templates.env.filters["mask_ids"] = mask_national_ids
