@@ -117,7 +117,7 @@ async def test_a_service_reads_with_its_own_groups_only(provisioned: Profile) ->
     with pytest.raises(GroupAuthorizationFailedError):
         await consume_one(intake, ORDER_SUBMITTED, "kortflyt-production")
     with pytest.raises(TopicAuthorizationFailedError):
-        await consume_one(as_principal(provisioned, "notify"), ORDER_COMMANDS, "kortflyt-notify")
+        await consume_one(as_principal(provisioned, "notify"), ORDER_APPROVED, "kortflyt-notify")
 
 
 async def test_the_services_faststream_broker_signs_in_as_its_principal(
