@@ -1,6 +1,8 @@
-"""support's settings: the console and API, and the command signing key (CommandKeys)."""
+"""support's settings: the console and API, its sign-in, and the command signing key."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -15,3 +17,23 @@ class SupportSettings(CommandKeys):
     # Failed sign-ins in a row before an account is locked, and for how long.
     support_lockout_failures: int = Field(default=5, ge=1)
     support_lockout_minutes: float = Field(default=15.0, gt=0)
+
+    # OpenID Connect sign-in (services/support/web/oidc.py); off while the issuer is empty.
+    # The issuer's discovery document is <issuer>/.well-known/openid-configuration.
+    support_oidc_issuer: str = ""
+    support_oidc_client_id: str = ""
+    support_oidc_client_secret: str = ""
+    support_oidc_scopes: str = "openid profile"
+    # The console's address as the issuer knows it: the redirect URI registered with the
+    # issuer is <public url>/login/oidc/callback.
+    support_public_url: str = "http://127.0.0.1:8000"
+    # The id token claim that carries the role (a string or a list of strings), and how its
+    # values map to the console's roles (JSON, e.g. {"kortflyt-operators": "operator"});
+    # a user with no mapped value is refused. The highest mapped role wins.
+    support_oidc_role_claim: str = "roles"
+    support_oidc_role_map: dict[str, Literal["viewer", "operator", "supervisor"]] = Field(
+        default_factory=dict
+    )
+    # The claim that names the staff member on commands and in the audit log (falls back
+    # to `sub` when it is missing or not a valid staff id).
+    support_oidc_username_claim: str = "preferred_username"

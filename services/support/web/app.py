@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from services.support.settings import SupportSettings
 from services.support.web.auth import Accounts, CsrfRejected, Forbidden, NotSignedIn
 from services.support.web.commands import ConsoleCommands
+from services.support.web.oidc import OidcClient
 from services.support.web.queries import Queries
 from services.support.web.render import templates
 from shared.db import create_pool, migrate
@@ -67,9 +68,13 @@ def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
         app.state.commands = ConsoleCommands(
             pool, app.state.queries, CommandSigner.from_settings(settings), schema
         )
+        # OpenID Connect sign-in beside the local accounts, when an issuer is configured.
+        app.state.oidc = OidcClient(settings) if OidcClient.configured(settings) else None
         try:
             yield
         finally:
+            if app.state.oidc is not None:
+                await app.state.oidc.close()
             await pool.close()
 
     app = FastAPI(
