@@ -89,7 +89,8 @@ class FakeOidcProvider:
         self.host = host
         self.port = port
         self.user = user or FakeUser()
-        self.key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8)})
+        self.kid = secrets.token_hex(8)
+        self.key = RSAKey.generate_key(2048, parameters={"kid": self.kid})
         self.faults: deque[str] = deque()
         self.grants: dict[str, Grant] = {}
         self.refused: list[str] = []  # why the token endpoint refused, for tests
@@ -252,8 +253,8 @@ class FakeOidcProvider:
             claims["nonce"] = grant.nonce if fault != "wrong_nonce" else secrets.token_urlsafe(8)
         key = self.key
         if fault == "bad_signature":
-            key = RSAKey.generate_key(2048, parameters={"kid": self.key.kid})
-        return jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, key)
+            key = RSAKey.generate_key(2048, parameters={"kid": self.kid})
+        return jwt.encode({"alg": "RS256", "kid": self.kid}, claims, key)
 
     # --------------------------------------------------------------- admin
 

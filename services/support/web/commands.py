@@ -87,7 +87,9 @@ class ConsoleCommands:
         )
         return await self._send(staff, command, f"override {check}")
 
-    async def replay(self, staff: Staff, order_id: str, reason: str | None) -> Sent:
+    async def replay(
+        self, staff: Staff, order_id: str, reason: str | None, lift_replay_limit: bool = False
+    ) -> Sent:
         view = await self._order(order_id)
         if not view.replayable:
             raise Refused(
@@ -101,8 +103,10 @@ class ConsoleCommands:
             actor=staff.name,
             reason=(reason or "").strip() or None,
             stage=stage,
+            lift_replay_limit=lift_replay_limit,
         )
-        return await self._send(staff, command, f"replay from {view.order['status']}")
+        lifted = " (replay limit lifted)" if lift_replay_limit else ""
+        return await self._send(staff, command, f"replay from {view.order['status']}{lifted}")
 
     async def cancel(self, staff: Staff, order_id: str, reason: str) -> Sent:
         view = await self._order(order_id)
