@@ -217,24 +217,32 @@ async def orders(
     org: Annotated[str | None, Query(max_length=9)] = None,
     card_type: Literal["construction", "cleaning"] | None = None,
     # A day (Oslo; `until` includes it) or an RFC 3339 time (`until` excludes it).
-    since: datetime | date | None = None,
-    until: datetime | date | None = None,
+    since: Annotated[str | None, Query(max_length=40, examples=["2026-06-03"])] = None,
+    until: Annotated[str | None, Query(max_length=40, examples=["2026-06-03T12:00:00Z"])] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     sort: Literal["newest", "oldest"] = "newest",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Any:
-    since, until = _oslo(since), _oslo(until)
+    start, end = _when("since", since), _when("until", until)
     result = await queries(request).orders(
-        OrderFilter(status, reason, org, card_type, since, until, order_id, sort == "newest", page)
+        OrderFilter(status, reason, org, card_type, start, end, order_id, sort == "newest", page)
     )
     return vars(result)
 
 
-def _oslo(value: datetime | date | None) -> datetime | date | None:
-    """A time without an offset is Oslo's."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=OSLO)
-    return value
+def _when(name: str, value: str | None) -> date | None:
+    """A day, or a moment (a datetime; without an offset, Oslo's)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, f"{name}: not a date or an RFC 3339 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetailOut, responses={404: {}})
