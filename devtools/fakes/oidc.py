@@ -1,7 +1,7 @@
 """A fake OpenID Connect provider of ours, for development and tests (never imported by
 production code): the support console signs in against it as against a real issuer.
 
-    python -m devtools.fakes.oidc [--host 127.0.0.1] [--port 8090] [--client-id ID]
+    python -m devtools.fakes.oidc [--host 127.0.0.1] [--port 8095] [--client-id ID]
         [--client-secret SECRET] [--user NAME] [--roles kortflyt-operators,...]
 
     GET  /.well-known/openid-configuration   the discovery document
@@ -298,7 +298,7 @@ async def _serve(provider: FakeOidcProvider) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="A fake OpenID Connect provider")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=int, default=8095)
     parser.add_argument("--client-id", default="kortflyt-support")
     parser.add_argument("--client-secret", default="fake-client-secret")
     parser.add_argument("--user", default="kari.support", help="preferred_username")

@@ -58,8 +58,6 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import httpx
 import typer
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -67,6 +65,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.support.client import Api, ApiError, SignedIn, TokenFile, default_token_path
+from services.support.settings import CliSettings
 from shared.events import REPLAYABLE_STATUSES, Status
 from shared.logging import configure_logging
 from shared.norway import OSLO
@@ -75,17 +74,6 @@ from shared.reasons import ReasonCode
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_URL = "http://127.0.0.1:8000"
 REPLAYABLE = frozenset(s.value for s in REPLAYABLE_STATUSES)
-
-
-class CliSettings(BaseSettings):
-    """What the CLI itself reads from KORTFLYT_* variables."""
-
-    model_config = SettingsConfigDict(env_prefix="KORTFLYT_", extra="ignore")
-
-    support_url: str | None = None  # the support server (else the one signed in to)
-    log_level: str = "WARNING"
-    log_format: Literal["auto", "json", "console"] = "auto"
-    http_timeout_s: float = Field(default=30.0, gt=0)
 
 
 @dataclass
@@ -648,7 +636,7 @@ def add_user_command(
     directly, needs no sign-in, and is audited as `kortflyt users add`."""
     import asyncpg
 
-    from services.support.settings import SupportSettings
+    from services.support.settings import SupportSettings  # the server's
     from services.support.web.auth import Accounts
     from shared.db import create_pool, migrate
 

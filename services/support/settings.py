@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import CommandKeys
 
@@ -37,3 +38,14 @@ class SupportSettings(CommandKeys):
     # The claim that names the staff member on commands and in the audit log (falls back
     # to `sub` when it is missing or not a valid staff id).
     support_oidc_username_claim: str = "preferred_username"
+
+
+class CliSettings(BaseSettings):
+    """What the `kortflyt` CLI reads (it reads nothing else: no database, no Kafka)."""
+
+    model_config = SettingsConfigDict(env_prefix="KORTFLYT_", extra="ignore")
+
+    # The support server the CLI talks to (else the one `kortflyt login` signed in to).
+    support_url: str | None = None
+    log_level: str = "WARNING"
+    log_format: Literal["auto", "json", "console"] = "auto"
