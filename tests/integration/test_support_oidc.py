@@ -190,6 +190,16 @@ async def test_a_name_of_a_local_account_is_not_taken_over(oidc: Oidc) -> None:
         r = await browser.get(await oidc.to_issuer(browser))
     assert r.status_code == 403 and "tilhører en annen konto" in r.text
     assert SESSION_COOKIE not in browser.cookies
+    refused = await oidc.conn.fetch(
+        f"SELECT actor, detail FROM {oidc.schema}.audit_log WHERE action = 'login.refused'"  # noqa: S608
+    )
+    assert [(r["actor"], r["detail"].split(": ")[1]) for r in refused] == [("boss", "name")]
+    assert (
+        await oidc.conn.fetchval(
+            f"SELECT role FROM {oidc.schema}.users WHERE name = 'boss'"  # noqa: S608
+        )
+        == "supervisor"
+    )  # untouched
 
 
 async def test_the_issuer_saying_no_is_refused(oidc: Oidc) -> None:

@@ -91,6 +91,11 @@ async def test_a_user_name_that_is_no_staff_id_falls_back_to_the_subject(
     assert (who.name, who.role) == ("sub-8", "supervisor")  # type: ignore[attr-defined]
 
 
+async def test_neither_a_valid_user_name_nor_subject_is_refused(idp: FakeOidcProvider) -> None:
+    idp.user = FakeUser("sub with spaces", "Ola Nordmann", ["sup"])
+    assert (await refusal(client_of(idp))).problem == "name"
+
+
 async def test_a_pkce_verifier_that_does_not_match_is_refused_by_the_token_endpoint(
     idp: FakeOidcProvider,
 ) -> None:

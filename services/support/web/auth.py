@@ -222,8 +222,7 @@ class Accounts:
                 subject,
             )
             if bound is None:
-                await audit(conn, name, "login.refused", detail=f"{source}: name taken")
-                return None
+                return None  # the caller refuses it, audited
             return await self._session(conn, name, role, source)
 
     async def refused(self, name: str, source: str, problem: str) -> None:

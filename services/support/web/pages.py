@@ -130,6 +130,7 @@ async def oidc_callback(
     accounts: Accounts = request.app.state.accounts
     client = request.client.host if request.client else "-"
     source = f"oidc from {client}"
+    actor = "-"  # who, once the id token says
     try:
         cookie = request.cookies.get(OIDC_STATE_COOKIE, "")
         if not state or not cookie or not secrets.compare_digest(cookie, state):
@@ -140,11 +141,12 @@ async def oidc_callback(
         if error is not None or not code:
             raise OidcRefused("provider", f"the issuer answered {error or 'no code'}")
         who = await oidc.finish(code, pending["code_verifier"], pending["nonce"])
+        actor = who.name
         session = await accounts.oidc_login(who.subject, who.name, who.role, source)
         if session is None:
             raise OidcRefused("name", "the user name belongs to another account")
     except OidcRefused as exc:
-        await accounts.refused("-", source, f"{exc.problem}: {exc}")
+        await accounts.refused(actor, source, f"{exc.problem}: {exc}")
         return await _oidc_refused(request, exc)
     token, _staff = session
     # A page that moves on by itself rather than a redirect: the way here started on the
