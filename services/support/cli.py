@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -206,6 +207,11 @@ class Filters:
 # --------------------------------------------------------------------------- commands
 
 
+def order_path(order_id: str, action: str = "") -> str:
+    """The API path of one order (the id is one path segment, whatever it holds)."""
+    return f"/orders/{quote(order_id, safe='')}" + (f"/{action}" if action else "")
+
+
 @dataclass
 class Cli:
     """What each command does, given the API of the signed-in staff member and consoles."""
@@ -228,7 +234,7 @@ class Cli:
         return found[:limit] if limit is not None else found
 
     def show(self, order_id: str) -> int:
-        view = self.api.get(f"/orders/{order_id}")
+        view = self.api.get(order_path(order_id))
         order = view["order"]
         self.say(
             f"order {order['order_id']}  revision {order['revision']}  status {order['status']}"
@@ -329,7 +335,7 @@ class Cli:
                 for o in chosen:
                     started = time.monotonic()
                     try:
-                        self.api.post(f"/orders/{o['order_id']}/replay", body)
+                        self.api.post(order_path(o["order_id"], "replay"), body)
                     except ApiError as exc:
                         if exc.exit_code != 2:  # not this order's problem: stop here
                             raise
@@ -352,14 +358,14 @@ class Cli:
     def override(self, order_id: str, check: str, reason: str) -> int:
         if not reason.strip():
             raise ApiError("an override needs a reason (--reason TEXT): it is audited", 2)
-        sent = self.api.post(f"/orders/{order_id}/override", {"check": check, "reason": reason})
+        sent = self.api.post(order_path(order_id, "override"), {"check": check, "reason": reason})
         self.say(f"override of {check} sent for {order_id} (command {sent['command_id']})")
         return 0
 
     def cancel(self, order_id: str, reason: str) -> int:
         if not reason.strip():
             raise ApiError("a cancellation needs a reason (--reason TEXT): it is audited", 2)
-        sent = self.api.post(f"/orders/{order_id}/cancel", {"reason": reason})
+        sent = self.api.post(order_path(order_id, "cancel"), {"reason": reason})
         self.say(f"cancel sent for {order_id} (command {sent['command_id']})")
         return 0
 
@@ -581,7 +587,7 @@ def replay_command(
             chosen, unknown = [], []
             for order_id in ids:
                 try:
-                    chosen.append(cli.api.get(f"/orders/{order_id}")["order"])
+                    chosen.append(cli.api.get(order_path(order_id))["order"])
                 except ApiError as exc:
                     if exc.exit_code != 2:
                         raise

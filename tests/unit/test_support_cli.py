@@ -215,3 +215,16 @@ def test_a_token_goes_in_clear_only_to_this_machine(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ApiError):
             check_url(url)
+
+
+def test_an_order_id_is_one_path_segment_whatever_it_holds(token_file: TokenFile) -> None:
+    signed_in(token_file)
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path.decode())
+        return httpx.Response(404, json={"detail": "unknown order"})
+
+    result = kortflyt(Setup(token_file, server(handler)), "orders", "show", "../audit?x=1")
+    assert result.exit_code == 2
+    assert paths == ["/api/v1/orders/..%2Faudit%3Fx%3D1"]
