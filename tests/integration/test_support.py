@@ -183,6 +183,43 @@ async def test_the_projection_keeps_the_latest_status_and_every_status_once(worl
     assert await world.conn.fetchval(f"SELECT count(*) FROM {world.support}.timeline") == 3
 
 
+async def test_a_status_that_arrives_after_a_later_one_of_its_revision_does_not_replace_it(
+    world: World,
+) -> None:
+    """registry_check's APPROVED and production's PRODUCED are published by two relays:
+    production can act on order.approved and publish PRODUCED before registry_check's own
+    APPROVED status reaches the topic. The order is produced; the late APPROVED (it
+    happened earlier) stays in the timeline only."""
+    approved_at = datetime.now(UTC)
+    produced_at = approved_at + timedelta(seconds=3)
+    await world.status("S-LATE", Status.CHECKING, at=approved_at - timedelta(seconds=1))
+    await world.status("S-LATE", Status.PRODUCED, stage="production", at=produced_at)
+    await world.status("S-LATE", Status.APPROVED, at=approved_at)  # arrives last
+    row = await world.conn.fetchrow(
+        f"SELECT status, stage, updated_at FROM {world.support}.orders WHERE order_id = 'S-LATE'"
+    )
+    assert row is not None
+    assert (row["status"], row["stage"], row["updated_at"]) == (
+        "PRODUCED",
+        "production",
+        produced_at,
+    )
+    assert (
+        await world.conn.fetchval(
+            f"SELECT count(*) FROM {world.support}.timeline WHERE order_id = 'S-LATE'"
+        )
+        == 3
+    )
+    # A new revision still replaces whatever the older one said, whenever it happened.
+    await world.status("S-LATE", Status.RECEIVED, revision=2, stage="intake", at=approved_at)
+    assert (
+        await world.conn.fetchval(
+            f"SELECT status FROM {world.support}.orders WHERE order_id = 'S-LATE'"
+        )
+        == "RECEIVED"
+    )
+
+
 async def test_show_tells_an_unknown_order_plainly(world: World) -> None:
     await world.sign_in("viewer")
     code, _out, err = await world.run("orders", "show", "NOPE-1")
