@@ -140,6 +140,8 @@ class Profile:
             "KORTFLYT_COMMAND_SIGNING_KEY_FILE": str(self.command_key),
             "KORTFLYT_COMMAND_PUBLIC_KEY_FILES": str(self.command_key.with_suffix(".pub.pem")),
             "KORTFLYT_SUPPORT_WEB_PORT": str(self.web_port),
+            # The console's address as an OpenID Connect issuer would redirect back to it.
+            "KORTFLYT_SUPPORT_PUBLIC_URL": self.web_url.rstrip("/"),
         }
 
     @property

@@ -163,7 +163,15 @@ def web_up(p: Profile) -> None:
         wait_for(WEB, lambda: port_open(p.web_port), 60, logfile)
         log(f"{WEB} started (pid {pid}, {p.web_url}, log {logfile})")
     name, password = console_account(p)
+    url = p.web_url.rstrip("/")
     log(f"support console: {p.web_url}  (sign in as {name!r}, password {password!r})")
+    log(f"support CLI: .venv/bin/kortflyt login --url {url} --user {name}  (same password),")
+    log("  then `.venv/bin/kortflyt orders list --status NEEDS_ATTENTION`; `--help` for the rest")
+    issuer = service_env(p, Instance(p, WEB)).get("KORTFLYT_SUPPORT_OIDC_ISSUER")
+    if issuer:
+        log(f"OpenID Connect sign-in: {issuer} (redirect URI {url}/login/oidc/callback)")
+    else:
+        log("OpenID Connect sign-in is off (local accounts only): see docs/components.md")
 
 
 def metrics_urls(p: Profile, count: int = 1) -> list[tuple[str, str]]:

@@ -1,22 +1,29 @@
-"""`kortflyt`: the support staff's command line.
+"""`kortflyt`: the support staff's command line, a client of the support API (/api/v1/).
 
+    kortflyt login [--url URL] [--user NAME] [--password-stdin]
+    kortflyt logout
+    kortflyt whoami
     kortflyt orders show ORDER_ID
-    kortflyt orders list [--status S] [--reason CODE] [--since DATE] [--until DATE] [--limit N]
-    kortflyt orders replay ORDER_ID... [--by STAFF] [--note TEXT] [--lift-replay-limit]
-    kortflyt orders replay --status S [--reason CODE] [--since DATE] [--until DATE]
-                           [--dry-run] [--rate N] [--by STAFF] [--note TEXT]
-                           [--lift-replay-limit]
-    kortflyt orders override ORDER_ID --check CHECK --reason TEXT --by STAFF
-    kortflyt orders cancel ORDER_ID --reason TEXT --by STAFF
+    kortflyt orders list [--status S] [--reason CODE] [--since WHEN] [--until WHEN] [--limit N]
+    kortflyt orders replay ORDER_ID... [--note TEXT] [--lift-replay-limit] [--dry-run]
+    kortflyt orders replay --status S [--reason CODE] [--since WHEN] [--until WHEN]
+                           [--dry-run] [--rate N] [--note TEXT] [--lift-replay-limit]
+    kortflyt orders override ORDER_ID --check CHECK --reason TEXT
+    kortflyt orders cancel ORDER_ID --reason TEXT
     kortflyt users add NAME --role viewer|operator|supervisor [--password-stdin]
 
-It reads support's own projections (schema `support`: statuses, the checks
-registry_check publishes with them, the command outcomes intake and registry_check
-publish), never another service's tables; it writes nothing itself but commands on
-`hmskort.order.commands.v1`, signed with support's key (KORTFLYT_COMMAND_SIGNING_KEY_FILE),
-which the owning service verifies, handles, audits and makes idempotent by command id.
-SupportSettings come from KORTFLYT_* variables
-(`python -m deploy.dev env` prints them for a local system).
+`login` signs in with a local account (the API's `POST /api/v1/login`) and keeps the
+token in the user's config directory, readable by the user only (services/support/
+client.py); every other command but `users add` runs over HTTP(S) against the support
+server with that token and its role: `viewer` reads, `operator` overrides, replays and
+cancels one order, `supervisor` also replays by filter and lifts the replay limit. The
+server sets who did it (the signed-in name) and when; the CLI reads no database and
+writes no Kafka topic. The server URL is --url, else KORTFLYT_SUPPORT_URL, else the one
+signed in to, else http://127.0.0.1:8000; https:// for anything but this machine.
+
+`users add` is the one administrative command: run on the support server itself, it
+writes support's schema in PostgreSQL (KORTFLYT_DATABASE_URL), as `make run` does for the
+first account; it needs no sign-in (there may be no account yet).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
 (`--reason`; `--note` is the staff's own words, kept in the audit trail) and when it got
@@ -25,201 +32,60 @@ that day). Only orders that failed can be replayed: REJECTED, DOCUMENTS_REJECTED
 NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped. The owning service
 coalesces a replay of an order already being re-run and refuses one past the replay
 limit (KORTFLYT_REPLAY_LIMIT, default 5 per order): both are audited (`orders show`).
-`--lift-replay-limit` (supervisors) lets these replays run past the limit.
 
 On a terminal, tables are drawn and a bulk replay shows a progress bar (on standard
 error); piped, tables are plain aligned columns without colour and the progress is a
-line every 10 %. Errors go to standard error; the exit code is 2 for a mistake in the
-command (unknown order, bad option), 1 when some orders were unknown or PostgreSQL or
-Kafka cannot be reached, 0 otherwise.
+line every 10 %. Errors go to standard error as one line; the exit code is 2 for a
+mistake in the command (unknown order, bad option, an action the order does not allow),
+1 when not signed in, forbidden for the role, some orders were unknown or refused, or the
+server cannot be reached; 0 otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, Protocol
+from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import quote
 
-import asyncpg
+import httpx
 import typer
-from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from services.support import replays
-from services.support.settings import SupportSettings
-from shared.events import (
-    CancelOrder,
-    Command,
-    OverrideCheck,
-    Status,
-)
+from services.support.client import Api, ApiError, SignedIn, TokenFile, default_token_path
+from services.support.settings import CliSettings
+from shared.events import REPLAYABLE_STATUSES, Status
 from shared.logging import configure_logging
 from shared.norway import OSLO
-from shared.outbox import kafka_producer
 from shared.reasons import ReasonCode
-from shared.signing import CommandSigner
-from shared.topics import ORDER_COMMANDS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_URL = "http://127.0.0.1:8000"
+REPLAYABLE = frozenset(s.value for s in REPLAYABLE_STATUSES)
 
 
-class UsageError(Exception):
-    """A mistake the staff member can fix (an unknown order, a missing reason): printed as
-    one error line, exit code 2."""
+@dataclass
+class Setup:
+    """Where the CLI keeps its token and how it reaches the server; tests give their own
+    (a token file in a temporary directory, the support schema of the test)."""
 
-
-class Unreachable(Exception):
-    """PostgreSQL or Kafka cannot be reached (or refuses the sign-in): one error line
-    naming the setting to look at, exit code 1."""
-
-
-# --------------------------------------------------------------------------- reading
-
-
-class Store:
-    """Read-only queries on support's own projections (never another service's schema):
-    statuses, the checks registry_check publishes with them, and the command outcomes
-    intake and registry_check publish."""
-
-    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], support: str = "support") -> None:
-        self.conn = conn
-        self.support = support
-
-    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            return list(await self.conn.fetch(query, *args))
-        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-            return []  # support has not run yet on this database
-
-    async def order(self, order_id: str) -> asyncpg.Record | None:
-        rows = await self._fetch(
-            f"SELECT * FROM {self.support}.orders WHERE order_id = $1",  # noqa: S608 - fixed schema names
-            order_id,
-        )
-        return rows[0] if rows else None
-
-    async def timeline(self, order_id: str) -> list[asyncpg.Record]:
-        return await self._fetch(
-            f"SELECT * FROM {self.support}.timeline WHERE order_id = $1"  # noqa: S608
-            " ORDER BY occurred_at, received_at",
-            order_id,
-        )
-
-    async def evidence(self, order_id: str, revision: int) -> list[dict[str, Any]]:
-        """The latest published result of every check of the revision."""
-        rows = await self._fetch(
-            f"SELECT checks FROM {self.support}.order_checks"  # noqa: S608
-            " WHERE order_id = $1 AND revision = $2",
-            order_id,
-            revision,
-        )
-        return sorted(json.loads(rows[0]["checks"]), key=lambda c: c["check"]) if rows else []
-
-    async def checks(self, order_id: str, revision: int) -> list[str]:
-        return [c["check"] for c in await self.evidence(order_id, revision)]
-
-    async def audit(self, order_id: str) -> list[asyncpg.Record]:
-        return await self._fetch(
-            f"SELECT * FROM {self.support}.command_outcomes WHERE order_id = $1"  # noqa: S608
-            " ORDER BY handled_at, service",
-            order_id,
-        )
-
-    async def find(
-        self,
-        status: Status | None = None,
-        reason: ReasonCode | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[asyncpg.Record]:
-        clauses: list[str] = []
-        args: list[object] = []
-        if status is not None:
-            args.append(status.value)
-            clauses.append(f"status = ${len(args)}")
-        if reason is not None:
-            args.append(reason.value)
-            clauses.append(f"${len(args)} = ANY(reason_codes)")
-        if since is not None:
-            args.append(since)
-            clauses.append(f"updated_at >= ${len(args)}")
-        if until is not None:
-            args.append(until)
-            clauses.append(f"updated_at < ${len(args)}")
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = f" LIMIT {int(limit)}" if limit else ""
-        return await self._fetch(
-            f"SELECT * FROM {self.support}.orders{where} ORDER BY updated_at, order_id{tail}",  # noqa: S608
-            *args,
-        )
-
-
-# --------------------------------------------------------------------------- writing
-
-
-class CommandSink(Protocol):
-    async def send(self, command: Command) -> None: ...
-
-    async def flush(self) -> None: ...
-
-
-class KafkaSink:
-    """Commands to hmskort.order.commands.v1, keyed by order id (idempotent producer)."""
-
-    def __init__(self, bootstrap_servers: str, signer: CommandSigner) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.signer = signer
-        self.producer: Any = None
-        self.pending: list[Any] = []
-
-    async def start(self) -> None:
-        self.producer = kafka_producer(self.bootstrap_servers)  # made only when needed
-        await self.producer.start()
-
-    async def send(self, command: Command) -> None:
-        signed = self.signer.sign(command)
-        self.pending.append(
-            await self.producer.send(
-                ORDER_COMMANDS,
-                signed.value,
-                key=signed.key.encode(),
-                headers=list(signed.headers),
-            )
-        )
-        if len(self.pending) >= 200:
-            await self.flush()
-
-    async def flush(self) -> None:
-        pending, self.pending = self.pending, []
-        await asyncio.gather(*pending)
-
-    async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
-
-
-class NoSink:
-    """For reading commands: sending is a bug."""
-
-    async def send(self, command: Command) -> None:
-        raise AssertionError("this command sends nothing")
-
-    async def flush(self) -> None:
-        return None
+    token_file: TokenFile = field(default_factory=lambda: TokenFile(default_token_path()))
+    transport: httpx.BaseTransport | None = None
+    database_url: str | None = None  # `users add` only (default: KORTFLYT_DATABASE_URL)
+    schema: str = "support"
 
 
 # --------------------------------------------------------------------------- output
@@ -274,27 +140,25 @@ def progress(console: Console, total: int) -> Iterator[Callable[[], None]]:
     yield step
 
 
-def _time(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+def _time(value: str | None) -> str:
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _codes(reasons_json: str) -> str:
-    reasons = json.loads(reasons_json or "[]")
+def _codes(reasons: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{r['code']} [{r['check']}]" for r in reasons)
 
 
-# --------------------------------------------------------------------------- commands
+# --------------------------------------------------------------------------- parsing
 
 
-def parse_when(value: str, end: bool = False) -> datetime:
-    """A date (Oslo; as an end, the whole day is included) or an RFC 3339 time."""
+def parse_when(value: str) -> date | datetime:
+    """A date (Oslo) or an RFC 3339 time (without an offset: Oslo)."""
     try:
-        day = date.fromisoformat(value)
+        return date.fromisoformat(value)
     except ValueError:
         pass
-    else:
-        start = datetime(day.year, day.month, day.day, tzinfo=OSLO)
-        return start + timedelta(days=1) if end else start
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -302,10 +166,6 @@ def parse_when(value: str, end: bool = False) -> datetime:
             f"not a date or time: {value!r} (use 2026-06-03 or RFC 3339)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
-
-
-def parse_until(value: str) -> datetime:
-    return parse_when(value, end=True)
 
 
 def parse_status(value: str) -> Status:
@@ -324,32 +184,64 @@ def parse_code(value: str) -> ReasonCode:
         raise typer.BadParameter(f"unknown reason code {value!r} (see shared/reasons.py)") from None
 
 
+@dataclass(frozen=True)
+class Filters:
+    status: Status | None = None
+    reason: ReasonCode | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def params(self) -> dict[str, str]:
+        found = {
+            "status": self.status.value if self.status else None,
+            "reason": self.reason.value if self.reason else None,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
+    def any(self) -> bool:
+        return bool(self.params())
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def order_path(order_id: str, action: str = "") -> str:
+    """The API path of one order (the id is one path segment, whatever it holds)."""
+    return f"/orders/{quote(order_id, safe='')}" + (f"/{action}" if action else "")
+
+
 @dataclass
 class Cli:
-    """What each command does, given support's projections, a command sink and consoles."""
+    """What each command does, given the API of the signed-in staff member and consoles."""
 
-    store: Store
-    sink: CommandSink
+    api: Api
     out: Console
     err: Console
 
     def say(self, text: str = "") -> None:
         self.out.print(text)
 
-    async def _known(self, order_id: str) -> asyncpg.Record:
-        order = await self.store.order(order_id)
-        if order is None:
-            raise UsageError(f"unknown order {order_id!r}: support has no status for it")
-        return order
+    def find(self, filters: Filters, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every order the filters match, oldest change first (page by page)."""
+        found: list[dict[str, Any]] = []
+        page, pages = 1, 1
+        while page <= pages and (limit is None or len(found) < limit):
+            result = self.api.get("/orders", {**filters.params(), "sort": "oldest", "page": page})
+            found += result["orders"]
+            page, pages = page + 1, result["pages"]
+        return found[:limit] if limit is not None else found
 
-    async def show(self, order_id: str) -> int:
-        order = await self._known(order_id)
+    def show(self, order_id: str) -> int:
+        view = self.api.get(order_path(order_id))
+        order = view["order"]
         self.say(
             f"order {order['order_id']}  revision {order['revision']}  status {order['status']}"
             f"  stage {order['stage']}  card {order['card_number'] or '-'}"
             f"  updated {_time(order['updated_at'])}"
         )
-        for r in json.loads(order["reasons"]):
+        for r in order["reasons"]:
             self.say(f"  {r['code']} [{r['check']}]: {r['message_en']}")
         self.say("\ntimeline:")
         timeline = [
@@ -360,30 +252,34 @@ class Cli:
                 t["stage"],
                 _codes(t["reasons"]),
             )
-            for t in await self.store.timeline(order_id)
+            for t in view["timeline"]
         ]
         header = ("time", "revision", "status", "stage", "reasons")
         self.out.print(table(self.out, header, timeline))
-        evidence = await self.store.evidence(order_id, order["revision"])
-        if evidence:
-            self.say(f"\nchecks (revision {order['revision']}, latest result of each):")
+        if view["checks"]:
+            self.say(f"\nchecks (revision {view['checks_revision']}, latest result of each):")
             rows = [
                 (
-                    e["check"],
-                    e["outcome"],
-                    e.get("source") or "-",
-                    e.get("code") or "-",
-                    _time(datetime.fromisoformat(e["checked_at"])),
-                    e.get("detail") or "-",
+                    c["check"],
+                    c["outcome"],
+                    c.get("source") or "-",
+                    c.get("code") or "-",
+                    _time(c["checked_at"]),
+                    c.get("detail") or "-",
                 )
-                for e in evidence
+                for c in sorted(view["checks"], key=lambda c: c["check"])
             ]
             columns = ("check", "outcome", "register", "code", "checked", "detail")
             self.out.print(table(self.out, columns, rows))
-        audit = await self.store.audit(order_id)
-        if audit:
+        if view["card"]:
+            card = view["card"]
+            self.say(
+                f"\ncard {card['card_number']}  issued {card['issued_on']}"
+                f"  valid until {card['valid_until']}"
+            )
+        if view["commands"]:
             self.say("\ncommands:")
-            for a in audit:
+            for a in sorted(view["commands"], key=lambda a: (a["handled_at"], a["service"])):
                 why = f": {a['reason']}" if a["reason"] else ""
                 self.say(
                     f"  {_time(a['handled_at'])}  {a['command']} by {a['actor']}{why}"
@@ -391,15 +287,8 @@ class Cli:
                 )
         return 0
 
-    async def list(
-        self,
-        status: Status | None,
-        reason: ReasonCode | None,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int | None,
-    ) -> int:
-        orders = await self.store.find(status, reason, since, until, limit)
+    def list(self, filters: Filters, limit: int | None) -> int:
+        orders = self.find(filters, limit)
         if not orders:
             self.say("no orders match")
             return 0
@@ -420,123 +309,68 @@ class Cli:
         self.say(f"\n{len(orders)} orders")
         return 0
 
-    async def replay(
+    def replay(
         self,
-        orders: Sequence[asyncpg.Record],
+        orders: Sequence[dict[str, Any]],
         unknown: Sequence[str],
-        actor: str,
-        reason: str | None,
+        note: str | None,
         dry_run: bool,
         rate: float | None,
         lift_replay_limit: bool = False,
     ) -> int:
-        selection = replays.select(orders)
-        chosen, skipped = selection.chosen, selection.skipped
+        chosen = [o for o in orders if o["status"] in REPLAYABLE]
+        skipped = Counter(o["status"] for o in orders if o["status"] not in REPLAYABLE)
         for order_id in unknown:
             error(self.err, f"unknown order {order_id!r}")
-        by_status = selection.by_status()
+        by_status = Counter(o["status"] for o in chosen)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
+        refused: list[str] = []
         if dry_run:
             for o in chosen:
                 self.say(f"would replay {o['order_id']} ({o['status']} at {o['stage']})")
             self.say(f"dry run: {len(chosen)} orders would be replayed ({summary})")
         else:
+            body = {"reason": note, "lift_replay_limit": lift_replay_limit}
             with progress(self.err, len(chosen)) as step:
                 for o in chosen:
-                    command = replays.replay_command(o, actor, reason, lift_replay_limit)
-                    await self.sink.send(command)
+                    started = time.monotonic()
+                    try:
+                        self.api.post(order_path(o["order_id"], "replay"), body)
+                    except ApiError as exc:
+                        if exc.exit_code != 2:  # not this order's problem: stop here
+                            raise
+                        refused.append(o["order_id"])
+                        error(self.err, f"{o['order_id']}: {exc}")
                     step()
                     if rate:
-                        await asyncio.sleep(1 / rate)
-                await self.sink.flush()
-            self.say(f"replayed {len(chosen)} orders ({summary})")
+                        time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+            sent = len(chosen) - len(refused)
+            self.say(f"replayed {sent} orders ({summary})")
+        if refused:
+            self.say(f"refused {len(refused)}: {', '.join(refused)}")
         if skipped:
             nothing = ", ".join(f"{n} {s}" for s, n in sorted(skipped.items()))
             self.say(f"skipped {sum(skipped.values())} with nothing to replay ({nothing})")
         if unknown:
             self.say(f"{len(unknown)} unknown orders")
-        return 1 if unknown else 0
+        return 1 if unknown or refused else 0
 
-    async def override(self, order_id: str, check: str, reason: str, actor: str) -> int:
-        order = await self._known(order_id)
+    def override(self, order_id: str, check: str, reason: str) -> int:
         if not reason.strip():
-            raise UsageError("an override needs a reason (--reason TEXT): it is audited")
-        checks = await self.store.checks(order_id, order["revision"])
-        if check not in checks:
-            known = ", ".join(checks) or "none yet: the registers have not answered"
-            raise UsageError(
-                f"order {order_id} revision {order['revision']} has no check {check!r};"
-                f" its checks: {known}"
-            )
-        command = OverrideCheck(
-            order_id=order_id, revision=order["revision"], check=check, reason=reason, actor=actor
-        )
-        await self.sink.send(command)
-        await self.sink.flush()
-        self.say(f"override of {check} sent for {order_id} (command {command.event_id})")
+            raise ApiError("an override needs a reason (--reason TEXT): it is audited", 2)
+        sent = self.api.post(order_path(order_id, "override"), {"check": check, "reason": reason})
+        self.say(f"override of {check} sent for {order_id} (command {sent['command_id']})")
         return 0
 
-    async def cancel(self, order_id: str, reason: str, actor: str) -> int:
-        order = await self._known(order_id)
+    def cancel(self, order_id: str, reason: str) -> int:
         if not reason.strip():
-            raise UsageError("a cancellation needs a reason (--reason TEXT): it is audited")
-        command = CancelOrder(
-            order_id=order_id, revision=order["revision"], reason=reason, actor=actor
-        )
-        await self.sink.send(command)
-        await self.sink.flush()
-        self.say(f"cancel sent for {order_id} (command {command.event_id})")
+            raise ApiError("a cancellation needs a reason (--reason TEXT): it is audited", 2)
+        sent = self.api.post(order_path(order_id, "cancel"), {"reason": reason})
+        self.say(f"cancel sent for {order_id} (command {sent['command_id']})")
         return 0
 
 
 # --------------------------------------------------------------------------- wiring
-
-
-@dataclass
-class Backend:
-    """Where the commands read and send: support's schema in PostgreSQL, and a command
-    sink opened only by commands that send (tests give their own schema and sink)."""
-
-    database_url: str
-    open_sink: Callable[[], AbstractAsyncContextManager[CommandSink]]
-    schema: str = "support"
-
-    @classmethod
-    def from_settings(cls, settings: SupportSettings) -> Backend:
-        @asynccontextmanager
-        async def kafka() -> AsyncIterator[CommandSink]:
-            sink = KafkaSink(
-                settings.kafka_bootstrap_servers, CommandSigner.from_settings(settings)
-            )
-            try:
-                try:
-                    await sink.start()
-                except KafkaError as exc:
-                    raise Unreachable(
-                        f"Kafka cannot be reached (KORTFLYT_KAFKA_BOOTSTRAP_SERVERS): {exc!r}"
-                    ) from exc
-                yield sink
-            finally:
-                await sink.stop()
-
-        return cls(settings.database_url, kafka)
-
-    async def run(
-        self, sends: bool, action: Callable[[Cli], Awaitable[int]], out: Console, err: Console
-    ) -> int:
-        try:
-            conn = await asyncpg.connect(self.database_url)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise Unreachable(
-                f"PostgreSQL cannot be reached or refused (KORTFLYT_DATABASE_URL): {exc}"
-            ) from exc
-        try:
-            if not sends:
-                return await action(Cli(Store(conn, self.schema), NoSink(), out, err))
-            async with self.open_sink() as sink:
-                return await action(Cli(Store(conn, self.schema), sink, out, err))
-        finally:
-            await conn.close()
 
 
 def error(err: Console, message: str) -> None:
@@ -549,36 +383,55 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def backend_of(ctx: typer.Context) -> Backend:
-    """The test's backend, or the deployment's from KORTFLYT_* settings."""
-    return ctx.obj if isinstance(ctx.obj, Backend) else Backend.from_settings(SupportSettings())
+def setup_of(ctx: typer.Context) -> Setup:
+    """The test's set-up, or the user's own token file."""
+    return ctx.obj if isinstance(ctx.obj, Setup) else Setup()
 
 
-def run(ctx: typer.Context, sends: bool, action: Callable[[Cli], Awaitable[int]]) -> None:
-    """Run one command and exit with its code; a mistake or an unreachable PostgreSQL or
-    Kafka is one error line on standard error, never a traceback."""
-    backend = backend_of(ctx)
+def signed_in(setup: Setup) -> SignedIn:
+    found = setup.token_file.load()
+    if found is None:
+        raise ApiError("not signed in: run `kortflyt login --url https://support.example`")
+    url = CliSettings().support_url
+    return found if url is None or url.rstrip("/") == found.url else _elsewhere(found, url)
+
+
+def _elsewhere(found: SignedIn, url: str) -> NoReturn:
+    raise ApiError(
+        f"signed in to {found.url}, not to {url} (KORTFLYT_SUPPORT_URL): run `kortflyt login`"
+    )
+
+
+def run(ctx: typer.Context, action: Callable[[Cli], int]) -> None:
+    """Run one command as the signed-in staff member and exit with its code; every
+    failure is one error line on standard error, never a traceback."""
+    setup = setup_of(ctx)
     out, err = consoles()
     try:
-        code = asyncio.run(backend.run(sends, action, out, err))
-    except (UsageError, ValidationError) as exc:
+        api = Api.of(signed_in(setup), setup.transport)
+        try:
+            code = action(Cli(api, out, err))
+        finally:
+            api.close()
+    except ApiError as exc:
         error(err, str(exc))
-        code = 2
-    except Unreachable as exc:
-        error(err, str(exc))
-        code = 1
+        code = exc.exit_code
     raise typer.Exit(code)
 
 
 app = typer.Typer(
     name="kortflyt",
-    help="The support staff's command line: find, show, replay, override or cancel orders.",
+    help="The support staff's command line: sign in, then find, show, replay, override or"
+    " cancel orders through the support API.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 orders = typer.Typer(help="Find, show, replay, override or cancel orders.", no_args_is_help=True)
-users = typer.Typer(help="Local accounts of the support console.", no_args_is_help=True)
+users = typer.Typer(
+    help="Local accounts of the support console (on the support server: its database).",
+    no_args_is_help=True,
+)
 app.add_typer(orders, name="orders")
 app.add_typer(users, name="users")
 
@@ -593,21 +446,96 @@ ReasonOption = Annotated[
     ),
 ]
 SinceOption = Annotated[
-    datetime | None,
+    date | None,
     typer.Option(parser=parse_when, metavar="WHEN", help="since a date (Oslo) or an RFC 3339 time"),
 ]
 UntilOption = Annotated[
-    datetime | None,
+    date | None,
     typer.Option(
-        parser=parse_until, metavar="WHEN", help="until a date (that day included) or a time"
+        parser=parse_when, metavar="WHEN", help="until a date (that day included) or a time"
     ),
 ]
 
 
+@app.command("login")
+def login_command(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option(help="the support server (default: KORTFLYT_SUPPORT_URL)")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="your user name (default: asked)")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+) -> None:
+    """Sign in with your account; the token is kept in your config directory (mode 0600)."""
+    setup = setup_of(ctx)
+    out, err = consoles()
+    try:
+        previous = setup.token_file.load()
+    except ApiError:
+        previous = None  # a file that is not used is replaced
+    server = url or CliSettings().support_url or (previous.url if previous else DEFAULT_URL)
+    try:
+        api = Api(server, transport=setup.transport)
+    except ApiError as exc:
+        fail(str(exc))
+    name = user or typer.prompt("user name", err=True)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ", stream=sys.stderr)
+    try:
+        answer = api.post("/login", {"username": name, "password": password})
+    except ApiError as exc:
+        error(err, str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    finally:
+        api.close()
+    setup.token_file.save(SignedIn(api.url, answer["token"], answer["name"], answer["role"]))
+    out.print(f"signed in to {api.url} as {answer['name']} ({answer['role']})")
+    out.print(f"token kept in {setup.token_file.path}")
+    raise typer.Exit(0)
+
+
+@app.command("logout")
+def logout_command(ctx: typer.Context) -> None:
+    """End your session on the server and forget the token."""
+    setup = setup_of(ctx)
+    out, err = consoles()
+    try:
+        found = setup.token_file.load()
+    except ApiError:
+        found = None  # a file that is not used is removed all the same
+    if found is not None:
+        api = Api.of(found, setup.transport)
+        try:
+            api.post("/logout")
+        except ApiError as exc:  # expired, or the server is away: forget it here anyway
+            error(err, f"the server did not end the session: {exc}")
+        finally:
+            api.close()
+    removed = setup.token_file.remove()
+    out.print("signed out" if removed else "not signed in")
+    raise typer.Exit(0)
+
+
+@app.command("whoami")
+def whoami_command(ctx: typer.Context) -> None:
+    """Who you are signed in as, where, and your role now."""
+
+    def whoami(cli: Cli) -> int:
+        me = cli.api.get("/me")
+        cli.say(f"{me['name']} ({me['role']}) at {cli.api.url}")
+        return 0
+
+    run(ctx, whoami)
+
+
 @orders.command("show")
 def show_command(ctx: typer.Context, order_id: str) -> None:
-    """An order's timeline, checks, evidence and commands."""
-    run(ctx, False, lambda cli: cli.show(order_id))
+    """An order's timeline, checks, evidence, card and commands."""
+    run(ctx, lambda cli: cli.show(order_id))
 
 
 @orders.command("list")
@@ -619,8 +547,8 @@ def list_command(
     until: UntilOption = None,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
-    """Orders by status, reason code and time."""
-    run(ctx, False, lambda cli: cli.list(status, reason, since, until, limit))
+    """Orders by status, reason code and time, oldest change first."""
+    run(ctx, lambda cli: cli.list(Filters(status, reason, since, until), limit))
 
 
 @orders.command("replay")
@@ -634,13 +562,7 @@ def replay_command(
     since: SinceOption = None,
     until: UntilOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be replayed")] = False,
-    rate: Annotated[float | None, typer.Option(help="commands per second")] = None,
-    by: Annotated[
-        str | None,
-        typer.Option(
-            envvar="KORTFLYT_STAFF_ID", help="your staff id (audited; default: your login)"
-        ),
-    ] = None,
+    rate: Annotated[float | None, typer.Option(help="replays per second at most")] = None,
     note: Annotated[str | None, typer.Option(help="why you replay (audited)")] = None,
     lift_replay_limit: Annotated[
         bool,
@@ -649,27 +571,39 @@ def replay_command(
         ),
     ] = False,
 ) -> None:
-    """Re-run failed orders from the stage they failed at: by id, or by filters."""
-    filters = (status, reason, since, until)
-    if order_ids and any(f is not None for f in filters):
+    """Re-run failed orders from the stage they failed at: by id (operators), or by
+    filters (supervisors)."""
+    filters = Filters(status, reason, since, until)
+    if order_ids and filters.any():
         fail("give order ids or filters (--status, ...), not both")
-    if not order_ids and all(f is None for f in filters):
+    if not order_ids and not filters.any():
         fail("say which orders: ORDER_ID... or --status/--reason/--since/--until")
     if rate is not None and rate <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--rate")
     ids = list(dict.fromkeys(order_ids or ()))
 
-    async def replay(cli: Cli) -> int:
+    def replay(cli: Cli) -> int:
         if ids:
-            found = [(i, await cli.store.order(i)) for i in ids]
-            chosen = [o for _, o in found if o is not None]
-            unknown = [i for i, o in found if o is None]
+            chosen, unknown = [], []
+            for order_id in ids:
+                try:
+                    chosen.append(cli.api.get(order_path(order_id))["order"])
+                except ApiError as exc:
+                    if exc.exit_code != 2:
+                        raise
+                    unknown.append(order_id)
         else:
-            chosen, unknown = await cli.store.find(status, reason, since, until), []
-        actor = by or getpass.getuser()
-        return await cli.replay(chosen, unknown, actor, note, dry_run, rate, lift_replay_limit)
+            if not dry_run:
+                me = cli.api.get("/me")
+                if me["role"] != "supervisor":
+                    raise ApiError(
+                        "forbidden for your role: a replay by filter needs the role supervisor"
+                        f" (you are {me['name']} ({me['role']})); replay orders by id instead"
+                    )
+            chosen, unknown = cli.find(filters), []
+        return cli.replay(chosen, unknown, note, dry_run, rate, lift_replay_limit)
 
-    run(ctx, not dry_run, replay)
+    run(ctx, replay)
 
 
 @orders.command("override")
@@ -678,10 +612,9 @@ def override_command(
     order_id: str,
     check: Annotated[str, typer.Option(help="the check to mark as passed, e.g. employment")],
     reason: Annotated[str, typer.Option(help="why (audited)")],
-    by: Annotated[str, typer.Option(help="your staff id (audited)")],
 ) -> None:
     """Mark one check of an order as passed."""
-    run(ctx, True, lambda cli: cli.override(order_id, check, reason, by))
+    run(ctx, lambda cli: cli.override(order_id, check, reason))
 
 
 @orders.command("cancel")
@@ -689,10 +622,9 @@ def cancel_command(
     ctx: typer.Context,
     order_id: str,
     reason: Annotated[str, typer.Option(help="why (audited)")],
-    by: Annotated[str, typer.Option(help="your staff id (audited)")],
 ) -> None:
     """Cancel an order that has no card yet."""
-    run(ctx, True, lambda cli: cli.cancel(order_id, reason, by))
+    run(ctx, lambda cli: cli.cancel(order_id, reason))
 
 
 @users.command("add")
@@ -704,37 +636,48 @@ def add_user_command(
         bool, typer.Option("--password-stdin", help="read the password from standard input")
     ] = False,
 ) -> None:
-    """Add a user (or set a user's role and password); prints a new password."""
+    """Add a local account (or set its role and password); prints a new password.
+
+    Run on the support server: it writes support's database (KORTFLYT_DATABASE_URL)
+    directly, needs no sign-in, and is audited as `kortflyt users add`."""
+    import asyncpg
+
+    from services.support.settings import SupportSettings  # the server's
     from services.support.web.auth import Accounts
     from shared.db import create_pool, migrate
 
+    setup = setup_of(ctx)
+    url = setup.database_url or SupportSettings().database_url
     if password_stdin:
         password, generated = sys.stdin.readline().rstrip("\n"), False
     else:
         password, generated = secrets.token_urlsafe(18), True
+    out, err = consoles()
 
-    backend = ctx.obj = backend_of(ctx)
-
-    async def add(cli: Cli) -> int:
-        url, schema = backend.database_url, backend.schema
-        await migrate(url, schema, MIGRATIONS)
-        pool = await create_pool(url, schema, 2)
+    async def add() -> None:
+        await migrate(url, setup.schema, MIGRATIONS)
+        pool = await create_pool(url, setup.schema, 2)
         try:
             await Accounts(pool).add_user(name, role, password)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
         finally:
             await pool.close()
-        cli.say(f"user {name} ({role}) saved")
-        if generated:
-            cli.say(f"password: {password}")
-        return 0
 
-    run(ctx, False, add)
+    try:
+        asyncio.run(add())
+    except ValueError as exc:
+        error(err, str(exc))
+        raise typer.Exit(2) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        error(err, f"PostgreSQL cannot be reached or refused (KORTFLYT_DATABASE_URL): {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"user {name} ({role}) saved")
+    if generated:
+        out.print(f"password: {password}")
+    raise typer.Exit(0)
 
 
 def main() -> None:
-    settings = SupportSettings()  # logs (the console's audit, libraries') go to standard error
+    settings = CliSettings()  # logs (libraries', the audit of `users add`) go to standard error
     configure_logging("support-cli", settings.log_level, settings.log_format, sys.stderr)
     app(prog_name="kortflyt")
 

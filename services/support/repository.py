@@ -235,7 +235,11 @@ class PostgresSupportStore:
             " reason_codes = EXCLUDED.reason_codes,"
             " card_number = COALESCE(EXCLUDED.card_number, orders.card_number),"
             " updated_at = EXCLUDED.updated_at"
-            " WHERE orders.revision <= EXCLUDED.revision",
+            # A newer revision, or a status of this revision that happened later: the
+            # services publish through their own relays, so the topic may carry a stage's
+            # status after a later stage's (APPROVED after PRODUCED).
+            " WHERE orders.revision < EXCLUDED.revision OR (orders.revision = EXCLUDED.revision"
+            " AND orders.updated_at <= EXCLUDED.updated_at)",
             status.order_id,
             status.revision,
             status.status.value,

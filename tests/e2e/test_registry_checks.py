@@ -3,7 +3,8 @@ rejection and a register outage; then the register is corrected and support bulk
 
 Every order must end PRODUCED (approved, one card) or with a correct rejection; none
 wrongly rejected, none lost, none approved or carded twice. The run uses the real
-services, Kafka, PostgreSQL, the fake register server and the `kortflyt` CLI's code.
+services, Kafka, PostgreSQL, the fake register server, and the `kortflyt` CLI signed in
+to the support console's API (its own process) as a supervisor.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,13 +23,18 @@ from typer.testing import CliRunner
 
 from devtools.factories import national_id, org_number, submitted
 from devtools.fakes import register_data as rd
-from services.support.cli import Backend, KafkaSink, app
+from services.support.cli import Setup, app
+from services.support.client import TokenFile
 from shared.events import CardProduced, OrderApproved, ReplayOrder, Status
 from shared.norway import today_in_norway
 from shared.reasons import ReasonCode
 from shared.signing import CommandSigner
 from shared.topics import CARD_PRODUCED, ORDER_APPROVED
 from tests.e2e.conftest import Pipeline, as_bytes, collect, publish, run_id
+from tests.e2e.support_web import support_web
+from tests.signing import KafkaCommands
+
+PASSWORD = "e2e supervisor password"  # noqa: S105 - a test account
 
 # How many orders of each kind; the hits (all but "normal") are a sixth of 1,000.
 HITS = {
@@ -161,11 +168,10 @@ async def projection(
         await conn.close()
 
 
-async def kortflyt(pipeline: Pipeline, *argv: str) -> str:
-    """Run a `kortflyt` command as the staff does, against the pipeline's PostgreSQL and
-    Kafka (in a thread: the command runs its own event loop); its standard output."""
-    backend = Backend.from_settings(pipeline.settings)
-    result = await asyncio.to_thread(CliRunner().invoke, app, list(argv), obj=backend)
+async def kortflyt(setup: Setup, *argv: str, stdin: str | None = None) -> str:
+    """Run a `kortflyt` command as the staff does (in a thread: the test's event loop
+    serves nothing it needs, but must not block); its standard output."""
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(argv), obj=setup, input=stdin)
     assert result.exit_code == 0, result.stderr
     return result.stdout
 
@@ -176,9 +182,10 @@ def statuses(view: dict[str, asyncpg.Record], cases: list[Case]) -> Counter[tupl
 
 @pytest.mark.timeout(2400)  # 1,000 orders through every service on a shared machine
 async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_replay(
-    pipeline: Pipeline,
+    pipeline: Pipeline, tmp_path: Path
 ) -> None:
     run = run_id()
+    db_url = pipeline.settings.database_url
     started = datetime.now(UTC) - timedelta(seconds=5)
     cases, ds = build(run)
     ids = [c.order_id for c in cases]
@@ -231,36 +238,58 @@ async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_r
     )
     await registers.clear_faults()
 
-    # 3. Support looks, then bulk-replays what failed (the CLI's own code).
+    # 3. Support looks, then bulk-replays what failed: the CLI, signed in to the console's
+    # API as a supervisor (the account made on the server with `kortflyt users add`).
     since = started.isoformat()
-    listed = await kortflyt(
-        pipeline, "orders", "list", "--status", "NEEDS_ATTENTION", "--since", since
+    cli = Setup(TokenFile(tmp_path / "kortflyt" / "token.json"), database_url=db_url)
+    supervisor = f"e2e-boss-{run.lower()}"
+    await kortflyt(
+        cli,
+        "users",
+        "add",
+        supervisor,
+        "--role",
+        "supervisor",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
     )
-    assert f"{HITS['register_outage']} orders" in listed
-    dry = await kortflyt(
-        pipeline, "orders", "replay", "--status", "NEEDS_ATTENTION", "--since", since, "--dry-run"
-    )
-    assert f"dry run: {HITS['register_outage']} orders would be replayed" in dry
-    for status in ("NEEDS_ATTENTION", "AWAITING_REGISTER", "REJECTED"):
-        summary = await kortflyt(
-            pipeline,
-            "orders",
-            "replay",
-            "--status",
-            status,
-            "--since",
-            since,
-            "--rate",
-            "500",
-            "--by",
-            "e2e-support",
-            "--note",
-            "register corrected",
+    async with support_web(pipeline.profile) as url:
+        await kortflyt(
+            cli,
+            "login",
+            "--url",
+            url,
+            "--user",
+            supervisor,
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
         )
-        print(summary.strip())  # noqa: T201
+        listed = await kortflyt(
+            cli, "orders", "list", "--status", "NEEDS_ATTENTION", "--since", since
+        )
+        assert f"{HITS['register_outage']} orders" in listed
+        dry = await kortflyt(
+            cli, "orders", "replay", "--status", "NEEDS_ATTENTION", "--since", since, "--dry-run"
+        )
+        assert f"dry run: {HITS['register_outage']} orders would be replayed" in dry
+        for status in ("NEEDS_ATTENTION", "AWAITING_REGISTER", "REJECTED"):
+            summary = await kortflyt(
+                cli,
+                "orders",
+                "replay",
+                "--status",
+                status,
+                "--since",
+                since,
+                "--rate",
+                "500",
+                "--note",
+                "register corrected",
+            )
+            print(summary.strip())  # noqa: T201
     # Replaying orders that already have their card must make no new card.
     produced = [c.order_id for c in cases if c.kind == "normal"][:20]
-    sink = KafkaSink(
+    sink = KafkaCommands(
         pipeline.settings.kafka_bootstrap_servers, CommandSigner.from_settings(pipeline.settings)
     )
     await sink.start()
@@ -319,8 +348,9 @@ async def test_1000_orders_wrongful_causes_and_an_outage_then_correct_and_bulk_r
         )
         audits = await conn.fetchval(
             "SELECT count(*) FROM registry_check.command_audit WHERE order_id = ANY($1::text[])"
-            " AND actor = 'e2e-support' AND outcome LIKE 'replayed%'",
+            " AND actor = $2 AND outcome LIKE 'replayed%'",
             ids,
+            supervisor,  # the server's actor: the signed-in supervisor
         )
     finally:
         await conn.close()

@@ -16,11 +16,11 @@ from collections import Counter
 import asyncpg
 
 from devtools.factories import org_number, submitted
-from services.support.cli import KafkaSink
 from shared.events import ReplayOrder, Status
 from shared.replays import ALREADY_RUNNING, limit_reached
 from shared.signing import CommandSigner
 from tests.e2e.conftest import Pipeline, as_bytes, publish, run_id
+from tests.signing import KafkaCommands
 
 LIMIT = 5  # the default of KORTFLYT_REPLAY_LIMIT; the pipeline does not change it
 WAVES, PER_WAVE = 10, 100
@@ -59,7 +59,7 @@ async def test_1000_replays_of_one_rejected_order_run_it_at_most_the_limit(
     order["employer"]["org_number"] = org_number()  # in no register: REJECTED
     await publish(pipeline.settings, [(order_id, as_bytes(order))])
     conn = await asyncpg.connect(pipeline.settings.database_url)
-    sink = KafkaSink(
+    sink = KafkaCommands(
         pipeline.settings.kafka_bootstrap_servers, CommandSigner.from_settings(pipeline.settings)
     )
     await sink.start()

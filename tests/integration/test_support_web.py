@@ -65,7 +65,13 @@ from shared.topics import (
 from tests.settings import AllSettings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/v1/login")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/api/v1/login"),
+    ("GET", "/login/oidc"),  # off to the issuer, and back (tests/integration/test_support_oidc.py)
+    ("GET", "/login/oidc/callback"),
+}
 
 
 @dataclass

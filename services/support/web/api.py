@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.support.funnel import BadMonth, FunnelReport, Month
-from services.support.web.auth import Accounts, Role, session_token
+from services.support.web.auth import Accounts, Forbidden, Role, session_token
 from services.support.web.commands import Refused
 from services.support.web.deps import Operator, Viewer, commands, queries
 from services.support.web.queries import OrderFilter
 from services.support.web.render import csv_response
 from shared.events import Status
+from shared.norway import OSLO
 
 router = APIRouter(tags=["support"])
 
@@ -162,8 +163,15 @@ class OverrideIn(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
-class ReasonIn(BaseModel):
+class ReplayIn(BaseModel):
     reason: str | None = Field(default=None, max_length=200)
+    # Past the replay limit per order (shared/replays.py): supervisors only.
+    lift_replay_limit: bool = False
+
+
+class MeOut(BaseModel):
+    name: str
+    role: Role
 
 
 class CancelIn(BaseModel):
@@ -245,6 +253,12 @@ async def logout(request: Request, staff: Viewer) -> None:
         await accounts.logout(found[0], staff.name)
 
 
+@router.get("/me", response_model=MeOut)
+async def me(staff: Viewer) -> Any:
+    """Who the session or token belongs to, and the role it has now."""
+    return MeOut(name=staff.name, role=staff.role)
+
+
 @router.get("/openapi.json", include_in_schema=False)
 async def openapi(request: Request, _staff: Viewer) -> dict[str, Any]:
     return request.app.openapi()  # type: ignore[no-any-return]
@@ -270,16 +284,33 @@ async def orders(
     reason: Annotated[str | None, Query(max_length=60)] = None,
     org: Annotated[str | None, Query(max_length=9)] = None,
     card_type: Literal["construction", "cleaning"] | None = None,
-    since: date | None = None,
-    until: date | None = None,
+    # A day (Oslo; `until` includes it) or an RFC 3339 time (`until` excludes it).
+    since: Annotated[str | None, Query(max_length=40, examples=["2026-06-03"])] = None,
+    until: Annotated[str | None, Query(max_length=40, examples=["2026-06-03T12:00:00Z"])] = None,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
     sort: Literal["newest", "oldest"] = "newest",
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Any:
+    start, end = _when("since", since), _when("until", until)
     result = await queries(request).orders(
-        OrderFilter(status, reason, org, card_type, since, until, order_id, sort == "newest", page)
+        OrderFilter(status, reason, org, card_type, start, end, order_id, sort == "newest", page)
     )
     return vars(result)
+
+
+def _when(name: str, value: str | None) -> date | None:
+    """A day, or a moment (a datetime; without an offset, Oslo's)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, f"{name}: not a date or an RFC 3339 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
 
 
 @router.get("/orders/{order_id}", response_model=OrderDetailOut, responses={404: {}})
@@ -314,8 +345,12 @@ async def override(request: Request, staff: Operator, order_id: str, body: Overr
 
 
 @router.post("/orders/{order_id}/replay", response_model=SentOut, status_code=202)
-async def replay(request: Request, staff: Operator, order_id: str, body: ReasonIn) -> Any:
-    return await _sent(commands(request).replay(staff, order_id, body.reason))
+async def replay(request: Request, staff: Operator, order_id: str, body: ReplayIn) -> Any:
+    if body.lift_replay_limit and not staff.may("supervisor"):
+        raise Forbidden("supervisor")
+    return await _sent(
+        commands(request).replay(staff, order_id, body.reason, body.lift_replay_limit)
+    )
 
 
 @router.post("/orders/{order_id}/cancel", response_model=SentOut, status_code=202)

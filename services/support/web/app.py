@@ -24,6 +24,7 @@ from services.support.settings import SupportSettings
 from services.support.web.auth import Accounts, CsrfRejected, Forbidden, NotSignedIn
 from services.support.web.bulk import BulkReplays, BulkRunner
 from services.support.web.commands import ConsoleCommands
+from services.support.web.oidc import OidcClient
 from services.support.web.queries import Queries
 from services.support.web.render import templates
 from shared.db import create_pool, migrate
@@ -69,6 +70,8 @@ def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
         signer = CommandSigner.from_settings(settings)
         app.state.commands = ConsoleCommands(pool, app.state.queries, signer, schema)
         app.state.bulk = BulkReplays(pool, signer, settings.support_bulk_replay_rate, schema)
+        # OpenID Connect sign-in beside the local accounts, when an issuer is configured.
+        app.state.oidc = OidcClient(settings) if OidcClient.configured(settings) else None
         # Bulk replay jobs run here, and resume here after a restart (web/bulk.py).
         runner = asyncio.create_task(BulkRunner(app.state.bulk).run(), name="bulk-replay")
         try:
@@ -77,6 +80,8 @@ def create_app(settings: SupportSettings, schema: str = "support") -> FastAPI:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+            if app.state.oidc is not None:
+                await app.state.oidc.close()
             await pool.close()
 
     app = FastAPI(

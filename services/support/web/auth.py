@@ -2,6 +2,8 @@
 
 - Accounts: `users` (argon2id hashes). After `support_lockout_failures` failed sign-ins
   in a row an account is locked for `support_lockout_minutes`; every attempt is audited.
+  A staff member who signs in with OpenID Connect (web/oidc.py) has a row without a
+  password, bound to the issuer's subject; the role is the id token's at each sign-in.
 - Sessions: a random token in an HttpOnly, Secure, SameSite=Strict cookie (browsers) or
   an `Authorization: Bearer` header (the API's clients); only its SHA-256 is stored.
 - Roles: viewer < operator < supervisor. Each route declares the least role it needs
@@ -113,14 +115,17 @@ class Accounts:
             raise ValueError("a user name is 1-64 letters, digits, '.', '_', '@' or '-'")
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        await self.pool.execute(
+        saved = await self.pool.fetchval(
             "INSERT INTO users (name, role, password_hash) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role,"
-            " password_hash = EXCLUDED.password_hash, failed_logins = 0, locked_until = NULL",
+            " password_hash = EXCLUDED.password_hash, failed_logins = 0, locked_until = NULL"
+            " WHERE users.oidc_subject IS NULL RETURNING name",
             name,
             role,
             hash_password(password),
         )
+        if saved is None:
+            raise ValueError(f"{name} signs in with OpenID Connect: no local password for it")
         await audit(self.pool, "kortflyt users add", "user.added", detail=f"{name} ({role})")
 
     async def login(self, name: str, password: str, source: str) -> LoginResult:
@@ -134,8 +139,9 @@ class Accounts:
             await audit(self.pool, name, "login.locked", detail=source)
             return LoginResult(None, None, "locked")
         try:
-            _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
-            ok = row is not None
+            stored = row["password_hash"] if row else None  # none: signs in with OIDC
+            _hasher.verify(stored or _DUMMY_HASH, password)
+            ok = stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
@@ -152,21 +158,75 @@ class Accounts:
                     await audit(self.pool, name, "user.locked", detail=f"{failures} failures")
             await audit(self.pool, name if row else "-", "login.failed", detail=source)
             return LoginResult(None, None, "bad_credentials")
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = $1", name
             )
+            token, staff = await self._session(conn, name, row["role"], source)
+        return LoginResult(token, staff, "ok")
+
+    async def _session(
+        self, conn: Connection, name: str, role: Role, source: str
+    ) -> tuple[str, Staff]:
+        """A new session of `name`, audited: the same kind for every way of signing in."""
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        await conn.execute(
+            "INSERT INTO sessions (token_sha256, user_name, csrf_token, expires_at)"
+            " VALUES ($1, $2, $3, now() + $4::interval)",
+            _token_hash(token),
+            name,
+            csrf,
+            self.session_ttl,
+        )
+        await audit(conn, name, "login", detail=source)
+        return token, Staff(name, role, csrf, False)
+
+    # ------------------------------------------------------------ OpenID Connect
+
+    async def oidc_started(
+        self, state: str, nonce: str, code_verifier: str, next_path: str
+    ) -> None:
+        """Remember a sign-in sent to the issuer, for ten minutes (expired ones go)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM oidc_logins WHERE expires_at < now()")
             await conn.execute(
-                "INSERT INTO sessions (token_sha256, user_name, csrf_token, expires_at)"
-                " VALUES ($1, $2, $3, $4)",
-                _token_hash(token),
-                name,
-                csrf,
-                now + self.session_ttl,
+                "INSERT INTO oidc_logins (state_sha256, nonce, code_verifier, next_path,"
+                " expires_at) VALUES ($1, $2, $3, $4, now() + interval '10 minutes')",
+                _token_hash(state),
+                nonce,
+                code_verifier,
+                next_path,
             )
-            await audit(conn, name, "login", detail=source)
-        return LoginResult(token, Staff(name, row["role"], csrf, False), "ok")
+
+    async def oidc_returned(self, state: str) -> asyncpg.Record | None:
+        """The sign-in `state` belongs to, taken out (a state is good once), if not expired."""
+        row: asyncpg.Record | None = await self.pool.fetchrow(
+            "DELETE FROM oidc_logins WHERE state_sha256 = $1"
+            " RETURNING nonce, code_verifier, next_path, expires_at > now() AS fresh",
+            _token_hash(state),
+        )
+        return row if row is not None and row["fresh"] else None
+
+    async def oidc_login(
+        self, subject: str, name: str, role: Role, source: str
+    ) -> tuple[str, Staff] | None:
+        """A session for the issuer's `subject` as `name` with `role` (the user row made or
+        updated); None when `name` belongs to a local account or another subject."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            bound = await conn.fetchval(
+                "INSERT INTO users (name, role, password_hash, oidc_subject)"
+                " VALUES ($1, $2, NULL, $3) ON CONFLICT (name) DO UPDATE SET role = $2"
+                " WHERE users.oidc_subject = $3 RETURNING name",
+                name,
+                role,
+                subject,
+            )
+            if bound is None:
+                return None  # the caller refuses it, audited
+            return await self._session(conn, name, role, source)
+
+    async def refused(self, name: str, source: str, problem: str) -> None:
+        await audit(self.pool, name, "login.refused", detail=f"{source}: {problem}")
 
     async def session(self, token: str, bearer: bool) -> Staff | None:
         row = await self.pool.fetchrow(

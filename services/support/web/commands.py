@@ -37,7 +37,6 @@ from shared.outbox import OutgoingMessage, enqueue
 from shared.signing import CommandSigner
 from shared.topics import ORDER_COMMANDS
 
-OWNING_STAGES = ("intake", "registry_check")  # of a replay; production owns the card commands
 if TYPE_CHECKING:
     from shared.db import Connection
 

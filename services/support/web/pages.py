@@ -24,6 +24,7 @@ from services.support.web.auth import (
 from services.support.web.charts import ROW_LABEL, funnel_chart, not_produced_chart
 from services.support.web.commands import Refused
 from services.support.web.deps import Operator, Viewer, commands, queries
+from services.support.web.oidc import OidcClient, OidcRefused
 from services.support.web.queries import OrderFilter
 from services.support.web.reference import STATUSES, reason_codes
 from services.support.web.render import templates
@@ -31,6 +32,10 @@ from shared.events import CARD_STATUS_LABEL, Status
 
 router = APIRouter(include_in_schema=False)
 COOKIE = {"httponly": True, "secure": True, "samesite": "strict", "path": "/"}
+# The OpenID Connect state travels with the browser to the issuer and back: the way back
+# is a navigation from the issuer's site, which a SameSite=Strict cookie would miss.
+OIDC_STATE_COOKIE = "kortflyt_oidc_state"
+OIDC_COOKIE = {"httponly": True, "secure": True, "samesite": "lax", "path": "/login/oidc"}
 
 
 def _safe_next(target: str | None) -> str:
@@ -47,7 +52,9 @@ def _safe_next(target: str | None) -> str:
 async def login_page(request: Request, next: str | None = None) -> Response:
     token = secrets.token_urlsafe(32)
     response = templates.TemplateResponse(
-        request, "login.html", {"next": _safe_next(next), "login_csrf": token, "problem": None}
+        request,
+        "login.html",
+        {"next": _safe_next(next), "login_csrf": token, "problem": None, "oidc": _oidc(request)},
     )
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **COOKIE)  # type: ignore[arg-type]
     return response
@@ -71,12 +78,95 @@ async def login(
         return templates.TemplateResponse(
             request,
             "login.html",
-            {"next": _safe_next(next), "login_csrf": cookie, "problem": result.problem},
+            {
+                "next": _safe_next(next),
+                "login_csrf": cookie,
+                "problem": result.problem,
+                "oidc": _oidc(request),
+            },
             status_code=401,
         )
     response = RedirectResponse(_safe_next(next), 303)
     response.set_cookie(SESSION_COOKIE, result.token, **COOKIE)  # type: ignore[arg-type]
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+def _oidc(request: Request) -> OidcClient | None:
+    oidc: OidcClient | None = request.app.state.oidc
+    return oidc
+
+
+@router.get("/login/oidc")
+async def oidc_login(request: Request, next: str | None = None) -> Response:
+    """Off to the issuer: state, nonce and PKCE verifier kept here, the state also in the
+    browser (a cookie), so the callback can tell it is this browser's sign-in."""
+    oidc = _oidc(request)
+    if oidc is None:
+        return templates.TemplateResponse(request, "not_found.html", {}, status_code=404)
+    try:
+        started = await oidc.begin()
+    except OidcRefused as exc:
+        return await _oidc_refused(request, exc)
+    accounts: Accounts = request.app.state.accounts
+    await accounts.oidc_started(
+        started.state, started.nonce, started.code_verifier, _safe_next(next)
+    )
+    response = RedirectResponse(started.url, 303)
+    response.set_cookie(OIDC_STATE_COOKIE, started.state, max_age=600, **OIDC_COOKIE)  # type: ignore[arg-type]
+    return response
+
+
+@router.get("/login/oidc/callback")
+async def oidc_callback(
+    request: Request,
+    state: Annotated[str, Query(max_length=200)] = "",
+    code: Annotated[str, Query(max_length=2000)] = "",
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Back from the issuer: the state must be this browser's and unused; the code is
+    exchanged and the id token checked (oidc.py); then a session like a local one."""
+    oidc = _oidc(request)
+    if oidc is None:
+        return templates.TemplateResponse(request, "not_found.html", {}, status_code=404)
+    accounts: Accounts = request.app.state.accounts
+    client = request.client.host if request.client else "-"
+    source = f"oidc from {client}"
+    actor = "-"  # who, once the id token says
+    try:
+        cookie = request.cookies.get(OIDC_STATE_COOKIE, "")
+        if not state or not cookie or not secrets.compare_digest(cookie, state):
+            raise OidcRefused("state", "the state is not this browser's")
+        pending = await accounts.oidc_returned(state)
+        if pending is None:
+            raise OidcRefused("state", "unknown, used or expired state")
+        if error is not None or not code:
+            raise OidcRefused("provider", f"the issuer answered {error or 'no code'}")
+        who = await oidc.finish(code, pending["code_verifier"], pending["nonce"])
+        actor = who.name
+        session = await accounts.oidc_login(who.subject, who.name, who.role, source)
+        if session is None:
+            raise OidcRefused("name", "the user name belongs to another account")
+    except OidcRefused as exc:
+        await accounts.refused(actor, source, f"{exc.problem}: {exc}")
+        return await _oidc_refused(request, exc)
+    token, _staff = session
+    # A page that moves on by itself rather than a redirect: the way here started on the
+    # issuer's site, and the browser would not send the SameSite=Strict session cookie
+    # along a redirect chain that did.
+    target = pending["next_path"]
+    response = templates.TemplateResponse(request, "signed_in.html", {"next": target})
+    response.set_cookie(SESSION_COOKIE, token, **COOKIE)  # type: ignore[arg-type]
+    response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc", secure=True, httponly=True)
+    return response
+
+
+async def _oidc_refused(request: Request, exc: OidcRefused) -> Response:
+    status = {"role": 403, "name": 403, "unavailable": 503}.get(exc.problem, 400)
+    response = templates.TemplateResponse(
+        request, "oidc_refused.html", {"problem": exc.problem}, status_code=status
+    )
+    response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc", secure=True, httponly=True)
     return response
 
 

@@ -30,7 +30,7 @@ class OrderFilter:
     reason: str | None = None
     org_number: str | None = None
     card_type: Literal["construction", "cleaning"] | None = None
-    since: date | None = None  # Oslo days, inclusive
+    since: date | None = None  # Oslo days, inclusive, or a moment (a datetime; until: excl.)
     until: date | None = None
     order_id: str | None = None
     newest_first: bool = True
@@ -53,9 +53,9 @@ class OrderFilter:
         if self.card_type:
             clauses.append(f"d.card_type = {arg(self.card_type)}")
         if self.since:
-            clauses.append(f"o.updated_at >= {arg(_oslo_midnight(self.since))}")
+            clauses.append(f"o.updated_at >= {arg(_moment(self.since))}")
         if self.until:
-            clauses.append(f"o.updated_at < {arg(_oslo_midnight(self.until + timedelta(days=1)))}")
+            clauses.append(f"o.updated_at < {arg(_moment(self.until, end=True))}")
         if self.order_id:
             clauses.append(f"o.order_id = {arg(self.order_id)}")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -63,6 +63,13 @@ class OrderFilter:
 
 def _oslo_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=OSLO)
+
+
+def _moment(value: date, end: bool = False) -> datetime:
+    """A moment as it is; a day from its start (as an end, the whole day included)."""
+    if isinstance(value, datetime):
+        return value
+    return _oslo_midnight(value + timedelta(days=1) if end else value)
 
 
 @dataclass
