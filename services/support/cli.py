@@ -203,6 +203,17 @@ class Filters:
     def any(self) -> bool:
         return bool(self.params())
 
+    def job_params(self) -> dict[str, str]:
+        """The filter as a bulk-replay job takes it: whole days (a time is its Oslo day)."""
+
+        def day(value: date | datetime | None) -> str | None:
+            if isinstance(value, datetime):
+                return value.astimezone(OSLO).date().isoformat()
+            return value.isoformat() if value else None
+
+        found = {**self.params(), "since": day(self.since), "until": day(self.until)}
+        return {k: v for k, v in found.items() if v is not None}
+
 
 # --------------------------------------------------------------------------- commands
 
@@ -354,6 +365,42 @@ class Cli:
         if unknown:
             self.say(f"{len(unknown)} unknown orders")
         return 1 if unknown or refused else 0
+
+    def bulk_replay(self, filters: Filters, note: str | None, confirm: str | None) -> int:
+        """A replay by filter is a bulk-replay job on the server (supervisors): its dry run
+        first; with `confirm` (the count the dry run showed) the job, followed until every
+        command is sent. The server sends them at its capped rate, once each, resumes after
+        a restart, and refuses anyone but a supervisor."""
+        params = filters.job_params()
+        plan = self.api.get("/bulk-replays/dry-run", params)
+        reasons = ", ".join(f"{n} {code}" for code, n in sorted(plan["by_reason"].items()))
+        self.say(
+            f"dry run: {plan['replayable']} of {plan['matched']} orders would be replayed"
+            + (f" (by reason: {reasons})" if reasons else "")
+        )
+        if plan["skipped"]:
+            nothing = ", ".join(f"{n} {s}" for s, n in sorted(plan["skipped"].items()))
+            self.say(f"skipped: {nothing}")
+        if confirm is None:
+            self.say(f"to start it, run the same with --confirm {plan['confirmation']}")
+            return 0
+        job = self.api.post("/bulk-replays", {"filter": params, "confirm": confirm, "note": note})
+        with progress(self.err, job["total"]) as step:
+            sent = 0
+            while True:
+                for _ in range(job["sent"] - sent):
+                    step()
+                sent = job["sent"]
+                if job["state"] != "sending":
+                    break
+                time.sleep(0.5)
+                job = self.api.get(f"/bulk-replays/{job['job_id']}")
+        self.say(
+            f"bulk replay {job['job_id']}: sent {job['sent']} of {job['total']}; answered so far:"
+            f" {job['done']} done, {job['skipped']} skipped, {job['refused']} refused,"
+            f" {job['waiting']} waiting (follow it in the console: /bulk-replay/{job['job_id']})"
+        )
+        return 0
 
     def override(self, order_id: str, check: str, reason: str) -> int:
         if not reason.strip():
@@ -570,37 +617,36 @@ def replay_command(
             "--lift-replay-limit", help="supervisors: replay even past the replay limit (audited)"
         ),
     ] = False,
+    confirm: Annotated[
+        str | None,
+        typer.Option(help="by filter: start the job; the count its dry run showed"),
+    ] = None,
 ) -> None:
     """Re-run failed orders from the stage they failed at: by id (operators), or by
-    filters (supervisors)."""
+    filters (supervisors): a bulk-replay job on the server, started with --confirm and the
+    count its dry run shows."""
     filters = Filters(status, reason, since, until)
     if order_ids and filters.any():
         fail("give order ids or filters (--status, ...), not both")
     if not order_ids and not filters.any():
         fail("say which orders: ORDER_ID... or --status/--reason/--since/--until")
+    if not order_ids and (rate is not None or lift_replay_limit):
+        fail("--rate and --lift-replay-limit are for replays by id (a job's rate is the server's)")
     if rate is not None and rate <= 0:
         raise typer.BadParameter("must be above 0", param_hint="--rate")
     ids = list(dict.fromkeys(order_ids or ()))
 
     def replay(cli: Cli) -> int:
-        if ids:
-            chosen, unknown = [], []
-            for order_id in ids:
-                try:
-                    chosen.append(cli.api.get(order_path(order_id))["order"])
-                except ApiError as exc:
-                    if exc.exit_code != 2:
-                        raise
-                    unknown.append(order_id)
-        else:
-            if not dry_run:
-                me = cli.api.get("/me")
-                if me["role"] != "supervisor":
-                    raise ApiError(
-                        "forbidden for your role: a replay by filter needs the role supervisor"
-                        f" (you are {me['name']} ({me['role']})); replay orders by id instead"
-                    )
-            chosen, unknown = cli.find(filters), []
+        if not ids:
+            return cli.bulk_replay(filters, note, None if dry_run else confirm)
+        chosen, unknown = [], []
+        for order_id in ids:
+            try:
+                chosen.append(cli.api.get(order_path(order_id))["order"])
+            except ApiError as exc:
+                if exc.exit_code != 2:
+                    raise
+                unknown.append(order_id)
         return cli.replay(chosen, unknown, note, dry_run, rate, lift_replay_limit)
 
     run(ctx, replay)

@@ -317,15 +317,24 @@ async def test_bulk_replay_sends_one_command_per_failed_order_and_summarises(
 
     code, out, _ = await world.run("orders", "replay", "--status", "REJECTED", "--dry-run")
     assert code == 0 and await world.sent() == []
-    assert "dry run: 5 orders would be replayed (5 REJECTED)" in out
+    assert "dry run: 5 of 5 orders would be replayed (by reason: 5 EMPLOYER_BANKRUPT)" in out
 
+    # Without --confirm: the dry run and what to type; nothing is sent.
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    code, out, err = await world.run(
-        "orders", "replay", "--since", since, "--rate", "1000", "--note", "fixed"
+    code, out, _ = await world.run("orders", "replay", "--since", since, "--note", "fixed")
+    assert code == 0 and await world.sent() == []
+    assert "dry run: 6 of 7 orders would be replayed" in out
+    assert "skipped: 1 PRODUCED" in out and "--confirm 6" in out
+    # A wrong count starts nothing; the count the dry run showed starts the server's job.
+    code, _, err = await world.run(
+        "orders", "replay", "--since", since, "--note", "fixed", "--confirm", "5"
     )
-    assert code == 0
-    assert "replayed 6 orders (1 DOCUMENTS_REJECTED, 5 REJECTED)" in out
-    assert "skipped 1 with nothing to replay (1 PRODUCED)" in out
+    assert code == 2 and await world.sent() == [], err
+    code, out, err = await world.run(
+        "orders", "replay", "--since", since, "--note", "fixed", "--confirm", "6"
+    )
+    assert code == 0, err
+    assert "sent 6 of 6" in out
     assert "progress: 6/6 (100%)" in err
     sent = await world.sent()
     assert all(isinstance(c, ReplayOrder) and (c.actor, c.reason) == (boss, "fixed") for c in sent)
@@ -338,11 +347,10 @@ async def test_bulk_replay_sends_one_command_per_failed_order_and_summarises(
 async def test_a_replay_by_filter_needs_a_supervisor_by_id_an_operator(world: World) -> None:
     await world.status("F-1", Status.REJECTED)
     operator = await world.sign_in("operator")
-    code, _, err = await world.run("orders", "replay", "--status", "REJECTED")
-    assert code == 1
-    assert f"needs the role supervisor (you are {operator} (operator))" in err
-    code, out, _ = await world.run("orders", "replay", "--status", "REJECTED", "--dry-run")
-    assert code == 0 and "dry run: 1 orders would be replayed" in out
+    # By filter is a bulk-replay job: the server refuses it, dry run included, to an operator.
+    for dry in ((), ("--dry-run",)):
+        code, _, err = await world.run("orders", "replay", "--status", "REJECTED", *dry)
+        assert code == 1 and "supervisor" in err and operator in err, err
     assert await world.sent() == []
     code, out, _ = await world.run("orders", "replay", "F-1", "--note", "register fixed")
     assert code == 0 and "replayed 1 orders (1 REJECTED)" in out
@@ -535,9 +543,16 @@ async def test_bulk_replay_filters_by_status_and_reason_code(world: World) -> No
     await world.status("C-2", Status.NEEDS_ATTENTION, codes=(ReasonCode.EMPLOYMENT_NOT_FOUND,))
     await world.sign_in("supervisor")
     code, out, _ = await world.run(
-        "orders", "replay", "--status", "NEEDS_ATTENTION", "--reason", "REGISTER_UNAVAILABLE"
+        "orders",
+        "replay",
+        "--status",
+        "NEEDS_ATTENTION",
+        "--reason",
+        "REGISTER_UNAVAILABLE",
+        "--confirm",
+        "1",
     )
-    assert code == 0 and "replayed 1 orders (1 NEEDS_ATTENTION)" in out
+    assert code == 0 and "sent 1 of 1" in out
     assert [c.order_id for c in await world.sent()] == ["C-1"]
 
 
