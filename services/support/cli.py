@@ -7,9 +7,11 @@
     kortflyt orders list [--status S] [--reason CODE] [--since WHEN] [--until WHEN] [--limit N]
     kortflyt orders replay ORDER_ID... [--note TEXT] [--lift-replay-limit] [--dry-run]
     kortflyt orders replay --status S [--reason CODE] [--since WHEN] [--until WHEN]
-                           [--dry-run] [--rate N] [--note TEXT] [--lift-replay-limit]
+                           [--dry-run] [--note TEXT] [--confirm COUNT]
     kortflyt orders override ORDER_ID --check CHECK --reason TEXT
     kortflyt orders cancel ORDER_ID --reason TEXT
+    kortflyt cards report-lost|end-employment|suspend|reinstate ORDER_ID --card N --reason TEXT
+    kortflyt report funnel [--month YYYY-MM] [--format table|json|csv]
     kortflyt users add NAME --role viewer|operator|supervisor [--password-stdin]
 
 `login` signs in with a local account (the API's `POST /api/v1/login`) and keeps the
@@ -27,8 +29,12 @@ first account; it needs no sign-in (there may be no account yet).
 
 `replay` in bulk filters by the order's latest status (`--status`), a reason code on it
 (`--reason`; `--note` is the staff's own words, kept in the audit trail) and when it got
-it (`--since`/`--until`: a date, Oslo time, or an RFC 3339 time; --until DATE includes
-that day). Only orders that failed can be replayed: REJECTED, DOCUMENTS_REJECTED,
+it (`--since`/`--until`: a date, Oslo time; a time counts as its day). It is the server's
+bulk-replay job (supervisors): first its dry run (how many, by reason code, what is
+skipped), then, with `--confirm` and the count the dry run showed, the job, which sends
+one signed replay per order at the server's capped rate, once each even across a restart,
+followed here until every command is sent (the console shows its answers). Only orders
+that failed can be replayed: REJECTED, DOCUMENTS_REJECTED,
 NEEDS_ATTENTION, AWAITING_REGISTER; others are counted as skipped. The owning service
 coalesces a replay of an order already being re-run and refuses one past the replay
 limit (KORTFLYT_REPLAY_LIMIT, default 5 per order): both are audited (`orders show`).
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import secrets
 import sys
 import time
@@ -402,6 +409,62 @@ class Cli:
         )
         return 0
 
+    def funnel(self, month: str | None, output: str) -> int:
+        """The month's funnel report (`/api/v1/reports/funnel`): a table, or the API's
+        JSON or CSV as it is."""
+        params = {"month": month} if month else {}
+        if output == "csv":
+            self.out.file.write(self.api.get_text("/reports/funnel", {**params, "format": "csv"}))
+            return 0
+        report = self.api.get("/reports/funnel", params)
+        if output == "json":
+            self.out.file.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+            return 0
+        rows = [report["total"], *report["card_types"]]
+
+        def hours(value: float | None) -> str:
+            return "-" if value is None else f"{value:g}"
+
+        self.say(f"funnel {report['month']}")
+        self.out.print(
+            table(
+                self.out,
+                ("card type", "ordered", "produced", "share", "lead median h", "lead p90 h"),
+                [
+                    (
+                        r["card_type"],
+                        str(r["ordered"]),
+                        str(r["produced"]),
+                        f"{r['share_produced']:.1%}",
+                        hours(r["lead_time_median_hours"]),
+                        hours(r["lead_time_p90_hours"]),
+                    )
+                    for r in rows
+                ],
+            )
+        )
+        rest = report["total"]["not_produced"]
+        if rest:
+            self.say("\nnot produced (all card types), by status and reason:")
+            self.out.print(
+                table(
+                    self.out,
+                    ("status", "reason", "orders"),
+                    [(n["status"], n["reason_code"] or "-", str(n["count"])) for n in rest],
+                )
+            )
+        cards = ", ".join(f"{n} {s}" for s, n in report["total"]["cards"].items())
+        self.say(f"\ncards of these orders now: {cards}")
+        return 0
+
+    def card_action(self, order_id: str, action: str, body: dict[str, Any]) -> int:
+        """One of the card's actions (`/orders/{id}/card/{action}`), a signed command."""
+        if not str(body.get("reason", "")).strip():
+            raise ApiError("a card action needs a reason (--reason TEXT): it is audited", 2)
+        sent = self.api.post(order_path(order_id, f"card/{action}"), body)
+        self.say(f"{action} sent for card {body['card_number']} of {order_id}: {sent['summary']}")
+        return 0
+
     def override(self, order_id: str, check: str, reason: str) -> int:
         if not reason.strip():
             raise ApiError("an override needs a reason (--reason TEXT): it is audited", 2)
@@ -481,6 +544,13 @@ users = typer.Typer(
 )
 app.add_typer(orders, name="orders")
 app.add_typer(users, name="users")
+report = typer.Typer(help="Reports: the monthly funnel.", no_args_is_help=True)
+cards = typer.Typer(
+    help="An order's produced card: report it lost, end the employment, suspend, reinstate.",
+    no_args_is_help=True,
+)
+app.add_typer(report, name="report")
+app.add_typer(cards, name="cards")
 
 StatusOption = Annotated[
     Status | None,
@@ -671,6 +741,75 @@ def cancel_command(
 ) -> None:
     """Cancel an order that has no card yet."""
     run(ctx, lambda cli: cli.cancel(order_id, reason))
+
+
+@report.command("funnel")
+def funnel_command(
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month in Oslo)")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+) -> None:
+    """Ordered, produced, lead times, where the rest went, and the cards by status."""
+    if output not in ("table", "json", "csv"):
+        fail(f"--format must be table, json or csv, not {output!r}")
+    run(ctx, lambda cli: cli.funnel(month, output))
+
+
+CardOption = Annotated[str, typer.Option("--card", help="the card number (the order's current)")]
+CardReason = Annotated[str, typer.Option(help="why (audited)")]
+
+
+@cards.command("report-lost")
+def report_lost_command(
+    ctx: typer.Context,
+    order_id: str,
+    card: CardOption,
+    reason: CardReason,
+    replacement: Annotated[
+        bool, typer.Option(help="order a replacement card (a new number, printed, e-mailed)")
+    ] = True,
+) -> None:
+    """The card is lost or stolen: revoked, and a replacement made unless --no-replacement."""
+    body = {"card_number": card, "reason": reason, "replacement": replacement}
+    run(ctx, lambda cli: cli.card_action(order_id, "report-lost", body))
+
+
+@cards.command("end-employment")
+def end_employment_command(
+    ctx: typer.Context,
+    order_id: str,
+    card: CardOption,
+    reason: CardReason,
+    end_date: Annotated[
+        str | None, typer.Option(help="the employment's last day, YYYY-MM-DD")
+    ] = None,
+) -> None:
+    """The employer reports the employment ended: the card is revoked."""
+    if end_date is not None:
+        try:
+            date.fromisoformat(end_date)
+        except ValueError:
+            fail(f"--end-date must be YYYY-MM-DD, not {end_date!r}")
+    body = {"card_number": card, "reason": reason, "end_date": end_date}
+    run(ctx, lambda cli: cli.card_action(order_id, "end-employment", body))
+
+
+@cards.command("suspend")
+def suspend_command(
+    ctx: typer.Context, order_id: str, card: CardOption, reason: CardReason
+) -> None:
+    """Suspend the card (SPERRET) until support reinstates it."""
+    body = {"card_number": card, "reason": reason}
+    run(ctx, lambda cli: cli.card_action(order_id, "suspend", body))
+
+
+@cards.command("reinstate")
+def reinstate_command(
+    ctx: typer.Context, order_id: str, card: CardOption, reason: CardReason
+) -> None:
+    """Lift support's suspension (a register's finding still in force keeps it suspended)."""
+    body = {"card_number": card, "reason": reason}
+    run(ctx, lambda cli: cli.card_action(order_id, "reinstate", body))
 
 
 @users.command("add")

@@ -143,12 +143,17 @@ class Api:
         self.http.close()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return self._call("GET", path, params=params)
+        return self._call("GET", path, params=params).json()
+
+    def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """A download as it is (a CSV report)."""
+        return self._call("GET", path, params=params).text
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return self._call("POST", path, json=body or {})
+        response = self._call("POST", path, json=body or {})
+        return response.json() if response.content else None
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -156,7 +161,7 @@ class Api:
                 f"the support server at {self.url} cannot be reached: {exc or type(exc).__name__}"
             ) from None
         if response.status_code < 300:
-            return response.json() if response.content else None
+            return response
         detail = _detail(response)
         status = response.status_code
         if status == 401:

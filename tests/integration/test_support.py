@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from services.support.cli import Setup, app
 from services.support.client import TokenFile
+from services.support.funnel import Month
 from services.support.stage import Support
 from services.support.web.app import create_app
 from services.support.web.auth import Accounts
@@ -37,6 +38,7 @@ from shared.db import create_pool, migrate
 from shared.delivery import Delivery
 from shared.events import (
     CancelOrder,
+    CardProduced,
     CheckSummary,
     Command,
     CommandHandled,
@@ -44,13 +46,16 @@ from shared.events import (
     OverrideCheck,
     Reason,
     ReplayOrder,
+    ReportLost,
     Status,
     encode,
     parse_command,
 )
+from shared.identifiers import card_number
+from shared.norway import today_in_norway
 from shared.processor import Processor
 from shared.reasons import ReasonCode
-from shared.topics import COMMAND_OUTCOMES, ORDER_COMMANDS, ORDER_STATUS
+from shared.topics import CARD_PRODUCED, COMMAND_OUTCOMES, ORDER_COMMANDS, ORDER_STATUS
 from tests.integration.constraints import allowed_values
 from tests.settings import AllSettings
 
@@ -561,3 +566,62 @@ async def test_the_projection_allows_exactly_the_contract_statuses(world: World)
     for constraint in ("orders_status_check", "timeline_status_check"):
         allowed = await allowed_values(pool, world.support, constraint)
         assert allowed == {s.value for s in Status}
+
+
+async def test_the_funnel_report_as_a_table_json_and_csv(world: World) -> None:
+    await world.status("R-1", Status.PRODUCED, stage="production")
+    await world.status("R-2", Status.REJECTED, codes=(ReasonCode.EMPLOYER_BANKRUPT,))
+    await world.sign_in("viewer")
+    month = Month.of(datetime.now(UTC))
+    code, out, err = await world.run("report", "funnel", "--month", str(month), "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["month"], report["total"]["ordered"], report["total"]["produced"]) == (
+        str(month),
+        2,
+        1,
+    )
+    assert report["total"]["not_produced"] == [
+        {"status": "REJECTED", "reason_code": "EMPLOYER_BANKRUPT", "count": 1}
+    ]
+    code, out, _ = await world.run("report", "funnel", "--month", str(month), "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("month,card_type,line,ordered")
+    assert f"{month},all,summary,2,1,0.5," in out
+    code, out, _ = await world.run("report", "funnel", "--month", str(month))
+    assert code == 0 and f"funnel {month}" in out and "EMPLOYER_BANKRUPT" in out
+    code, _, err = await world.run("report", "funnel", "--month", "June")
+    assert code == 2 and "YYYY-MM" in err
+
+
+async def test_the_card_actions_are_signed_commands_for_the_order_s_current_card(
+    world: World,
+) -> None:
+    await world.status("K-1", Status.PRODUCED, stage="production")
+    number = card_number(4242)
+    produced = CardProduced(
+        order_id="K-1",
+        revision=1,
+        card_number=number,
+        card_type="construction",
+        issued_on=today_in_norway(),
+        valid_until=today_in_norway() + timedelta(days=700),
+    )
+    world.offset += 1
+    await world.processor.process(
+        Delivery(CARD_PRODUCED, 0, world.offset, b"K-1", encode(produced))
+    )
+    viewer = await world.sign_in("viewer")
+    code, _, err = await world.run("cards", "suspend", "K-1", "--card", number, "--reason", "x")
+    assert code == 1 and f"you are {viewer} (viewer)" in err
+    operator = await world.sign_in("operator")
+    code, out, err = await world.run(
+        "cards", "report-lost", "K-1", "--card", number, "--reason", "stolen on site"
+    )
+    assert code == 0 and f"report-lost sent for card {number} of K-1" in out, err
+    code, _, err = await world.run(
+        "cards", "suspend", "K-1", "--card", card_number(1), "--reason", "wrong card"
+    )
+    assert code == 2 and "current card" in err
+    [command] = await world.sent()
+    assert isinstance(command, ReportLost)
+    assert (command.card_number, command.replacement, command.actor) == (number, True, operator)
