@@ -185,7 +185,8 @@ async def recheck_card(
     follows that): the employment in Aa-registeret (with an owner's or partner's role in
     Enhetsregisteret when no employment is found; a posted worker is not asked about), the
     cleaning approval of a cleaning card's employer, the staffing approval of a staffing
-    company. The same rules as the order's checks; `RegisterUnavailable` propagates (the card is tried again later)."""
+    company. The same rules as the order's checks; `RegisterUnavailable` propagates (the
+    card is tried again later)."""
     er = registers.enhetsregisteret
     national_id = order.worker.national_id
     worker = Worker(
