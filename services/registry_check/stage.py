@@ -388,7 +388,7 @@ class RegistryCheck(Stage):
     def card_workers(self) -> tuple[CardSchedule, FeedFollower | None]:
         s = self.settings
         schedule = CardSchedule(
-            NAME,
+            self.name,
             self.recheck_registers,
             period=self.card_period,
             batch=s.card_recheck_batch,
@@ -399,7 +399,7 @@ class RegistryCheck(Stage):
         follower = None
         if self.feed is not None:
             follower = FeedFollower(
-                NAME,
+                self.name,
                 self.feed,
                 self.registers.enhetsregisteret,
                 page_size=s.card_feed_page_size,
@@ -414,13 +414,13 @@ class RegistryCheck(Stage):
         work: list[Coroutine[Any, Any, None]] = [
             self.recheck_loop(pool),
             run_as_leader(
-                s.database_url, NAME, "card-schedule", schedule.run, lease_s=s.leader_lease_s
+                s.database_url, self.name, "card-schedule", schedule.run, lease_s=s.leader_lease_s
             ),
         ]
         if follower is not None:
             work.append(
                 run_as_leader(
-                    s.database_url, NAME, "card-feed", follower.run, lease_s=s.leader_lease_s
+                    s.database_url, self.name, "card-feed", follower.run, lease_s=s.leader_lease_s
                 )
             )
         return work
