@@ -35,6 +35,7 @@ from services.registry_check.adapters import (
 from services.registry_check.cards import (
     ActiveCard,
     Found,
+    Unknown,
     approval_code,
     employer_code,
     employment_code,
@@ -140,20 +141,22 @@ class FeedFollower:
         updates = await self.feed.updates(kind, from_id, since, self.page_size)
         if not updates:
             return False
-        changed = sorted({u.org_number for u in updates})
-        employers = await cards.employers_among(changed, sub_units=kind == "underenheter")
+        touched = sorted({u.org_number for u in updates})
+        employers = await cards.employers_among(touched, sub_units=kind == "underenheter")
         units = await self._main_units(employers)
+        found = {org: employer_code(unit) for org, unit in units.items()}
+        codes = {org: code for org, code in found.items() if not isinstance(code, Unknown)}
         findings: list[CardFinding] = []
         async with conn.transaction():
-            for card in await cards.of_employers(employers):
-                code = employer_code(units[card.employer_org])
-                updated = replace(card, found=card.found.with_employer(code))
+            changed = []
+            for card in await cards.employer_changed(codes):
+                updated = replace(card, found=card.found.with_employer(codes[card.employer_org]))
                 finding = updated.finding("update_feed")
                 if finding is not None:
                     findings.append(finding)
                     updated = updated.told()
-                if updated != card:
-                    await cards.save(updated)
+                changed.append(updated)
+            await cards.save_many(changed)
             await enqueue(conn, self.schema, [finding_message(f) for f in findings])
             await cards.move_feed(kind, updates[-1].update_id + 1)
         self.counts.feed_changes += len(updates)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -265,12 +265,17 @@ class ActiveCards:
         )
         return [_card(r) for r in rows]
 
-    async def of_employers(self, orgs: Sequence[str]) -> list[ActiveCard]:
-        """Every active card of these employers, locked."""
+    async def employer_changed(self, codes: Mapping[str, ReasonCode | None]) -> list[ActiveCard]:
+        """The active cards of these employers whose employer finding is not `codes`' (what
+        was just found), locked: only they can change."""
+        orgs = sorted(codes)
         rows = await self.conn.fetch(
-            "SELECT * FROM active_cards WHERE employer_org = ANY($1::text[])"
-            " ORDER BY card_number FOR UPDATE",
-            list(orgs),
+            "SELECT c.* FROM active_cards c"
+            " JOIN unnest($1::text[], $2::text[]) AS u(org, code) ON c.employer_org = u.org"
+            " WHERE c.employer_code IS DISTINCT FROM u.code"
+            " ORDER BY c.card_number FOR UPDATE OF c",
+            orgs,
+            [code.value if (code := codes[o]) is not None else None for o in orgs],
         )
         return [_card(r) for r in rows]
 
@@ -289,19 +294,33 @@ class ActiveCards:
     async def save(
         self, card: ActiveCard, due_at: datetime | None = None, checked_at: datetime | None = None
     ) -> None:
-        await self.conn.execute(
+        await self.save_many([card], due_at, checked_at)
+
+    async def save_many(
+        self,
+        cards: Sequence[ActiveCard],
+        due_at: datetime | None = None,
+        checked_at: datetime | None = None,
+    ) -> None:
+        """What was found and told about each card (and, given, its next turn)."""
+        await self.conn.executemany(
             "UPDATE active_cards SET employer_code = $2, employment_code = $3,"
             " approval_codes = $4, missing_since = $5, reported = $6,"
             " due_at = coalesce($7, due_at), checked_at = coalesce($8, checked_at)"
             " WHERE card_number = $1",
-            card.card_number,
-            card.found.employer.value if card.found.employer else None,
-            card.found.employment.value if card.found.employment else None,
-            [c.value for c in card.found.approvals],
-            card.found.missing_since,
-            card.reported,
-            due_at,
-            checked_at,
+            [
+                (
+                    card.card_number,
+                    card.found.employer.value if card.found.employer else None,
+                    card.found.employment.value if card.found.employment else None,
+                    [c.value for c in card.found.approvals],
+                    card.found.missing_since,
+                    card.reported,
+                    due_at,
+                    checked_at,
+                )
+                for card in cards
+            ],
         )
 
     async def postpone(self, card_numbers: Sequence[str], until: datetime) -> None:
