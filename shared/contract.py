@@ -104,7 +104,7 @@ CHANNELS: tuple[Channel, ...] = (
         CARD_PRODUCED,
         "A card was made: its number, issue date and valid-until.",
         ("production",),
-        ("notify", "verify", "other internal systems"),
+        ("notify", "verify", "registry_check", "other internal systems"),
         ("card.produced",),
         headers=(EVENT_TYPE_HEADER,),
     ),
@@ -160,7 +160,7 @@ CHANNELS: tuple[Channel, ...] = (
         " reasons. Kept for ever: readers can rebuild their projections from the start. An"
         " order's replacement card (report_lost) is a new card number under the same key.",
         ("production",),
-        ("notify", "support", "verify", "internal systems"),
+        ("notify", "support", "verify", "registry_check", "internal systems"),
         ("card.status",),
         headers=(EVENT_TYPE_HEADER,),
     ),
