@@ -162,8 +162,9 @@ class ActiveCard:
     reported: str = "reinstate:"  # Found.key() of the last finding emitted
 
     def finding(self, source: Literal["update_feed", "schedule"]) -> CardFinding | None:
-        """The finding to emit now: None when it is what was last emitted."""
-        if self.found.key() == self.reported:
+        """The finding to emit now: None when it is what was last emitted, or after a
+        revocation (final: nothing a register says later makes the card valid again)."""
+        if self.found.key() == self.reported or self.revoked:
             return None
         verdict, codes = self.found.verdict()
         return CardFinding(
@@ -173,6 +174,10 @@ class ActiveCard:
             reasons=[Reason.of(c, _CHECK_OF.get(c, "card")) for c in codes],
             source=source,
         )
+
+    @property
+    def revoked(self) -> bool:
+        return self.reported.startswith("revoke:")
 
     def told(self) -> ActiveCard:
         return replace(self, reported=self.found.key())

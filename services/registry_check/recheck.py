@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
+
+import asyncpg
 
 from services.registry_check.adapters import (
     Enhetsregisteret,
@@ -51,6 +53,8 @@ from shared.norway import today_in_norway
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.topics import CARD_FINDINGS
+
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 if TYPE_CHECKING:
     import httpx
@@ -82,6 +86,22 @@ class RateLimit:
         self.calls += 1
         if at > now:
             await asyncio.sleep(at - now)
+
+
+async def keep_running(name: str, step: Callable[[], Awaitable[bool]], idle_s: float) -> None:
+    """Call `step` again at once while it says there is more, else after `idle_s`. A
+    database fault ends the loop (the leader reconnects and starts it again); any other
+    fault is logged and the step tried again later: a worker never dies silently."""
+    while True:
+        try:
+            more = await step()
+        except DB_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception("cards.worker_failed", worker=name, error=type(exc).__name__)
+            more = False
+        if not more:
+            await asyncio.sleep(idle_s)
 
 
 def finding_message(finding: CardFinding) -> OutgoingMessage:
@@ -120,9 +140,7 @@ class FeedFollower:
 
     async def run(self, conn: Connection) -> None:
         """Follow the feeds while leading: a full page is followed at once by the next."""
-        while True:
-            if not await self.step(conn):
-                await asyncio.sleep(self.poll_s)
+        await keep_running("update_feed", lambda: self.step(conn), self.poll_s)
 
     async def step(self, conn: Connection) -> bool:
         """One page of each feed; True when a feed has more waiting."""
@@ -207,9 +225,8 @@ class CardSchedule:
         self.counts = Counts()
 
     async def run(self, conn: Connection) -> None:
-        while True:
-            if not await self.step(conn):
-                await asyncio.sleep(self.idle_s)
+        """Re-check the due cards while leading: a full batch is followed at once by the next."""
+        await keep_running("schedule", lambda: self.step(conn), self.idle_s)
 
     async def step(self, conn: Connection) -> bool:
         """Re-check one batch of due cards; True when the batch was full (more are due)."""

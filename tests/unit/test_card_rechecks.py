@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from services.registry_check.cards import (
     UNKNOWN,
@@ -253,3 +254,37 @@ async def test_the_rate_limit_spaces_calls_evenly(monkeypatch: pytest.MonkeyPatc
     for _ in range(3):
         await limit.take()
     assert slept == [0.1, 0.2] and limit.calls == 3
+
+
+def test_after_a_revocation_nothing_is_told_about_the_card_again() -> None:
+    # Revoked is final: an employer that is later not bankrupt after all reinstates nothing.
+    revoked = replace(card(), found=Found(employer=R.CARD_EMPLOYER_BANKRUPT))
+    told = revoked.told()
+    assert revoked.finding("update_feed") is not None and told.revoked
+    corrected = replace(told, found=told.found.with_employer(None))
+    assert corrected.finding("update_feed") is None
+
+
+async def test_a_worker_step_that_fails_is_logged_and_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.registry_check.recheck import keep_running
+
+    calls: list[int] = []
+
+    async def step() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug")
+        if len(calls) == 3:
+            raise asyncio.CancelledError
+        return False
+
+    async def sleep(_s: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    with capture_logs() as logs, pytest.raises(asyncio.CancelledError):
+        await keep_running("schedule", step, 1.0)
+    assert len(calls) == 3
+    assert [e["event"] for e in logs] == ["cards.worker_failed"]
