@@ -14,17 +14,18 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from devtools.factories import national_id, org_number
 from devtools.fakes import register_data as rd
 from devtools.fakes.registers import Admin
-from services.registry_check.adapters import http_registers
+from services.registry_check.adapters import RegisterUnavailable, http_registers
 from services.registry_check.recheck import RateLimit
 from services.registry_check.stage import RegistryCheck
 from shared.db import create_pool, migrate
@@ -323,3 +324,56 @@ async def test_a_restart_resumes_the_feed_where_it_stopped_and_tells_nothing_twi
         await cards.pool.fetchval("SELECT next_id FROM feed_positions WHERE feed = 'enheter'")
         == position + 1
     )
+
+
+async def test_the_fakes_update_feed_has_the_real_shape_and_pages_by_oppdateringsid() -> None:
+    """What the adapter reads: every unit change as Ny, Endring, Sletting or Fjernet, from
+    an oppdateringsid on or from a time; faults apply to the feed like to any endpoint."""
+    org, other = org_number(seed=7601), org_number(seed=7602)
+    async with fake_registers(rd.DataSet()) as fake:
+        admin = Admin(fake.base_url)
+        http = http_registers(fake.settings(AllSettings()))
+        try:
+            before = datetime.now(UTC)
+            await admin.put("enheter", org, rd.enhet(org, "A AS"))  # Ny
+            await admin.put("enheter", org, rd.enhet(org, "A AS", bankrupt=True))  # Endring
+            await admin.put("slettede", org, rd.gone(org, date(2026, 6, 1)))  # Sletting
+            await admin.put("enheter", other, rd.enhet(other, "B AS"))
+            await admin.delete("enheter", other)  # Fjernet
+            await admin.updates("underenheter", [org_number(seed=7603)])
+
+            async with httpx.AsyncClient(base_url=fake.base_url) as client:
+                raw = await client.get("/enhetsregisteret/api/oppdateringer/enheter?size=2")
+            page = raw.json()
+            entry = page["_embedded"]["oppdaterteEnheter"][0]
+            assert set(entry) == {
+                "oppdateringsid",
+                "dato",
+                "organisasjonsnummer",
+                "endringstype",
+                "_links",
+            }
+            assert entry["_links"]["enhet"]["href"].endswith(f"/enheter/{org}")
+            assert page["page"] == {"size": 2, "totalElements": 5, "totalPages": 3, "number": 0}
+
+            feed = http.feed
+            first = await feed.updates("enheter", None, before, 3)
+            assert [(u.update_id, u.org_number, u.change) for u in first] == [
+                (1, org, "Ny"),
+                (2, org, "Endring"),
+                (3, org, "Sletting"),
+            ]
+            rest = await feed.updates("enheter", first[-1].update_id + 1, before, 3)
+            assert [(u.org_number, u.change) for u in rest] == [(other, "Ny"), (other, "Fjernet")]
+            assert await feed.updates("enheter", 6, before, 3) == []  # HAL: no _embedded
+            later = datetime.now(UTC) + timedelta(seconds=1)
+            assert await feed.updates("enheter", None, later, 3) == []
+            subs = await feed.updates("underenheter", 1, before, 10)
+            assert [u.change for u in subs] == ["Endring"]
+
+            await admin.fault("enhetsregisteret", "outage", key="oppdateringer/enheter", times=1)
+            with pytest.raises(RegisterUnavailable):
+                await feed.updates("enheter", 1, before, 3)
+            assert len(await feed.updates("enheter", 1, before, 3)) == 3
+        finally:
+            await http.aclose()
