@@ -71,7 +71,9 @@ CLAIM_HOLD = timedelta(minutes=5)
 
 class RateLimit:
     """At most `per_s` calls a second, evenly spaced: awaited before every register call
-    of the re-checks (an httpx request hook)."""
+    of the re-checks (an httpx request hook). A call takes its slot when it goes ahead, so
+    callers woken late together (a busy machine) still go one interval apart, never in a
+    burst."""
 
     def __init__(self, per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / per_s
@@ -80,12 +82,10 @@ class RateLimit:
         self.calls = 0
 
     async def take(self, _request: httpx.Request | None = None) -> None:
-        now = self.clock()
-        at = max(now, self._next)
-        self._next = at + self.interval
+        while (wait := self._next - self.clock()) > 0:  # noqa: ASYNC110 - a time, not an event
+            await asyncio.sleep(wait)
+        self._next = self.clock() + self.interval
         self.calls += 1
-        if at > now:
-            await asyncio.sleep(at - now)
 
 
 async def keep_running(name: str, step: Callable[[], Awaitable[bool]], idle_s: float) -> None:

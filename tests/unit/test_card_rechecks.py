@@ -4,6 +4,7 @@ findings (cards.py), what a re-check asks (checks.recheck_card), the rate limit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -243,17 +244,30 @@ def test_cards_spread_evenly_over_the_period_and_keep_their_place() -> None:
     assert next_due(due, due + timedelta(days=2, hours=1), period) == due + 3 * period
 
 
-async def test_the_rate_limit_spaces_calls_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
-    limit = RateLimit(10.0, clock=lambda: 0.0)  # three calls at one instant
-    slept: list[float] = []
+async def test_the_rate_limit_spaces_calls_evenly_even_when_woken_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Callers waiting together, on a machine so busy that every wake-up is half a second
+    late: they still go ahead one interval apart, never in a burst."""
+    now = [0.0]
+    limit = RateLimit(10.0, clock=lambda: now[0])
+    real_sleep = asyncio.sleep
 
-    async def sleep(seconds: float) -> None:
-        slept.append(round(seconds, 3))
+    async def late_sleep(seconds: float) -> None:
+        now[0] = max(now[0], now[0] + seconds + 0.5)
+        await real_sleep(0)
 
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    for _ in range(3):
+    monkeypatch.setattr(asyncio, "sleep", late_sleep)
+    went: list[float] = []
+
+    async def call() -> None:
         await limit.take()
-    assert slept == [0.1, 0.2] and limit.calls == 3
+        went.append(now[0])
+
+    await asyncio.gather(*(call() for _ in range(5)))
+    assert limit.calls == 5
+    gaps = [b - a for a, b in itertools.pairwise(went)]
+    assert all(gap >= 0.1 - 1e-9 for gap in gaps), gaps
 
 
 def test_after_a_revocation_nothing_is_told_about_the_card_again() -> None:
