@@ -98,7 +98,8 @@ async def keep_running(name: str, step: Callable[[], Awaitable[bool]], idle_s: f
         except DB_ERRORS:
             raise
         except Exception as exc:
-            log.exception("cards.worker_failed", worker=name, error=type(exc).__name__)
+            # The kind only: a message or traceback may quote a worker's identity.
+            log.error("cards.worker_failed", worker=name, error=type(exc).__name__)
             more = False
         if not more:
             await asyncio.sleep(idle_s)
