@@ -366,6 +366,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 w_started = time.monotonic()
                 await run_for(args.window, lambda: schedule.step(c))
                 w_seconds = time.monotonic() - w_started
+                # Keeping up: every card whose turn came in the window has had it.
+                overdue = await c.fetchval(
+                    "SELECT count(*) FROM active_cards WHERE due_at < now() - interval '5 seconds'"
+                )
             checked, calls = schedule.counts.checked, limit.calls
             per_card = calls / checked if checked else math.nan
             needed_cards_s = args.cards / period.total_seconds()
@@ -375,6 +379,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "cards_checked": checked,
                 "cards_per_s": round(checked / w_seconds, 2),
                 "cards_per_s_needed": round(needed_cards_s, 2),
+                "overdue_after_window": overdue,
                 "calls": calls,
                 "calls_per_card": round(per_card, 3),
                 "calls_per_s": round(calls / w_seconds, 2),
@@ -392,7 +397,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 f" card, {cycle['calls_per_s']} calls/s (needed {needed_calls_s:.2f}/s, cap"
                 f" {cap:g}/s, headroom {cycle['headroom']}x); a day:"
                 f" {cycle['calls_per_day_extrapolated']:,} calls;"
-                f" findings {schedule.counts.findings}"
+                f" findings {schedule.counts.findings}; overdue after the window: {overdue}"
             )
 
             # 3. new orders: alone, beside the cycle at its real rate, and beside a backlog
