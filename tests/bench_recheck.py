@@ -1,7 +1,7 @@
 """The re-checks of produced cards at the real number of cards, on this machine.
 
     KORTFLYT_PROFILE=test python -m tests.bench_recheck [--cards 500000] [--window 60]
-        [--orders-per-s 8] [--rounds 6] [--feed-changes 5000] [--feed-employers 300]
+        [--orders-per-s 8] [--rounds 12] [--feed-changes 5000] [--feed-employers 300]
 
 `make bench-recheck` runs it on the test profile (its PostgreSQL must be up; Kafka is not
 used: findings are counted in the outbox). It makes a schema of its own
@@ -22,7 +22,10 @@ default settings (`RegistryCheckSettings`):
    at fixed intervals (open loop): alone (no re-check running), beside the cycle at its
    real rate, and beside a backlog at the cap (2., the worst case for them), in
    `--rounds` interleaved rounds of `--window / --rounds` seconds each after a warm-up;
-   p50/p99 of each and the p99 ratios.
+   p50/p95/p99 of each, the p99 ratios, and how late the event loop woke meanwhile (a
+   process starved of CPU by the machine's other work shows there, whatever it ran). The
+   cycle's own CPU share (service and registers) is measured in 1., where nothing else runs
+   in the process: unlike the latencies, it does not depend on the neighbours.
 4. **feed**: a day of Enhetsregisteret's changes in the fake's update feed
    (`--feed-changes`, `--feed-employers` of them employers with active cards, 10 of those
    bankrupt), followed by `FeedFollower` from its place to the end: seconds, employers
@@ -56,6 +59,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 
 from deploy.dev import port_open, test_profile
 from devtools.factories import national_id, order_details, org_number
@@ -128,7 +132,7 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def fake_registers_process() -> AsyncIterator[str]:
+async def fake_registers_process() -> AsyncIterator[tuple[str, int]]:
     """The fake registers in a process of their own (as in development), seeded."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -153,7 +157,7 @@ async def fake_registers_process() -> AsyncIterator[str]:
             if port_open(port):
                 break
             await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -256,14 +260,31 @@ class Latencies:
     seconds: list[float] = field(default_factory=list)
     orders: int = 0
     failures: int = 0
+    lags: list[float] = field(default_factory=list)  # the event loop's lateness meanwhile
 
     def figures(self) -> dict[str, float]:
         return {
             "orders": self.orders,
             "failures": self.failures,
             "p50_ms": round(pct(self.seconds, 50), 1),
+            "p95_ms": round(pct(self.seconds, 95), 1),
             "p99_ms": round(pct(self.seconds, 99), 1),
+            "loop_lag_max_ms": round(max(self.lags, default=0.0) * 1000, 1),
         }
+
+
+class LoopLag:
+    """How late the event loop wakes a 50 ms sleep: a process starved of CPU by the
+    machine's other work shows here, whatever it was doing."""
+
+    def __init__(self) -> None:
+        self.into: list[float] = []
+
+    async def run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.into.append(time.perf_counter() - started - 0.05)
 
 
 async def orders(
@@ -335,7 +356,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pool = await create_pool(dsn, SCHEMA, 10)
     out: dict[str, Any] = {"cards": args.cards}
     try:
-        async with fake_registers_process() as base_url:
+        async with fake_registers_process() as (base_url, fake_pid):
             s = settings_for(base_url).model_copy(update={"database_url": dsn})
             period = timedelta(seconds=s.card_recheck_period_s)
             cap = s.card_recheck_max_calls_per_s
@@ -363,9 +384,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     " WHERE due_at <= now()",
                     period.total_seconds(),
                 )
+                fake = psutil.Process(fake_pid)
+                cpu_before, fake_before = time.process_time(), sum(fake.cpu_times()[:2])
                 w_started = time.monotonic()
                 await run_for(args.window, lambda: schedule.step(c))
                 w_seconds = time.monotonic() - w_started
+                cycle_cpu = (time.process_time() - cpu_before) / w_seconds
+                fake_cpu = (sum(fake.cpu_times()[:2]) - fake_before) / w_seconds
                 # Keeping up: every card whose turn came in the window has had it.
                 overdue = await c.fetchval(
                     "SELECT count(*) FROM active_cards WHERE due_at < now() - interval '5 seconds'"
@@ -387,6 +412,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "calls_per_day_extrapolated": round(calls / w_seconds * 86400),
                 "cap_calls_per_s": cap,
                 "headroom": round(cap / needed_calls_s, 2),
+                "service_cpu_share": round(cycle_cpu, 4),
+                "registers_cpu_share": round(fake_cpu, 4),
                 "unavailable": schedule.counts.unavailable,
                 "findings": schedule.counts.findings,
             }
@@ -397,7 +424,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 f" card, {cycle['calls_per_s']} calls/s (needed {needed_calls_s:.2f}/s, cap"
                 f" {cap:g}/s, headroom {cycle['headroom']}x); a day:"
                 f" {cycle['calls_per_day_extrapolated']:,} calls;"
-                f" findings {schedule.counts.findings}; overdue after the window: {overdue}"
+                f" findings {schedule.counts.findings}; overdue after the window: {overdue};"
+                f" CPU: {cycle_cpu:.2%} of a core in the service, {fake_cpu:.2%} in the registers"
             )
 
             # 3. new orders: alone, beside the cycle at its real rate, and beside a backlog
@@ -408,9 +436,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await orders(pool, stage, args.orders_per_s, 3, tag(), Latencies())  # warm-up
             alone, steady, capped = Latencies(), Latencies(), Latencies()
             phase = args.window / args.rounds
+            lag = LoopLag()
+            lag_task = asyncio.create_task(lag.run())
             backlog_calls, backlog_s, busiest = 0, 0.0, 0
             for _round in range(args.rounds):
+                lag.into = alone.lags
                 await orders(pool, stage, args.orders_per_s, phase, tag(), alone)
+                lag.into = steady.lags
                 async with pool.acquire() as c:
                     cycle_task = asyncio.create_task(run_for(phase + 1, lambda: schedule.step(c)))
                     await orders(pool, stage, args.orders_per_s, phase, tag(), steady)
@@ -421,6 +453,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         " (SELECT card_number FROM active_cards ORDER BY due_at DESC LIMIT $1)",
                         int(cap * (phase + 5)),
                     )
+                    lag.into = capped.lags
                     calls_before, b_started = limit.calls, time.monotonic()
                     backlog = asyncio.create_task(run_for(phase + 1, lambda: schedule.step(c)))
                     await orders(pool, stage, args.orders_per_s, phase, tag(), capped)
@@ -428,6 +461,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     backlog_s += time.monotonic() - b_started
                     backlog_calls += limit.calls - calls_before
                     busiest = max(busiest, limit.busiest_second(b_started))
+            lag_task.cancel()
             out["backlog"] = {
                 "seconds": round(backlog_s, 1),
                 "calls": backlog_calls,
@@ -502,7 +536,7 @@ if __name__ == "__main__":
     parser.add_argument("--cards", type=int, default=500_000)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--orders-per-s", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--feed-changes", type=int, default=5000)
     parser.add_argument("--feed-employers", type=int, default=300)
     configure_logging("bench_recheck", "WARNING", "console", sys.stderr)
