@@ -33,14 +33,16 @@ from tests.qr import qr_codes_in_pdf
 # other side of issue 13; the coordinator removes this mark once both are merged.
 pytestmark = pytest.mark.skip(reason="needs the production side")
 
-BIRTH = date(1990, 5, 17)
+# Not the factory worker's birth date: the default seed employs every national id of that
+# date at the factory's employer, and other tests' orders draw from them.
+BIRTH = date(1985, 3, 14)
 
 
 async def employer_with_worker(pipeline: Pipeline, seed: int) -> tuple[str, str, dict[str, Any]]:
     """An employer of the test's own (others' orders never share it) and a worker it
     employs, loaded into the fake registers."""
     org = org_number(seed=seed)
-    nid = national_id(BIRTH, seed=seed % 500)
+    nid = national_id(BIRTH, seed=seed)
     record = rd.enhet(org, f"LIVSLØP {seed} AS")
     ds = rd.DataSet().put("enheter", org, record)
     ds.put("personer", nid, rd.person(nid, "Kari", "Nordmann", BIRTH))
@@ -55,7 +57,7 @@ async def produced_card(pipeline: Pipeline, org: str, nid: str) -> tuple[CardPro
     order_id = f"E2E-LIFE-{run_id()}"
     order = submitted(order_id)
     order["employer"] = {**order["employer"], "org_number": org}
-    order["worker"] = {**order["worker"], "national_id": nid}
+    order["worker"] = {**order["worker"], "national_id": nid, "birth_date": BIRTH.isoformat()}
     await publish(pipeline.settings, [(order_id, as_bytes(order))])
     found = await collect(
         pipeline.settings, [CARD_PRODUCED], {order_id}, lambda f: f[CARD_PRODUCED], 180
