@@ -37,7 +37,7 @@ class RegistryCheckSettings(CommandHandling):
     # before the order needs a person (AWAITING_REGISTER, then NEEDS_ATTENTION).
     employment_wait_days: float = Field(default=14.0, gt=0)
     employment_recheck_interval_s: float = Field(default=3600.0, gt=0)
-    # Cards after production (docs/cards.md): every active card's employment and approvals
+    # Cards after production (docs/card-rechecks.md): every active card's employment and approvals
     # are re-checked once per period, the cards spread evenly over it; the re-checks call
     # the registers at most this often (their own connection pools, this many connections
     # each), so new orders' checks keep the registers' capacity.

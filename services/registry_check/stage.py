@@ -14,7 +14,7 @@
   crash neither loses nor doubles a re-check. Replays and overrides use the same path.
 - Commands (`order.override_check`, `order.replay`, `order.cancel`) are audited in
   `command_audit`; each command id is handled once.
-- Cards after production (docs/cards.md): `card.produced` adds the card to the set of
+- Cards after production (docs/card-rechecks.md): `card.produced` adds the card to the set of
   active cards (`active_cards`, with what the order check stored about its worker and
   employer); `card.status` REVOKED or EXPIRED forgets it. Two leader-elected workers
   re-check them (services/registry_check/recheck.py): the update feed of Enhetsregisteret
