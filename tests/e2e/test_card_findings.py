@@ -77,6 +77,7 @@ async def test_an_ended_employment_is_a_revoke_finding_at_the_next_cycle(
         nid,
         [rd.arbeidsforhold(org, date(2020, 1, 1), ended, org, national_id=nid)],
     )
-    found = await findings_for(pipeline, {card.card_number}, 1)
+    # The next cycle: within one period (a minute in e2e) and the batch in hand.
+    found = await findings_for(pipeline, {card.card_number}, 1, timeout_s=150)
     assert [(f.finding, f.source) for f in found] == [("revoke", "schedule")]
     assert [r.code.value for r in found[0].reasons] == ["CARD_EMPLOYMENT_ENDED"]

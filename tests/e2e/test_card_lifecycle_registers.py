@@ -8,7 +8,7 @@ Kafka and PostgreSQL with the fake registers.
 
 registry_check finds (update feed, schedule) and publishes `card.finding`; production
 applies it and publishes `card.status`; verify shows it. The e2e services re-check every
-card every few seconds and read the feed every second (tests/e2e/conftest.py).
+card once a minute and read the feed every second (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ async def test_an_ended_employment_revokes_the_card_at_the_next_cycle(pipeline: 
         nid,
         [rd.arbeidsforhold(org, date(2020, 1, 1), ended, org, national_id=nid)],
     )
-    # The e2e cycle is a few seconds long: the next turn comes well within this.
-    await verdict_within(url, "REVOKED", 60)
+    # The e2e cycle is a minute long: the next turn comes well within this.
+    await verdict_within(url, "REVOKED", 150)
 
 
 async def test_a_reinstated_employers_suspended_cards_are_valid_again(pipeline: Pipeline) -> None:
