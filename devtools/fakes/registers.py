@@ -209,9 +209,11 @@ class FakeRegisters:
         self, data: dict[str, dict[str, Any]], maskinporten: FakeMaskinporten | None = None
     ) -> None:
         self.data = {c: dict(data.get(c, {})) for c in COLLECTIONS}
-        # The update feeds (oldest first) and the next oppdateringsid of each.
+        # The update feeds (oldest first) and the next oppdateringsid of each. The real
+        # register's ids only grow; so do these across restarts of the fake (they start at
+        # the time in milliseconds), or a follower that kept its place would wait for ever.
         self.updates: dict[str, list[dict[str, Any]]] = {f: [] for f in FEED_KEYS}
-        self._next_update = dict.fromkeys(FEED_KEYS, 1)
+        self._next_update = dict.fromkeys(FEED_KEYS, time.time_ns() // 1_000_000)
         self.faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
         self.maskinporten = maskinporten
