@@ -48,6 +48,7 @@ Every change the admin API makes to a unit (`enheter`, `slettede` for main units
 real register publishes it: `Ny` for a new unit, `Endring` for a changed one (bankrupt, under
 avvikling, back to normal), `Sletting` when it is deleted (410 Gone from then on), `Fjernet`
 when it is removed altogether. The seed itself is the register before the feed begins.
+Update ids start at the time in milliseconds, so they only grow, across restarts too.
 """
 
 from __future__ import annotations
