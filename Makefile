@@ -12,7 +12,7 @@ TEST_PROFILE ?= test
 TEST_ENV := KORTFLYT_PROFILE=$(TEST_PROFILE)
 
 .PHONY: install run stop status demo lint test test-unit test-integration test-e2e test-infra bench schemas clean \
-	browser-deps bench-verify verify-screenshots
+	browser-deps bench-verify bench-recheck verify-screenshots
 
 install: $(VENV)/.installed
 
@@ -84,6 +84,11 @@ bench: install
 bench-verify: install
 	$(DEV) --profile $(TEST_PROFILE) infra up
 	$(TEST_ENV) $(PY) -m tests.bench_verify $${BENCH_ARGS:-}
+
+## make bench-recheck: 500,000 active cards: a day's re-check budget, new orders beside it, a day of feed changes
+bench-recheck: install
+	$(DEV) --profile $(TEST_PROFILE) infra up
+	$(TEST_ENV) $(PY) -m tests.bench_recheck $${BENCH_ARGS:-}
 
 ## make verify-screenshots: the verify pages at phone size into docs/screenshots/ (e2e test)
 verify-screenshots: install browser-deps

@@ -8,6 +8,11 @@ Serves a data set (`devtools.fakes.register_data`; the default seed without `--s
     GET /enhetsregisteret/api/enheter/{orgnr}             200 | 404 | 410 Gone (deleted)
     GET /enhetsregisteret/api/underenheter/{orgnr}        200 | 404 | 410 Gone (deleted)
     GET /enhetsregisteret/api/enheter/{orgnr}/roller      200 | 404
+    GET /enhetsregisteret/api/oppdateringer/enheter       the update feed of main units
+    GET /enhetsregisteret/api/oppdateringer/underenheter  and of sub-units: ?oppdateringsid=
+        (from and including) or ?dato= (from that time), &size= (default 20), &page=; a HAL
+        page of `_embedded.oppdaterteEnheter` / `oppdaterteUnderenheter` entries
+        {oppdateringsid, dato, organisasjonsnummer, endringstype, _links} and `page`
     GET /renholdsregisteret/api/virksomheter/{orgnr}      200 | 404
     GET /bemanningsforetaksregisteret/api/virksomheter/{orgnr}
     GET /aaregisteret/api/v2/arbeidstaker/arbeidsforhold  header Nav-Personident; 200 list | 404
@@ -25,6 +30,8 @@ Admin API ("the register has been corrected", faults on demand):
     PUT    /_admin/records/{collection}/{key}   body: the record      replace one record
     DELETE /_admin/records/{collection}/{key}                         remove it
     POST   /_admin/records   {"collection": {"key": record | null}}   many at once (null removes)
+    POST   /_admin/updates   {"enheter" | "underenheter": [orgnr, ...], "endringstype": "Endring"}
+                             feed entries without a change of data (a bench's day of changes)
     POST   /_admin/faults    {"register": "aaregisteret" | "*", "key": "...", "fraction": 0.1,
                               "kind": "latency" | "timeout" | "error" | "outage" | "garbage",
                               "latency_s": 2.0, "status": 503, "times": 3}
@@ -33,7 +40,15 @@ Admin API ("the register has been corrected", faults on demand):
     GET    /_admin/health
 
 A fault applies to one record (`key`), to a deterministic share of records (`fraction`,
-by a hash of the key) or to the whole register, optionally only `times` times.
+by a hash of the key) or to the whole register, optionally only `times` times; the update
+feeds are Enhetsregisteret's, keyed `oppdateringer/enheter` and `oppdateringer/underenheter`.
+
+Every change the admin API makes to a unit (`enheter`, `slettede` for main units,
+`underenheter`, `slettede_underenheter` for sub-units) appears in the update feed as the
+real register publishes it: `Ny` for a new unit, `Endring` for a changed one (bankrupt, under
+avvikling, back to normal), `Sletting` when it is deleted (410 Gone from then on), `Fjernet`
+when it is removed altogether. The seed itself is the register before the feed begins.
+Update ids start at the time in milliseconds, so they only grow, across restarts too.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +84,16 @@ REGISTERS = (
     "folkeregisteret",
 )
 FAULT_KINDS = ("latency", "timeout", "error", "outage", "garbage")
+# The collections whose changes appear in an update feed: (feed, a record here means deleted).
+FEED_OF = {
+    "enheter": ("enheter", False),
+    "slettede": ("enheter", True),
+    "underenheter": ("underenheter", False),
+    "slettede_underenheter": ("underenheter", True),
+}
+FEED_KEYS = {"enheter": "oppdaterteEnheter", "underenheter": "oppdaterteUnderenheter"}
+FEED_LINKS = {"enheter": "enhet", "underenheter": "underenhet"}
+BRREG = "https://data.brreg.no/enhetsregisteret/api"
 
 
 @dataclass
@@ -184,6 +210,11 @@ class FakeRegisters:
         self, data: dict[str, dict[str, Any]], maskinporten: FakeMaskinporten | None = None
     ) -> None:
         self.data = {c: dict(data.get(c, {})) for c in COLLECTIONS}
+        # The update feeds (oldest first) and the next oppdateringsid of each. The real
+        # register's ids only grow; so do these across restarts of the fake (they start at
+        # the time in milliseconds), or a follower that kept its place would wait for ever.
+        self.updates: dict[str, list[dict[str, Any]]] = {f: [] for f in FEED_KEYS}
+        self._next_update = dict.fromkeys(FEED_KEYS, time.time_ns() // 1_000_000)
         self.faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
         self.maskinporten = maskinporten
@@ -243,6 +274,92 @@ class FakeRegisters:
             return web.json_response({"feilmelding": "ikke funnet"}, status=404)
         return web.json_response(record)
 
+    # ------------------------------------------------------------------ update feeds
+
+    def publish(self, feed: str, org: str, change: str) -> dict[str, Any]:
+        """Append one entry to an update feed, in the real register's shape."""
+        entry = {
+            "oppdateringsid": self._next_update[feed],
+            "dato": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "organisasjonsnummer": org,
+            "endringstype": change,
+            "_links": {FEED_LINKS[feed]: {"href": f"{BRREG}/{feed}/{org}"}},
+        }
+        self._next_update[feed] += 1
+        self.updates[feed].append(entry)
+        return entry
+
+    def _exists(self, feed: str, org: str) -> bool:
+        return any(org in self.data[c] for c, (f, _d) in FEED_OF.items() if f == feed)
+
+    def _write(self, collection: str, key: str, record: Any) -> None:
+        """Write (None: remove) one record; a unit's change goes to its update feed."""
+        target = self.data[collection]
+        if collection not in FEED_OF:
+            if record is None:
+                target.pop(key, None)
+            else:
+                target[key] = record
+            return
+        feed, deleted = FEED_OF[collection]
+        existed = self._exists(feed, key)
+        if record is None:  # removed
+            if target.pop(key, None) is None:
+                return
+            # No longer deleted (its record is back), or gone from the register altogether.
+            change = "Endring" if self._exists(feed, key) else "Fjernet"
+        else:
+            target[key] = record
+            change = "Sletting" if deleted else ("Endring" if existed else "Ny")
+        self.publish(feed, key, change)
+
+    async def feed(self, request: web.Request, feed: str) -> web.Response:
+        """`/oppdateringer/{feed}`: entries from `oppdateringsid` (inclusive) or `dato` on."""
+        query = request.query
+        try:
+            from_id = int(query.get("oppdateringsid", "0"))
+            since = (
+                datetime.fromisoformat(query["dato"].replace("Z", "+00:00"))
+                if "dato" in query
+                else None
+            )
+            size = min(max(int(query.get("size", "20")), 1), 10000)
+            page = max(int(query.get("page", "0")), 0)
+        except ValueError:
+            return web.json_response({"feilmelding": "ugyldig parameter"}, status=400)
+        entries = [
+            e
+            for e in self.updates[feed]
+            if e["oppdateringsid"] >= from_id
+            and (since is None or datetime.fromisoformat(e["dato"].replace("Z", "+00:00")) >= since)
+        ]
+        chunk = entries[page * size : (page + 1) * size]
+        total_pages = (len(entries) + size - 1) // size
+        body: dict[str, Any] = {
+            "_links": {"self": {"href": str(request.url)}},
+            "page": {
+                "size": size,
+                "totalElements": len(entries),
+                "totalPages": total_pages,
+                "number": page,
+            },
+        }
+        if chunk:  # HAL leaves _embedded out of an empty page, as the real API does
+            body["_embedded"] = {FEED_KEYS[feed]: chunk}
+        return web.json_response(body)
+
+    async def add_updates(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text='{"enheter": [orgnr, ...], "endringstype": "Endring"}')
+        change = str(body.get("endringstype", "Endring"))
+        added = 0
+        for feed in FEED_KEYS:
+            for org in body.get(feed, []):
+                self.publish(feed, str(org), change)
+                added += 1
+        return web.json_response({"added": added})
+
     # ------------------------------------------------------------------ app
 
     def app(self) -> web.Application:
@@ -266,6 +383,17 @@ class FakeRegisters:
         async def roller(_r: web.Request, key: str) -> web.StreamResponse:
             return self._record("roller", key)
 
+        feed_route = self._route(
+            "enhetsregisteret", lambda r: f"oppdateringer/{r.match_info['feed']}"
+        )
+
+        @feed_route
+        async def oppdateringer(request: web.Request, _key: str) -> web.StreamResponse:
+            feed = request.match_info["feed"]
+            if feed not in FEED_KEYS:
+                return web.json_response({"feilmelding": "ikke funnet"}, status=404)
+            return await self.feed(request, feed)
+
         @self._route("renholdsregisteret", lambda r: r.match_info["org"])
         async def renhold(_r: web.Request, key: str) -> web.StreamResponse:
             return self._record("renhold", key)
@@ -288,6 +416,7 @@ class FakeRegisters:
         app.router.add_get("/enhetsregisteret/api/enheter/{org}", enheter)
         app.router.add_get("/enhetsregisteret/api/underenheter/{org}", underenheter)
         app.router.add_get("/enhetsregisteret/api/enheter/{org}/roller", roller)
+        app.router.add_get("/enhetsregisteret/api/oppdateringer/{feed}", oppdateringer)
         app.router.add_get("/renholdsregisteret/api/virksomheter/{org}", renhold)
         app.router.add_get("/bemanningsforetaksregisteret/api/virksomheter/{org}", bemanning)
         app.router.add_get("/aaregisteret/api/v2/arbeidstaker/arbeidsforhold", arbeidsforhold)
@@ -298,6 +427,7 @@ class FakeRegisters:
         app.router.add_put("/_admin/records/{collection}/{key}", self.put_record)
         app.router.add_delete("/_admin/records/{collection}/{key}", self.delete_record)
         app.router.add_post("/_admin/records", self.put_records)
+        app.router.add_post("/_admin/updates", self.add_updates)
         app.router.add_post("/_admin/faults", self.add_fault)
         app.router.add_delete("/_admin/faults", self.clear_faults)
         app.router.add_get("/_admin/stats", self.stats)
@@ -312,16 +442,16 @@ class FakeRegisters:
         return self.data[name]
 
     async def put_record(self, request: web.Request) -> web.Response:
-        self._collection(request.match_info["collection"])[
-            request.match_info["key"]
-        ] = await request.json()
+        name = request.match_info["collection"]
+        self._collection(name)
+        self._write(name, request.match_info["key"], await request.json())
         return web.json_response({"ok": True})
 
     async def delete_record(self, request: web.Request) -> web.Response:
-        removed = self._collection(request.match_info["collection"]).pop(
-            request.match_info["key"], None
-        )
-        return web.json_response({"removed": removed is not None})
+        name, key = request.match_info["collection"], request.match_info["key"]
+        removed = key in self._collection(name)
+        self._write(name, key, None)
+        return web.json_response({"removed": removed})
 
     async def put_records(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -329,12 +459,9 @@ class FakeRegisters:
             raise web.HTTPBadRequest(text="{collection: {key: record | null}}")
         changed = 0
         for name, records in body.items():
-            collection = self._collection(name)
+            self._collection(name)
             for key, record in records.items():
-                if record is None:
-                    collection.pop(key, None)
-                else:
-                    collection[key] = record
+                self._write(name, key, record)
                 changed += 1
         return web.json_response({"changed": changed})
 
@@ -395,6 +522,10 @@ class Admin:
     async def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/_admin/stats")
         return result
+
+    async def updates(self, feed: str, orgs: list[str], change: str = "Endring") -> None:
+        """Feed entries without a change of data (as many as a day brings)."""
+        await self._call("POST", "/_admin/updates", {feed: orgs, "endringstype": change})
 
 
 def load_seed(path: Path | None) -> dict[str, dict[str, Any]]:

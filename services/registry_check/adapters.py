@@ -10,7 +10,11 @@ rejection. 404 means "not in the register", a rule's input.
 The shapes are the registers' own:
 - Enhetsregisteret: the open API of data.brreg.no (`/enheter/{orgnr}`,
   `/underenheter/{orgnr}` with `overordnetEnhet` and `nedleggelsesdato`,
-  `/enheter/{orgnr}/roller`; 410 Gone for a deleted unit).
+  `/enheter/{orgnr}/roller`; 410 Gone for a deleted unit), and its update feeds
+  `/oppdateringer/enheter` and `/oppdateringer/underenheter` (`?oppdateringsid=` from and
+  including that id, or `?dato=` from that time; `size`): HAL pages whose `_embedded`
+  `oppdaterteEnheter` / `oppdaterteUnderenheter` list `{oppdateringsid, dato,
+  organisasjonsnummer, endringstype: Ny | Endring | Sletting | Fjernet | Ukjent, _links}`.
 - Aa-registeret: NAV's REST API v2, `GET /v2/arbeidstaker/arbeidsforhold` with the person in
   the `Nav-Personident` header; each arbeidsforhold has `arbeidssted` and
   `opplysningspliktig` ({type: Underenhet | Hovedenhet | Person, identer: [{type:
@@ -33,10 +37,10 @@ The shapes are the registers' own:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Protocol, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -82,6 +86,28 @@ class Enhetsregisteret(Protocol):
     async def main_unit(self, org_number: str) -> Unit | None: ...
 
     async def roles(self, org_number: str) -> list[Role]: ...
+
+
+@dataclass(frozen=True)
+class UnitUpdate:
+    """One entry of Enhetsregisteret's update feed: a unit changed (or was deleted)."""
+
+    update_id: int  # oppdateringsid: sequential over the feed
+    org_number: str
+    change: str  # endringstype: Ny, Endring, Sletting, Fjernet (or Ukjent)
+    at: datetime | None = None  # dato: when the change was published
+
+
+FeedKind = Literal["enheter", "underenheter"]
+
+
+class UnitUpdates(Protocol):
+    async def updates(
+        self, kind: FeedKind, from_id: int | None, since: datetime, size: int
+    ) -> list[UnitUpdate]:
+        """Up to `size` changes of main units (`enheter`) or sub-units, in feed order:
+        from update `from_id` on (inclusive), or from the time `since` when there is none."""
+        ...
 
 
 class Renholdsregisteret(Protocol):
@@ -181,6 +207,13 @@ class _Rollegruppe(_Wire):
 
 class _Roller(_Wire):
     rollegrupper: list[_Rollegruppe] = []
+
+
+class _Oppdatering(_Wire):
+    oppdateringsid: int
+    organisasjonsnummer: str
+    endringstype: str = "Ukjent"
+    dato: datetime | None = None
 
 
 class _Virksomhet(_Wire):
@@ -290,11 +323,16 @@ class HttpRegister:
         self.register = register
         self.client = client
 
-    async def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    async def get(
+        self,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """(status, parsed JSON) for 200, 404 and 410; RegisterUnavailable otherwise."""
         with external_call("registry_check", self.register.value) as call:
             try:
-                response = await self.client.get(path, headers=headers)
+                response = await self.client.get(path, headers=headers, params=params)
             except TokenUnavailable as exc:
                 raise RegisterUnavailable(self.register, f"maskinporten: {exc.why}") from exc
             except httpx.TimeoutException as exc:
@@ -363,6 +401,28 @@ class HttpEnhetsregisteret(HttpRegister):
                     )
                 )
         return roles
+
+    async def updates(
+        self, kind: FeedKind, from_id: int | None, since: datetime, size: int
+    ) -> list[UnitUpdate]:
+        params = {"size": str(size)}
+        if from_id is not None:
+            params["oppdateringsid"] = str(from_id)
+        else:
+            params["dato"] = since.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        status, data = await self.get(f"/oppdateringer/{kind}", params=params)
+        if status != 200 or not isinstance(data, dict):
+            raise RegisterUnavailable(self.register, f"update feed answered {status}")
+        key = "oppdaterteEnheter" if kind == "enheter" else "oppdaterteUnderenheter"
+        embedded = data.get("_embedded") or {}  # HAL leaves _embedded out of an empty page
+        entries = embedded.get(key, []) if isinstance(embedded, dict) else None
+        if not isinstance(entries, list):
+            raise RegisterUnavailable(self.register, "answer not understood")
+        updates = [self.parse(_Oppdatering, e) for e in entries]
+        return [
+            UnitUpdate(u.oppdateringsid, u.organisasjonsnummer, u.endringstype, u.dato)
+            for u in sorted(updates, key=lambda u: u.oppdateringsid)
+        ]
 
 
 class _StatusRegister(HttpRegister):
@@ -473,11 +533,16 @@ class HttpFolkeregisteret(HttpRegister):
 # --------------------------------------------------------------------------- wiring
 
 
+RequestHook = Callable[[httpx.Request], Awaitable[None]]
+
+
 def _client(
     register: Register,
     base_url: str,
     settings: RegistryCheckSettings,
     maskinporten: Maskinporten | None,
+    on_request: RequestHook | None = None,
+    max_connections: int = 100,
 ) -> httpx.AsyncClient:
     """A register's connection pool: a Maskinporten token when the register has a scope
     and Maskinporten is configured, else the settings' bearer token, else none (open)."""
@@ -493,7 +558,11 @@ def _client(
         headers=headers,
         auth=auth,
         timeout=httpx.Timeout(settings.register_timeout_s),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(20, max_connections),
+        ),
+        event_hooks={"request": [on_request]} if on_request is not None else None,
     )
 
 
@@ -516,6 +585,7 @@ class HttpRegisters:
     """The five HTTP adapters and their connection pools (closed with `aclose`)."""
 
     registers: Registers
+    feed: UnitUpdates  # Enhetsregisteret's update feed, on its client
     clients: list[httpx.AsyncClient]
     maskinporten: Maskinporten | None = None
 
@@ -526,7 +596,13 @@ class HttpRegisters:
             await self.maskinporten.aclose()
 
 
-def http_registers(settings: RegistryCheckSettings) -> HttpRegisters:
+def http_registers(
+    settings: RegistryCheckSettings,
+    on_request: RequestHook | None = None,
+    max_connections: int = 100,
+) -> HttpRegisters:
+    """The five adapters on connection pools of their own; `on_request` is awaited before
+    every call (the card re-checks' rate limit), `max_connections` caps each pool."""
     mp = maskinporten_of(settings)
     urls = {
         Register.ENHETSREGISTERET: settings.enhetsregisteret_url,
@@ -535,9 +611,12 @@ def http_registers(settings: RegistryCheckSettings) -> HttpRegisters:
         Register.AAREGISTERET: settings.aaregisteret_url,
         Register.FOLKEREGISTERET: settings.folkeregisteret_url,
     }
-    clients = {r: _client(r, url, settings, mp) for r, url in urls.items()}
+    clients = {
+        r: _client(r, url, settings, mp, on_request, max_connections) for r, url in urls.items()
+    }
+    er = HttpEnhetsregisteret(clients[Register.ENHETSREGISTERET])
     registers = Registers(
-        enhetsregisteret=HttpEnhetsregisteret(clients[Register.ENHETSREGISTERET]),
+        enhetsregisteret=er,
         renholdsregisteret=HttpRenholdsregisteret(clients[Register.RENHOLDSREGISTERET]),
         bemanningsforetaksregisteret=HttpBemanningsforetaksregisteret(
             clients[Register.BEMANNINGSFORETAKSREGISTERET]
@@ -545,4 +624,4 @@ def http_registers(settings: RegistryCheckSettings) -> HttpRegisters:
         aaregisteret=HttpAaRegisteret(clients[Register.AAREGISTERET]),
         folkeregisteret=HttpFolkeregisteret(clients[Register.FOLKEREGISTERET]),
     )
-    return HttpRegisters(registers, list(clients.values()), mp)
+    return HttpRegisters(registers, er, list(clients.values()), mp)

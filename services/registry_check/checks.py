@@ -161,3 +161,58 @@ async def run_checks(registers: Registers, order: OrderDetails, today: date) -> 
         employment_end=found.end if found is not None else None,
     )
     return Checked(results, approval)
+
+
+@dataclass(frozen=True)
+class Rechecked:
+    """A produced card's scheduled re-check: the order rules' results for the requirements
+    asked about (None: not asked, e.g. no cleaning approval for a construction card)."""
+
+    employment: RuleResult | None
+    cleaning: RuleResult | None
+    staffing: RuleResult | None
+
+
+async def recheck_card(
+    registers: Registers,
+    order: OrderDetails,
+    employer_org: str,
+    orgs: frozenset[str],
+    staffing: bool,
+    today: date,
+) -> Rechecked:
+    """Ask again what keeps a produced card valid beside its employer (the update feed
+    follows that): the employment in Aa-registeret (with an owner's or partner's role in
+    Enhetsregisteret when no employment is found; a posted worker is not asked about), the
+    cleaning approval of a cleaning card's employer, the staffing approval of a staffing
+    company. The same rules as the order's checks; `RegisterUnavailable` propagates (the
+    card is tried again later)."""
+    er = registers.enhetsregisteret
+    national_id = order.worker.national_id
+    worker = Worker(
+        given_name=order.worker.given_name,
+        family_name=order.worker.family_name,
+        birth_date=order.worker.birth_date,
+        national_id=national_id,
+    )
+    employment: RuleResult | None = None
+    if order.employment.type != "posted":
+        employments = await registers.aaregisteret.employments(national_id) if national_id else []
+        roles = None
+        if matching_employment(employments, orgs, today) is None:
+            employments = await _with_legal_entities(er, employments, orgs)
+            if matching_employment(employments, orgs, today) is None:
+                roles = await er.roles(employer_org)  # an owner or partner: the role proves it
+        employment = rule_employment(order.employment.type, orgs, employments, roles, worker, today)
+    cleaning = None
+    if order.card_type == "cleaning":
+        status = await registers.renholdsregisteret.status(employer_org)
+        if status is None and order.employer.org_number != employer_org:
+            status = await registers.renholdsregisteret.status(order.employer.org_number)
+        cleaning = rule_card_type(order.card_type, status, order.employment.type)
+    staffing_result = None
+    if staffing:
+        staffing_result = rule_agency(
+            await registers.bemanningsforetaksregisteret.status(employer_org)
+        )
+    return Rechecked(employment, cleaning, staffing_result)

@@ -37,3 +37,20 @@ class RegistryCheckSettings(CommandHandling):
     # before the order needs a person (AWAITING_REGISTER, then NEEDS_ATTENTION).
     employment_wait_days: float = Field(default=14.0, gt=0)
     employment_recheck_interval_s: float = Field(default=3600.0, gt=0)
+    # Cards after production (docs/card-rechecks.md): every active card's employment and approvals
+    # are re-checked once per period, the cards spread evenly over it; the re-checks call
+    # the registers at most this often (their own connection pools, this many connections
+    # each), so new orders' checks keep the registers' capacity.
+    card_recheck_period_s: float = Field(default=86400.0, gt=0)
+    card_recheck_max_calls_per_s: float = Field(default=20.0, gt=0)
+    card_recheck_connections: int = Field(default=4, ge=1)
+    card_recheck_batch: int = Field(default=20, ge=1)
+    # A card whose registers did not answer is tried again after this long.
+    card_recheck_retry_s: float = Field(default=900.0, gt=0)
+    # An employment missing from Aa-registeret suspends the card only once it has been
+    # missing this long (one missing answer suspends nothing).
+    card_employment_grace_s: float = Field(default=172800.0, ge=0)
+    # Enhetsregisteret's update feed (/oppdateringer/enheter and /underenheter) is read this
+    # often, this many changes a page.
+    card_feed_poll_s: float = Field(default=10.0, gt=0)
+    card_feed_page_size: int = Field(default=1000, ge=1, le=10000)

@@ -14,6 +14,12 @@
   crash neither loses nor doubles a re-check. Replays and overrides use the same path.
 - Commands (`order.override_check`, `order.replay`, `order.cancel`) are audited in
   `command_audit`; each command id is handled once.
+- Cards after production (docs/card-rechecks.md): `card.produced` adds the card to the set of
+  active cards (`active_cards`, with what the order check stored about its worker and
+  employer); `card.status` REVOKED or EXPIRED forgets it. Two leader-elected workers
+  re-check them (services/registry_check/recheck.py): the update feed of Enhetsregisteret
+  for their employers, and employment and approvals on a schedule; their findings go to
+  `hmskort.card.findings.v1` for production to apply.
 """
 
 from __future__ import annotations
@@ -32,16 +38,22 @@ from services.registry_check.adapters import (
     HttpRegisters,
     Registers,
     RegisterUnavailable,
+    UnitUpdates,
     http_registers,
 )
+from services.registry_check.cards import ActiveCard, card_orgs, first_due
 from services.registry_check.checks import run_checks
 from services.registry_check.domain import Approval, Outcome, RuleResult, decide
-from services.registry_check.orders import CheckedOrder
-from services.registry_check.repository import CheckedOrders, CheckRepository
+from services.registry_check.orders import CheckedOrder, RecordedCheck
+from services.registry_check.recheck import CardSchedule, FeedFollower, RateLimit
+from services.registry_check.repository import ActiveCards, CheckedOrders, CheckRepository
 from services.registry_check.settings import RegistryCheckSettings
 from shared.delivery import rerun_message
 from shared.events import (
     CancelOrder,
+    CardProduced,
+    CardStatus,
+    CardStatusChanged,
     CheckResult,
     CheckSummary,
     Command,
@@ -54,13 +66,14 @@ from shared.events import (
     Status,
     parse_command,
 )
+from shared.leader import run_as_leader
 from shared.logging import get_logger
 from shared.norway import today_in_norway
 from shared.outbox import enqueue
 from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
 from shared.stage import Route, Stage, TransientFailure, UnitOfWork, audit_command
-from shared.topics import ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
+from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -68,6 +81,17 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 NAME = "registry_check"
 RECHECK_BATCH = 200
+# A card's status after which it is never re-checked again.
+FINAL_CARD_STATUSES = frozenset({CardStatus.REVOKED, CardStatus.EXPIRED})
+
+
+def is_staffing(checks: Sequence[RecordedCheck]) -> bool:
+    """Whether the order's checks asked Bemanningsforetaksregisteret about the card's employer
+    (a staffing company, or the agency a worker is hired from): it must stay approved."""
+    return any(
+        c.check in ("staffing", "agency") and c.source == "bemanningsforetaksregisteret"
+        for c in checks
+    )
 
 
 @dataclass(frozen=True)
@@ -131,9 +155,15 @@ class RegistryCheck(Stage):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         closers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
         orders: Callable[[Connection], CheckRepository] = CheckedOrders,
+        recheck_registers: Registers | None = None,
+        feed: UnitUpdates | None = None,
     ) -> None:
         self.settings = settings
         self.registers = registers
+        # The card re-checks' own rate-limited clients (the order checks' without them).
+        self.recheck_registers = recheck_registers or registers
+        self.feed = feed
+        self.card_period = timedelta(seconds=settings.card_recheck_period_s)
         self.clock = clock
         self.orders = orders
         self.closers = closers
@@ -148,6 +178,9 @@ class RegistryCheck(Stage):
                 report_invalid=False,
                 verify=CommandVerifier.from_settings(settings).check,
             ),
+            # A broken card event says nothing about an order's checks: dead-lettered only.
+            CARD_PRODUCED: Route(CardProduced, self.on_card_produced, report_invalid=False),
+            CARD_STATUS: Route(CardStatusChanged, self.on_card_status, report_invalid=False),
         }
 
     # ------------------------------------------------------------------ checking
@@ -318,10 +351,79 @@ class RegistryCheck(Stage):
             tx.status(cmd.order_id, cmd.revision, Status.CANCELLED)
         return outcome
 
+    # ------------------------------------------------------------------ cards
+
+    async def on_card_produced(self, tx: UnitOfWork, event: CardProduced) -> None:
+        """Follow the new card: its worker and employer as the order check stored them."""
+        cards = ActiveCards(tx.conn)
+        stored = await cards.accepted(event.order_id)
+        if stored is None:
+            log.warning("card.order_not_checked_here", card_number=event.card_number)
+            return
+        accepted, checks = stored
+        details = accepted.order
+        employer = event.employer_org_number or details.employer.org_number
+        card = ActiveCard(
+            card_number=event.card_number,
+            order_id=event.order_id,
+            employer_org=employer,
+            card_type=event.card_type,
+            details=details,
+            orgs=card_orgs(details, employer),
+            staffing=is_staffing(checks),
+        )
+        due = first_due(card.card_number, self.clock(), self.card_period)
+        if await cards.add(card, due):
+            log.info("card.followed", card_number=event.card_number, first_check=due.isoformat())
+
+    async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
+        """A revoked or expired card is final: registry_check forgets it."""
+        if event.status in FINAL_CARD_STATUSES and await ActiveCards(tx.conn).forget(
+            event.card_number
+        ):
+            log.info("card.forgotten", card_number=event.card_number, status=event.status.value)
+
     # ------------------------------------------------------------------ background
 
+    def card_workers(self) -> tuple[CardSchedule, FeedFollower | None]:
+        s = self.settings
+        schedule = CardSchedule(
+            self.name,
+            self.recheck_registers,
+            period=self.card_period,
+            batch=s.card_recheck_batch,
+            retry=timedelta(seconds=s.card_recheck_retry_s),
+            grace=timedelta(seconds=s.card_employment_grace_s),
+            clock=self.clock,
+        )
+        follower = None
+        if self.feed is not None:
+            follower = FeedFollower(
+                self.name,
+                self.feed,
+                self.registers.enhetsregisteret,
+                page_size=s.card_feed_page_size,
+                poll_s=s.card_feed_poll_s,
+                clock=self.clock,
+            )
+        return schedule, follower
+
     def background(self, pool: asyncpg.Pool) -> Sequence[Coroutine[Any, Any, None]]:
-        return (self.recheck_loop(pool),)
+        s = self.settings
+        schedule, follower = self.card_workers()
+        work: list[Coroutine[Any, Any, None]] = [
+            self.recheck_loop(pool),
+            run_as_leader(
+                s.database_url, self.name, "card-schedule", schedule.run, lease_s=s.leader_lease_s
+            ),
+        ]
+        if follower is not None:
+            work.append(
+                run_as_leader(
+                    s.database_url, self.name, "card-feed", follower.run, lease_s=s.leader_lease_s
+                )
+            )
+        return work
 
     @asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
@@ -355,7 +457,16 @@ class RegistryCheck(Stage):
 
 def build(settings: RegistryCheckSettings) -> Stage:
     http: HttpRegisters = http_registers(settings)
-    return RegistryCheck(settings, http.registers, closers=(http.aclose,))
+    # The card re-checks' clients: their own small pools, at most the budget's calls a second.
+    limit = RateLimit(settings.card_recheck_max_calls_per_s)
+    rechecks = http_registers(settings, limit.take, settings.card_recheck_connections)
+    return RegistryCheck(
+        settings,
+        http.registers,
+        closers=(http.aclose, rechecks.aclose),
+        recheck_registers=rechecks.registers,
+        feed=http.feed,
+    )
 
 
 __all__ = ["Evaluation", "Outcome", "RegistryCheck", "build"]

@@ -71,6 +71,12 @@ class Pipeline:
             # A register that hangs is given up on quickly; waiting orders are re-checked often.
             "KORTFLYT_REGISTER_TIMEOUT_S": "2",
             "KORTFLYT_EMPLOYMENT_RECHECK_INTERVAL_S": "3",
+            # Produced cards: the update feed read every second; every card re-checked once a
+            # minute (a cycle), a budget that keeps up with a whole session's cards.
+            "KORTFLYT_CARD_FEED_POLL_S": "1",
+            "KORTFLYT_CARD_RECHECK_PERIOD_S": "60",
+            "KORTFLYT_CARD_RECHECK_MAX_CALLS_PER_S": "40",
+            "KORTFLYT_CARD_RECHECK_RETRY_S": "5",
             "KORTFLYT_LOG_LEVEL": "INFO",
         }
         instance.health_file.unlink(missing_ok=True)
