@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from shared.events import Status
+from shared.events import CheckSummary, Reason, Status
+from shared.reasons import ReasonCode
 
 
 class CardStatus(StrEnum):
@@ -198,3 +199,41 @@ class RateLimiter:
             return False
         bucket.tokens -= 1
         return True
+
+
+# The approvals the employer check shows (`/virksomhet/{orgnr}`): cleaning
+# (Renholdsregisteret) and staffing (Bemanningsforetaksregisteret).
+APPROVAL_LABEL = {
+    "cleaning": ("Renholdsregisteret", "the cleaning register"),
+    "staffing": ("Bemanningsforetaksregisteret", "the staffing register"),
+}
+
+
+def approvals_checked(card_type: str | None, checks: Sequence[CheckSummary]) -> dict[str, bool]:
+    """What an order's register checks say of its employer's approvals: a cleaning card's
+    Renholdsregisteret check passed (approved) or CLEANING_NOT_APPROVED; a staffing
+    company's Bemanningsforetaksregisteret check passed or failed STAFFING_NOT_APPROVED.
+    A check that says nothing of the approval (a construction card, an employer that is no
+    staffing company, a pending application) leaves it out."""
+    found: dict[str, bool] = {}
+    for c in checks:
+        if c.check == "card_type" and c.source == "renholdsregisteret":
+            if c.outcome == "passed" and card_type == "cleaning":
+                found["cleaning"] = True
+            elif c.code is ReasonCode.CLEANING_NOT_APPROVED:
+                found["cleaning"] = False
+        elif c.check == "staffing" and c.source == "bemanningsforetaksregisteret":
+            if c.outcome == "passed":
+                found["staffing"] = True
+            elif c.outcome == "failed" and c.code is ReasonCode.STAFFING_NOT_APPROVED:
+                found["staffing"] = False
+    return found
+
+
+def approvals_lost(reasons: Sequence[Reason]) -> dict[str, bool]:
+    """A card suspended because its employer's approval was lost (registry_check's re-check)."""
+    lost = {
+        ReasonCode.CARD_CLEANING_APPROVAL_LOST: "cleaning",
+        ReasonCode.CARD_STAFFING_APPROVAL_LOST: "staffing",
+    }
+    return {lost[r.code]: False for r in reasons if r.code in lost}

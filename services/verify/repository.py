@@ -11,7 +11,7 @@ domain.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +40,15 @@ class VerifyStore(Protocol):
     async def save_accepted(self, accepted: AcceptedView) -> None:
         """The accepted revision's employer name and photo, unless a newer revision is
         stored; an order not seen yet is recorded ACCEPTED (its status fills in the rest)."""
+
+    async def order_employer(self, order_id: str) -> tuple[str, str | None] | None:
+        """The order's employer org number and card type, once its acceptance was seen."""
+
+    async def card_employer(self, card_number: str) -> str | None:
+        """The org number on a card, once it was seen produced."""
+
+    async def save_approvals(self, org_number: str, found: dict[str, bool], at: datetime) -> None:
+        """What was found of an employer's approvals at `at`, unless newer is stored."""
 
 
 class PostgresVerifyStore:
@@ -106,15 +115,43 @@ class PostgresVerifyStore:
     async def save_accepted(self, accepted: AcceptedView) -> None:
         await self.conn.execute(
             "INSERT INTO orders (order_id, revision, status, first_seen, updated_at,"
-            " employer_name, photo_key) VALUES ($1, $2, $3, $4, $4, $5, $6)"
+            " employer_name, photo_key, employer_org_number, card_type)"
+            " VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)"
             " ON CONFLICT (order_id) DO UPDATE SET employer_name = EXCLUDED.employer_name,"
-            " photo_key = EXCLUDED.photo_key WHERE orders.revision <= EXCLUDED.revision",
+            " photo_key = EXCLUDED.photo_key,"
+            " employer_org_number = EXCLUDED.employer_org_number,"
+            " card_type = EXCLUDED.card_type WHERE orders.revision <= EXCLUDED.revision",
             accepted.order_id,
             accepted.revision,
             Status.ACCEPTED.value,
             accepted.occurred_at,
             accepted.order.employer.name,
             accepted.photo_key,
+            accepted.order.employer.org_number,
+            accepted.order.card_type,
+        )
+
+    async def order_employer(self, order_id: str) -> tuple[str, str | None] | None:
+        row = await self.conn.fetchrow(
+            "SELECT employer_org_number, card_type FROM orders WHERE order_id = $1", order_id
+        )
+        if row is None or row["employer_org_number"] is None:
+            return None
+        return row["employer_org_number"], row["card_type"]
+
+    async def card_employer(self, card_number: str) -> str | None:
+        found: str | None = await self.conn.fetchval(
+            "SELECT employer_org_number FROM cards WHERE card_number = $1", card_number
+        )
+        return found
+
+    async def save_approvals(self, org_number: str, found: dict[str, bool], at: datetime) -> None:
+        await self.conn.executemany(
+            "INSERT INTO employer_approvals (org_number, register, approved, checked_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (org_number, register) DO UPDATE"
+            " SET approved = EXCLUDED.approved, checked_at = EXCLUDED.checked_at"
+            " WHERE employer_approvals.checked_at <= EXCLUDED.checked_at",
+            [(org_number, register, approved, at) for register, approved in found.items()],
         )
 
 
@@ -148,10 +185,18 @@ class OrderRow:
 
 
 @dataclass(frozen=True)
+class Approval:
+    approved: bool
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
 class EmployerCards:
     org_number: str
     name: str | None
     valid: dict[str, int]  # card type -> cards valid today
+    # cleaning / staffing -> as kortflyt's checks last found it (absent: never checked)
+    approvals: dict[str, Approval] = field(default_factory=dict)
 
 
 class Lookups:
@@ -198,7 +243,15 @@ class Lookups:
             CardStatus.ACTIVE.value,
         )
         name = next((r["name"] for r in rows if r["name"]), None)
-        return EmployerCards(org_number, name, {r["card_type"]: r["n"] for r in rows})
+        approvals = {
+            r["register"]: Approval(r["approved"], r["checked_at"])
+            for r in await self.pool.fetch(
+                "SELECT register, approved, checked_at FROM employer_approvals"
+                " WHERE org_number = $1",
+                org_number,
+            )
+        }
+        return EmployerCards(org_number, name, {r["card_type"]: r["n"] for r in rows}, approvals)
 
 
 def _card_row(row: Any) -> CardRow:

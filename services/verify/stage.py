@@ -8,7 +8,10 @@
 - `order.status`: each order's latest status (a status of an older revision never
   replaces a newer one), for the proof-of-order page.
 - `order.accepted`: read with a model of verify's own that takes only the employer's
-  name and the photo key, so the worker's national id is never even parsed here.
+  name and org number, the card type and the photo key, so the worker's national id is
+  never even parsed here.
+- the employer's approvals (cleaning, staffing) as the order's register checks (on
+  `order.status`) and a card suspended for a lost approval (on `card.status`) last said.
 
 verify never changes an order: a broken event is dead-lettered only.
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.verify.domain import approvals_checked, approvals_lost
 from services.verify.repository import PostgresVerifyStore, VerifyStore
 from services.verify.settings import VerifySettings
 from shared.delivery import OrderRef
@@ -48,10 +52,12 @@ class _View(BaseModel):
 
 class _EmployerView(_View):
     name: Text
+    org_number: str | None = None  # for the employer check's approvals (not personal data)
 
 
 class _OrderView(_View):
     employer: _EmployerView
+    card_type: str | None = None
 
 
 class AcceptedView(Event):
@@ -83,11 +89,25 @@ class Verify(Stage):
         log.info("verify.card_recorded", card_number=event.card_number)
 
     async def on_card_status(self, tx: UnitOfWork, event: CardStatusChanged) -> None:
-        await self.store(tx.conn, self.name).save_card_status(event)
+        store = self.store(tx.conn, self.name)
+        await store.save_card_status(event)
+        lost = approvals_lost(event.reasons)
+        if lost and (org_number := await store.card_employer(event.card_number)):
+            await store.save_approvals(org_number, lost, event.occurred_at)
         log.info("verify.card_status", card_number=event.card_number, status=event.status.value)
 
     async def on_status(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
-        await self.store(tx.conn, self.name).save_status(event)
+        store = self.store(tx.conn, self.name)
+        await store.save_status(event)
+        if not event.checks:
+            return
+        employer = await store.order_employer(event.order_id)
+        if employer is not None:
+            org_number, card_type = employer
+            found = approvals_checked(card_type, event.checks)
+            if found:
+                checked_at = max(c.checked_at for c in event.checks)
+                await store.save_approvals(org_number, found, checked_at)
 
     async def on_accepted(self, tx: UnitOfWork, event: AcceptedView) -> None:
         # The status may not have come yet (topics are read independently): the photo is

@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.verify.domain import (
+    APPROVAL_LABEL,
     CARD_TYPE_LABEL,
     ORDER_STATE_LABEL,
     VALID_ON,
@@ -293,6 +294,18 @@ class VerifyApp:
             "valid_cards": sum(found.valid.values()),
             "valid_cards_by_type": {t: found.valid.get(t, 0) for t in CARD_TYPE_LABEL},
             "checked_on": self.today().isoformat(),
+            # as kortflyt's own register checks last found it; null: never checked here
+            "approvals": {
+                register: (
+                    {
+                        "approved": a.approved,
+                        "checked_on": a.checked_at.astimezone(OSLO).date().isoformat(),
+                    }
+                    if (a := found.approvals.get(register))
+                    else None
+                )
+                for register in APPROVAL_LABEL
+            },
         }
         return self.answer(request, "employer.html", data)
 
@@ -346,7 +359,7 @@ def _card_basics(card_number: str, card_type: str) -> dict[str, Any]:
     }
 
 
-_LABELS = {"card_type": CARD_TYPE_LABEL}
+_LABELS = {"card_type": CARD_TYPE_LABEL, "approval": APPROVAL_LABEL}
 
 
 def security_headers(

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -27,7 +27,7 @@ from devtools.factories import national_id, org_number, sample_photo, submitted
 from services.verify.domain import CardStatus, RateLimiter
 from services.verify.keys import KeyRing
 from services.verify.repository import Lookups
-from services.verify.stage import Verify
+from services.verify.stage import AcceptedView, Verify
 from services.verify.web import CSP, VerifyApp, security_headers
 from shared.blobstore import DirectoryBlobStore
 from shared.db import create_pool, migrate
@@ -35,6 +35,7 @@ from shared.delivery import Delivery
 from shared.events import (
     CardProduced,
     CardStatusChanged,
+    CheckSummary,
     Event,
     OrderAccepted,
     OrderStatusChanged,
@@ -349,11 +350,75 @@ async def test_the_employer_check_counts_valid_cards_without_personal_data(
         "valid_cards": 3,
         "valid_cards_by_type": {"construction": 2, "cleaning": 1},
         "checked_on": TODAY.isoformat(),
+        "approvals": {"cleaning": None, "staffing": None},  # never checked by kortflyt
     }
     page = await verifier.client.get(f"/virksomhet/{employer}")
     assert "Kari Nordmann" not in page.text and ">3<" in page.text
     bad = await verifier.client.get("/virksomhet/123456789", headers=JSON)
     assert (bad.status_code, bad.json()["error"]) == (400, "ORG_NUMBER_INVALID")
+
+
+async def test_the_employer_check_says_what_the_register_checks_last_found_of_its_approvals(
+    verifier: Verifier,
+) -> None:
+    """Cleaning approved by a cleaning card's order check; staffing not approved by another
+    order's; then a card suspended for a lost cleaning approval, later: not approved."""
+    employer = org_number()
+    checked = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+    async def order(order_id: str, card_type: str, *checks: CheckSummary) -> None:
+        view = AcceptedView.model_validate(
+            {
+                "order_id": order_id,
+                "revision": 1,
+                "order": {
+                    "card_type": card_type,
+                    "employer": {"name": "Renhold AS", "org_number": employer},
+                },
+            },
+            strict=False,
+        )
+        await verifier.deliver(ORDER_ACCEPTED, view)
+        status = OrderStatusChanged(
+            order_id=order_id, revision=1, status=Status.APPROVED, stage="registry_check",
+            checks=list(checks),
+        )  # fmt: skip
+        await verifier.deliver(ORDER_STATUS, status)
+
+    def check(name: str, source: str, outcome: str, code: ReasonCode | None = None) -> CheckSummary:
+        return CheckSummary(
+            check=name, outcome=outcome, source=source, code=code, checked_at=checked
+        )
+
+    await order("AP-1", "cleaning", check("card_type", "renholdsregisteret", "passed"))
+    await order(
+        "AP-2",
+        "construction",
+        check("card_type", "renholdsregisteret", "passed"),  # says nothing of an approval
+        check(
+            "staffing", "bemanningsforetaksregisteret", "failed", ReasonCode.STAFFING_NOT_APPROVED
+        ),
+    )
+    answer = (await verifier.client.get(f"/virksomhet/{employer}", headers=JSON)).json()
+    assert answer["approvals"] == {
+        "cleaning": {"approved": True, "checked_on": "2026-11-02"},
+        "staffing": {"approved": False, "checked_on": "2026-11-02"},
+    }
+    card = await verifier.card(employer_org_number=employer, card_type="cleaning")
+    lost = CardStatusChanged(
+        order_id=card.order_id,
+        card_number=card.card_number,
+        status=Published.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_CLEANING_APPROVAL_LOST, "cleaning")],
+        valid_until=card.valid_until,
+        occurred_at=datetime(2026, 11, 20, 6, tzinfo=UTC),
+    )
+    await verifier.deliver(CARD_STATUS, lost)
+    await order("AP-3", "cleaning")  # an order without checks changes nothing
+    answer = (await verifier.client.get(f"/virksomhet/{employer}", headers=JSON)).json()
+    assert answer["approvals"]["cleaning"] == {"approved": False, "checked_on": "2026-11-20"}
+    page = (await verifier.client.get(f"/virksomhet/{employer}")).text
+    assert "Ikke godkjent" in page and "20.11.2026" in page
 
 
 async def test_the_keys_are_published_as_a_jwk_set(verifier: Verifier) -> None:

@@ -7,15 +7,23 @@ and a status without a card number keeps the one stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.verify.domain import CardStatus
+from services.verify.domain import CardStatus, approvals_checked
 from services.verify.stage import AcceptedView, Verify
-from shared.events import CardProduced, CardStatusChanged, OrderStatusChanged, Status
+from shared.events import (
+    CardProduced,
+    CardStatusChanged,
+    CheckSummary,
+    OrderStatusChanged,
+    Reason,
+    Status,
+)
 from shared.events import CardStatus as Published
+from shared.reasons import ReasonCode
 from tests.unit.fake_uow import FakeUnitOfWork
 
 NOW = datetime(2026, 6, 3, 8, 15, tzinfo=UTC)
@@ -37,9 +45,25 @@ class FakeVerifyStore:
         self.cards: dict[str, tuple[CardStatus, CardProduced]] = {}
         self.orders: dict[str, OrderSeen] = {}
         self.card_statuses: dict[str, CardStatusChanged] = {}
+        self.employers: dict[str, tuple[str, str | None]] = {}  # order -> org, card type
+        self.approvals: dict[tuple[str, str], tuple[bool, datetime]] = {}
 
     def __call__(self, _conn: Any, _schema: str) -> FakeVerifyStore:
         return self
+
+    async def order_employer(self, order_id: str) -> tuple[str, str | None] | None:
+        employer = self.employers.get(order_id)
+        return employer
+
+    async def card_employer(self, card_number: str) -> str | None:
+        found = self.cards.get(card_number)
+        return found[1].employer_org_number if found else None
+
+    async def save_approvals(self, org_number: str, found: dict[str, bool], at: datetime) -> None:
+        for register, approved in found.items():
+            stored = self.approvals.get((org_number, register))
+            if stored is None or stored[1] <= at:
+                self.approvals[(org_number, register)] = (approved, at)
 
     async def save_card(self, card: CardProduced) -> None:
         status = self.cards.get(card.card_number, (CardStatus.ACTIVE, card))[0]
@@ -70,6 +94,11 @@ class FakeVerifyStore:
             self.orders[accepted.order_id] = replace(
                 stored, employer_name=accepted.order.employer.name, photo_key=accepted.photo_key
             )
+            if accepted.order.employer.org_number:
+                self.employers[accepted.order_id] = (
+                    accepted.order.employer.org_number,
+                    accepted.order.card_type,
+                )
 
 
 @pytest.fixture
@@ -184,3 +213,75 @@ async def test_a_card_status_is_projected_and_changes_no_order(
 
     assert store.card_statuses == {"0000000083": event}
     assert tx.messages == []
+
+
+RR, BR = "renholdsregisteret", "bemanningsforetaksregisteret"
+
+
+def summary(check: str, source: str | None, outcome: str, code: ReasonCode | None = None) -> Any:
+    return CheckSummary(check=check, outcome=outcome, source=source, code=code, checked_at=NOW)
+
+
+@pytest.mark.parametrize(
+    ("card_type", "checks", "found"),
+    [
+        ("cleaning", [summary("card_type", RR, "passed")], {"cleaning": True}),
+        # a construction card passes when the company is NOT in the register: says nothing
+        ("construction", [summary("card_type", RR, "passed")], {}),
+        (
+            "cleaning",
+            [summary("card_type", RR, "failed", ReasonCode.CLEANING_NOT_APPROVED)],
+            {"cleaning": False},
+        ),
+        # a pending application waits: no answer on the approval yet
+        ("cleaning", [summary("card_type", RR, "waiting", ReasonCode.CLEANING_APPROVAL_PENDING)], {}),  # noqa: E501
+        ("construction", [summary("staffing", BR, "passed")], {"staffing": True}),
+        ("construction", [summary("staffing", None, "passed")], {}),  # not a staffing company
+        (
+            "construction",
+            [summary("staffing", BR, "failed", ReasonCode.STAFFING_NOT_APPROVED)],
+            {"staffing": False},
+        ),
+    ],
+)  # fmt: skip
+def test_what_an_order_s_checks_say_of_its_employer_s_approvals(
+    card_type: str, checks: list[CheckSummary], found: dict[str, bool]
+) -> None:
+    assert approvals_checked(card_type, checks) == found
+
+
+async def test_approvals_come_from_the_order_s_checks_and_a_card_suspended_for_a_lost_one(
+    verify: Verify, store: FakeVerifyStore
+) -> None:
+    tx = FakeUnitOfWork("verify")
+    view = AcceptedView.model_validate(
+        {
+            "order_id": "V-9",
+            "occurred_at": NOW,
+            "revision": 1,
+            "order": {
+                "card_type": "cleaning",
+                "employer": {"name": "R AS", "org_number": "974760673"},
+            },
+        },
+        strict=False,
+    )  # fmt: skip
+    await verify.on_accepted(tx, view)
+    checked = OrderStatusChanged(
+        order_id="V-9", revision=1, status=Status.APPROVED, stage="registry_check",
+        checks=[summary("card_type", "renholdsregisteret", "passed")],
+    )  # fmt: skip
+    await verify.on_status(tx, checked)
+    assert store.approvals == {("974760673", "cleaning"): (True, NOW)}
+
+    await verify.on_card_produced(tx, card(card_number="0000000091"))
+    later = NOW + timedelta(days=3)
+    lost = CardStatusChanged(
+        order_id="V-1", card_number="0000000091", status=Published.SUSPENDED,
+        reasons=[Reason.of(ReasonCode.CARD_CLEANING_APPROVAL_LOST, "cleaning")],
+        valid_until=date(2028, 6, 3), occurred_at=later,
+    )  # fmt: skip
+    await verify.on_card_status(tx, lost)
+    assert store.approvals == {("974760673", "cleaning"): (False, later)}
+    await verify.on_status(tx, checked)  # the older check, again: the newer finding stands
+    assert store.approvals == {("974760673", "cleaning"): (False, later)}
