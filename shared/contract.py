@@ -148,6 +148,13 @@ CHANNELS: tuple[Channel, ...] = (
                 " a command without a valid one is refused and audited",
             ),
             (HEADER_KEY_ID, "the signing key's id (first 16 hex digits of SHA-256 of the raw key)"),
+            (
+                HEADER_EVENT_TYPE,
+                "the command's `event_type`, outside the signature: a service that reads the"
+                " topic only for re-drives of its own dead letters passes over every other"
+                " record by it, undecoded (the owners of the other commands dead-letter what"
+                " is broken)",
+            ),
         ),
     ),
     Channel(

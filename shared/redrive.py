@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from shared.db import Connection
 
 log = get_logger(__name__)
+REDRIVE_ONLY = frozenset({RedriveDeadLetter.model_fields["event_type"].default})
 # Headers of the retry machinery: a re-driven record starts again as a first delivery.
 RETRY_HEADERS = frozenset({HEADER_ORIGIN, HEADER_ATTEMPT, HEADER_DUE_AT, HEADER_ERROR})
 
@@ -126,7 +127,8 @@ def with_redrive(
         await audit_command(tx, command, outcome)
         log.info("dead_letter.redrive", dead_letter=command.dead_letter_id, outcome=outcome)
 
-    base = own if own is not None else Route(Command, handle, report_invalid=False)
+    # A stage without commands of its own reads the topic for its re-drives only.
+    base = own or Route(Command, handle, report_invalid=False, event_types=REDRIVE_ONLY)
     return {
         **routes,
         ORDER_COMMANDS: replace(base, handle=handle, parse=parse_command, verify=verify_ours),

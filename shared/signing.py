@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from shared.delivery import HEADER_EVENT_TYPE
 from shared.events import Command
 from shared.keys import (
     key_id,
@@ -91,6 +92,9 @@ class CommandSigner:
             (
                 (HEADER_SIGNATURE, base64.b64encode(signature)),
                 (HEADER_KEY_ID, self.key_id.encode()),
+                # What it is, unsigned, for readers that pass over what is not theirs
+                # undecoded; whoever acts on it checks the signature over the value.
+                (HEADER_EVENT_TYPE, command.event_type.encode()),
             ),
         )
 

@@ -39,7 +39,7 @@ from shared.topics import COMMAND_OUTCOMES, ORDER_STATUS
 if TYPE_CHECKING:
     from shared.db import Connection
 
-from shared.delivery import HEADER_STATUS, Delivery, OrderRef, described
+from shared.delivery import HEADER_EVENT_TYPE, HEADER_STATUS, Delivery, OrderRef, described
 
 log = get_logger(__name__)
 
@@ -210,9 +210,17 @@ class Route(Generic[E, P]):
     # over before it is decoded (by its `kortflyt-status` header, which `UnitOfWork.emit` sets)
     # or, without the header, once decoded: no transaction, no inbox row.
     statuses: frozenset[Status] | None = None
+    # For a reader that acts on a few event types of a topic it does not own (a service
+    # that reads the commands topic only for re-drives of its own dead letters): every
+    # other record, typed otherwise or untyped, is passed over undecoded, and what is broken
+    # there is dead-lettered by the topic's owners, once, not by every reader.
+    event_types: frozenset[str] | None = None
 
     def passes_over(self, d: Delivery) -> bool:
-        """Whether this status record is one `handle` does not act on (by its header)."""
+        """Whether this record is one `handle` does not act on (by its headers)."""
+        if self.event_types is not None:
+            kind = d.headers.get(HEADER_EVENT_TYPE)
+            return kind is None or kind.decode(errors="replace") not in self.event_types
         if self.statuses is None or (status := d.headers.get(HEADER_STATUS)) is None:
             return False
         return status.decode(errors="replace") not in self.statuses

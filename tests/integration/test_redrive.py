@@ -26,8 +26,9 @@ from services.support.web.auth import Staff
 from services.support.web.commands import ConsoleCommands
 from services.support.web.queries import Queries
 from shared.db import create_pool, migrate
-from shared.delivery import HEADER_ORIGIN, Delivery
+from shared.delivery import HEADER_EVENT_TYPE, HEADER_ORIGIN, Delivery
 from shared.events import (
+    Command,
     CommandHandled,
     OrderStatusChanged,
     RedriveDeadLetter,
@@ -246,10 +247,17 @@ async def test_a_service_audits_refused_commands_meant_for_it_and_passes_over_th
     other = RedriveDeadLetter(order_id="RD-1", actor="m", service="notify", dead_letter_id=1)
     replay = ReplayOrder(order_id="RD-1", actor="m")
     missing = RedriveDeadLetter(order_id="RD-1", actor="s", service=schema, dead_letter_id=99)
+
+    def typed(command: Command) -> dict[str, bytes]:  # unsigned, typed as a forger would
+        return {HEADER_EVENT_TYPE: command.event_type.encode()}
+
     deliveries = [
-        Delivery(ORDER_COMMANDS, 0, 1, b"RD-1", encode(mine)),
-        Delivery(ORDER_COMMANDS, 0, 2, b"RD-1", encode(other)),
-        Delivery(ORDER_COMMANDS, 0, 3, b"RD-1", encode(replay)),
+        Delivery(ORDER_COMMANDS, 0, 1, b"RD-1", encode(mine), typed(mine)),
+        Delivery(ORDER_COMMANDS, 0, 2, b"RD-1", encode(other), typed(other)),
+        Delivery(ORDER_COMMANDS, 0, 3, b"RD-1", encode(replay), typed(replay)),
+        # Untyped bytes: the owners of the commands dead-letter them; a re-drive reader
+        # passes them over undecoded (no audit, no dead letter of its own).
+        Delivery(ORDER_COMMANDS, 0, 5, b"RD-1", b"not a command"),
         Delivery(
             ORDER_COMMANDS,
             0,
@@ -274,3 +282,4 @@ async def test_a_service_audits_refused_commands_meant_for_it_and_passes_over_th
         for r in await pool.fetch("SELECT value FROM outbox WHERE topic = $1", COMMAND_OUTCOMES)
     ]
     assert sorted(o.outcome for o in published) == sorted(audited.values())
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
