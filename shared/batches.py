@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from asyncpg.transaction import Transaction
 
 log = get_logger(__name__)
+LOCK_TIMEOUT_MS = 2000
 
 
 class _Batch:
@@ -48,6 +49,11 @@ class _Batch:
         self.conn = await pool.acquire()
         self.transaction = self.conn.transaction()
         await self.transaction.start()
+        # One member waiting on a lock would hold up every batch-mate (their work shares
+        # this transaction): a member that waits longer than this fails alone (its
+        # savepoint), is tried again later, and the others commit. A stalled process (a
+        # paused VM, SIGSTOP) holding the lock then costs its own orders only.
+        await self.conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
 
 
 class Batches:

@@ -76,6 +76,9 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     # the same orders' locks in turn): PostgreSQL aborts one, which is tried again.
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
+    # A batch member that waited on a lock past the batch's lock_timeout (shared/batches.py):
+    # held by another transaction, perhaps of a stalled process; tried again later.
+    asyncpg.LockNotAvailableError,
     TimeoutError,
 )
 

@@ -95,3 +95,37 @@ async def test_a_message_that_fails_rolls_back_alone_and_its_batch_mates_commit(
         for r in await pool.fetch("SELECT value FROM outbox WHERE key = 'B-7'")
     ]
     assert Status.APPROVED not in statuses
+
+
+class Locker(Recorder):
+    """Like Recorder, but B-0 first takes a row lock another transaction holds."""
+
+    async def handle(self, tx: UnitOfWork, event: OrderStatusChanged) -> None:
+        if event.order_id == "B-0":
+            await tx.conn.execute("UPDATE held SET n = n + 1 WHERE id = 1")
+        await super().handle(tx, event)
+
+
+async def test_a_member_waiting_on_a_stalled_lock_fails_alone_and_its_batch_mates_commit(
+    pool: asyncpg.Pool, schema: str, settings: Settings
+) -> None:
+    """A transaction left open (a stalled process) holds a row B-0 needs: B-0 gives up
+    after the batch's lock_timeout and is tried again later (an infrastructure error, not
+    counted), while its batch-mates commit at once instead of waiting with it."""
+    await pool.execute("CREATE TABLE held (id int PRIMARY KEY, n int)")
+    await pool.execute("INSERT INTO held VALUES (1, 0)")
+    stage = Locker(schema, {})
+    processor = Processor(pool, stage, settings)
+    async with pool.acquire() as stalled, stalled.transaction():
+        await stalled.execute("UPDATE held SET n = 100 WHERE id = 1")  # and never commits
+        started = asyncio.get_running_loop().time()
+        outcomes = await asyncio.gather(
+            *(processor.process(d) for d in deliveries(6)), return_exceptions=True
+        )
+        waited = asyncio.get_running_loop().time() - started
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert [type(o).__name__ for o in failed] == ["LockNotAvailableError"]
+    assert sorted(o for o in outcomes if isinstance(o, str)) == ["handled"] * 5
+    keys = {r["key"] for r in await pool.fetch("SELECT key FROM outbox")}
+    assert keys == {f"B-{i}".encode() for i in range(1, 6)}  # B-0 left nothing
+    assert waited < 10  # the lock timeout and one back-off, not the stalled transaction
