@@ -306,9 +306,19 @@ def orders_with_rejections(
 
 
 def latest_statuses(records: list[Any]) -> dict[str, OrderStatusChanged]:
+    """Each order's latest status as a reader must take it: the newest revision's, and of
+    that the one that happened last. Topic order alone is not enough: two stages publish
+    through their own relays, and a record retried after a broker fault (registry_check's
+    APPROVED) can land after the next stage's PRODUCED."""
     latest: dict[str, OrderStatusChanged] = {}
     for r in records:
-        latest[r.key.decode()] = OrderStatusChanged.model_validate_json(r.value)
+        event = OrderStatusChanged.model_validate_json(r.value)
+        seen = latest.get(event.order_id)
+        if seen is None or (event.revision, event.occurred_at) >= (
+            seen.revision,
+            seen.occurred_at,
+        ):
+            latest[event.order_id] = event
     return latest
 
 
