@@ -188,27 +188,33 @@ def _body_en(n: Notice) -> list[str]:
 def render(n: Notice) -> MailText:
     """The e-mail for a status in MAILED; ValueError for any other (or PRODUCED without card)."""
     nb, en = STATUS_LABEL[n.status]
-    subject = f"HMS-kort {n.order_id}: {nb} / {en}"
-    greeting_nb = f"Hei{', ' + n.employer_name if n.employer_name else ''}!"
-    greeting_en = f"Hello{', ' + n.employer_name if n.employer_name else ''},"
+    return _bilingual(
+        f"HMS-kort {n.order_id}: {nb} / {en}",
+        n.employer_name,
+        [*_body_nb(n), "", f"Status: {nb} (revisjon {n.revision})"],
+        [*_body_en(n), "", f"Status: {en} (revision {n.revision})"],
+    )
+
+
+def _bilingual(
+    subject: str, employer_name: str | None, body_nb: list[str], body_en: list[str]
+) -> MailText:
+    """Every e-mail notify sends: bokmål first, then English, each greeted and signed."""
+    name = f", {employer_name}" if employer_name else ""
     lines = [
         "(English below)",
         "",
-        greeting_nb,
+        f"Hei{name}!",
         "",
-        *_body_nb(n),
-        "",
-        f"Status: {nb} (revisjon {n.revision})",
+        *body_nb,
         "",
         "Hilsen HMS-kort. Denne e-posten kan ikke besvares.",
         "",
         "-" * 60,
         "",
-        greeting_en,
+        f"Hello{name},",
         "",
-        *_body_en(n),
-        "",
-        f"Status: {en} (revision {n.revision})",
+        *body_en,
         "",
         "Regards, HMS-kort. This e-mail cannot be replied to.",
         "",
@@ -323,29 +329,9 @@ def _card_body(n: CardNotice, english: bool) -> list[str]:
 def render_card(n: CardNotice) -> MailText:
     """The e-mail of a card notice, bokmål and then English."""
     nb, en = CARD_NOTICE_LABEL[n.kind]
-    subject = f"HMS-kort {n.card.number}: {nb} / {en}"
-    greeting_nb = f"Hei{', ' + n.employer_name if n.employer_name else ''}!"
-    greeting_en = f"Hello{', ' + n.employer_name if n.employer_name else ''},"
-    lines = [
-        "(English below)",
-        "",
-        greeting_nb,
-        "",
-        *_card_body(n, english=False),
-        "",
-        f"Bestillingsreferanse: {n.order_id}",
-        "",
-        "Hilsen HMS-kort. Denne e-posten kan ikke besvares.",
-        "",
-        "-" * 60,
-        "",
-        greeting_en,
-        "",
-        *_card_body(n, english=True),
-        "",
-        f"Order reference: {n.order_id}",
-        "",
-        "Regards, HMS-kort. This e-mail cannot be replied to.",
-        "",
-    ]
-    return MailText(subject, "\n".join(lines))
+    return _bilingual(
+        f"HMS-kort {n.card.number}: {nb} / {en}",
+        n.employer_name,
+        [*_card_body(n, english=False), "", f"Bestillingsreferanse: {n.order_id}"],
+        [*_card_body(n, english=True), "", f"Order reference: {n.order_id}"],
+    )
