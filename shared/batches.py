@@ -24,6 +24,7 @@ import asyncpg
 
 from shared import metrics
 from shared.logging import get_logger
+from shared.worker import wakes_begin, wakes_end
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -49,6 +50,7 @@ class _Batch:
         self.conn = await pool.acquire()
         self.transaction = self.conn.transaction()
         await self.transaction.start()
+        wakes_begin(self.conn)  # the outbox relay and the like, woken at commit
         # One member waiting on a lock would hold up every batch-mate (their work shares
         # this transaction): a member that waits longer than this fails alone (its
         # savepoint), is tried again later, and the others commit. A stalled process (a
@@ -98,12 +100,14 @@ class Batches:
         await asyncio.wait([batch.begun])
         if batch.begun.cancelled() or batch.begun.exception() is not None:
             if batch.conn is not None:
+                wakes_end(batch.conn, committed=False)  # before another takes the connection
                 await self.pool.release(batch.conn)  # checked out, but no transaction began
             batch.committed.cancel()  # its members have had begun's error already
             return
         assert batch.conn is not None and batch.transaction is not None
         try:
             await batch.transaction.commit()
+            wakes_end(batch.conn, committed=True)
             self.commits += 1
             metrics.BATCH_SIZE(self.service).observe(batch.joined)
             batch.committed.set_result(None)
@@ -118,4 +122,5 @@ class Batches:
             batch.committed.cancel()
             raise
         finally:
+            wakes_end(batch.conn, committed=False)  # no-op once committed
             await self.pool.release(batch.conn)

@@ -348,6 +348,7 @@ class Service(Generic[S]):
             producer,
             batch_size=s.relay_batch_size,
             poll_interval_s=s.relay_poll_interval_s,
+            linger_s=s.relay_linger_s,
             lease_s=s.leader_lease_s,
         )
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

@@ -40,8 +40,12 @@ class Settings(BaseSettings):
 
     # The outbox relay publishes at most this many events per round trip.
     relay_batch_size: int = Field(default=500, ge=1)
-    # Without a NOTIFY the relay still looks at the outbox this often.
+    # Without a wake the relay still looks at the outbox this often.
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
+    # Woken by a commit, the relay waits this long first, so that the commits of the
+    # next few milliseconds go out in the same round (one transaction, one produce
+    # request) instead of a round each: each hop of an order waits this much longer.
+    relay_linger_s: float = Field(default=0.005, ge=0, le=1)
     # A leader (relay, spooler, sender) that has not renewed its lease for this long is
     # deposed by a standby (shared/leader.py).
     leader_lease_s: float = Field(default=5.0, gt=0)

@@ -25,6 +25,7 @@ from services.notify.templates import CardNotice, CardNoticeKind, render_card
 from shared.events import Reason, Status
 from shared.logging import get_logger
 from shared.norway import Clock, today_in_norway
+from shared.worker import committing
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -123,7 +124,7 @@ class ExpiryWarner:
         last_day = today_in_norway(self.mail.clock()) + timedelta(days=WARN_DAYS)
         warned = 0
         while True:
-            async with conn.transaction():
+            async with committing(conn):
                 store = self.store(conn, self.schema)
                 due = await store.expiring(last_day, BATCH)
                 for known in due:

@@ -23,7 +23,7 @@ from shared.outbox import enqueue
 from shared.reasons import ReasonCode
 from shared.stage import UnitOfWork
 from shared.topics import ORDER_EMAILS
-from shared.worker import wake_at_commit
+from shared.worker import committing, wake_at_commit
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -274,7 +274,7 @@ class PostgresNotifyStore:
     async def claim(self, sending: Notification, after: Outcome | None = None) -> bool:
         if after is None:
             return await self._claim(sending)
-        async with self.conn.transaction():
+        async with committing(self.conn):
             await self.save_outcome(after.notification, after.retry_in_s, after.report)
             return await self._claim(sending)
 
@@ -294,7 +294,7 @@ class PostgresNotifyStore:
     async def save_outcome(
         self, notification: Notification, retry_in_s: float = 0.0, report: EmailSent | None = None
     ) -> None:
-        async with self.conn.transaction():
+        async with committing(self.conn):
             await self._save_outcome(notification, retry_in_s)
             if report is not None:
                 tx = UnitOfWork(self.conn, "notify")

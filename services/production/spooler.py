@@ -40,7 +40,7 @@ from shared.processor import backoff_s
 from shared.qrtoken import Payload, token_url
 from shared.stage import UnitOfWork
 from shared.topics import CARD_PRODUCED, CARD_STATUS
-from shared.worker import WorkLoop
+from shared.worker import WorkLoop, committing
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -95,7 +95,7 @@ class Spooler:
         and `card.status` EXPIRED says so to everyone, in the same transaction."""
         today = today_in_norway(self.clock())
         register = self.register(conn, self.schema)
-        async with conn.transaction():
+        async with committing(conn):
             candidates = await register.active_until_before(today)
             expired = [e for card in candidates if (e := card.expired(today)) is not None]
             await register.set_status(expired)
@@ -150,7 +150,7 @@ class Spooler:
 
     async def _record(self, conn: Connection, card: Card, entry: SpoolEntry) -> None:
         """In one transaction: the card is printed, `card.produced` and PRODUCED are out."""
-        async with conn.transaction():
+        async with committing(conn):
             printed = await self.register(conn, self.schema).mark_printed(card, entry)
             if printed:
                 tx = UnitOfWork(conn, "production")

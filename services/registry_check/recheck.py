@@ -53,6 +53,7 @@ from shared.norway import today_in_norway
 from shared.outbox import OutgoingMessage, enqueue
 from shared.reasons import ReasonCode
 from shared.topics import CARD_FINDINGS
+from shared.worker import committing
 
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -166,7 +167,7 @@ class FeedFollower:
         found = {org: employer_code(unit) for org, unit in units.items()}
         codes = {org: code for org, code in found.items() if not isinstance(code, Unknown)}
         findings: list[CardFinding] = []
-        async with conn.transaction():
+        async with committing(conn):
             changed = []
             for card in await cards.employer_changed(codes):
                 updated = replace(card, found=card.found.with_employer(codes[card.employer_org]))
@@ -232,7 +233,7 @@ class CardSchedule:
     async def step(self, conn: Connection) -> bool:
         """Re-check one batch of due cards; True when the batch was full (more are due)."""
         cards = ActiveCards(conn)
-        async with conn.transaction():
+        async with committing(conn):
             claimed = await cards.claim_due(self.batch, CLAIM_HOLD)
         if not claimed:
             return False
@@ -242,7 +243,7 @@ class CardSchedule:
         was_due = {card.card_number: due for card, due in claimed}
         asked = {card.card_number: a for (card, _due), a in zip(claimed, answers, strict=True)}
         findings: list[CardFinding] = []
-        async with conn.transaction():
+        async with committing(conn):
             for card in await cards.lock(list(asked)):  # fresh: the feed may have written
                 answer = asked[card.card_number]
                 if answer is None:

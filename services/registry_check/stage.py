@@ -74,6 +74,7 @@ from shared.reasons import ReasonCode
 from shared.signing import CommandVerifier
 from shared.stage import Route, Stage, TransientFailure, UnitOfWork, audit_command
 from shared.topics import CARD_PRODUCED, CARD_STATUS, ORDER_ACCEPTED, ORDER_APPROVED, ORDER_COMMANDS
+from shared.worker import committing
 
 if TYPE_CHECKING:
     from shared.db import Connection
@@ -436,7 +437,7 @@ class RegistryCheck(Stage):
 
     async def recheck_due(self, pool: asyncpg.Pool) -> int:
         """Send every waiting order whose next check is due to be checked again."""
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, committing(conn):
             due = await self.orders(conn).due_for_recheck(RECHECK_BATCH, self.recheck_interval)
             if not due:
                 return 0
