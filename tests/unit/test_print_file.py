@@ -5,7 +5,6 @@ the rendered page) carrying the signed verification URL."""
 from __future__ import annotations
 
 import io
-import math
 from datetime import date
 from typing import Any
 
@@ -146,15 +145,12 @@ def drawn_paths(pdf: bytes, page: int) -> list[list[tuple[float, ...]]]:
 
 
 def modules_of(rects: list[tuple[float, ...]]) -> set[tuple[int, int]]:
-    """The dark modules (row, column) a QR path covers, from its rectangles' geometry."""
-    unit = rects[0][3]
-    left = min(x for x, _y, _w, _h in rects)
-    top = max(y + h for _x, y, _w, h in rects)
+    """The dark modules (row, column) a QR path covers: it is drawn in module units (one
+    unit-high rectangle per run, row counted down), scaled to size by a transform."""
     cells = set()
     for x, y, w, h in rects:
-        assert math.isclose(h, unit)
-        row, col = round((top - y - h) / unit), round((x - left) / unit)
-        cells |= {(row, col + i) for i in range(round(w / unit))}
+        assert h == 1 and x == int(x) and y == int(y) and w == int(w)
+        cells |= {(int(y), int(x) + i) for i in range(int(w))}
     return cells
 
 
