@@ -235,6 +235,9 @@ class Service(Generic[S]):
             client_id=f"kortflyt-{self.stage.name}",
             graceful_timeout=settings.shutdown_grace_s,
             logger=None,
+            # The handler takes the message as it is (`message_decoder`): no FastDepends
+            # call model to solve, nor a return value to serialise, per message.
+            apply_types=False,
         )
         name = self.stage.name
         self.main = Subscription(name, self._handle, settings.consumer_max_in_flight)
