@@ -172,24 +172,17 @@ class OutboxRelay:
         await self._loop.run(conn, step, self._stop)
 
     async def _publish_batch(self, conn: Connection) -> int:
-        """Publish the oldest rows; returns how many left the outbox (published or set aside).
-
-        One transaction a round: the rows are read, sent and deleted in it (the relay is
-        the outbox's only deleter, so nothing changes them meanwhile). A Kafka that cannot
-        be reached is waited for outside it, so no transaction stays open through an outage."""
+        """Publish the oldest rows; returns how many left the outbox (published or set aside)."""
+        self.last_round = time.monotonic()
+        rows: Sequence[asyncpg.Record] = await conn.fetch(
+            "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            self._publishing = True
+            return 0
         while True:
-            self.last_round = time.monotonic()
-            async with conn.transaction():
-                rows: Sequence[asyncpg.Record] = await conn.fetch(
-                    "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
-                    self._batch_size,
-                )
-                if not rows:
-                    self._publishing = True
-                    return 0
-                done, refused, transient = await self._send(rows)
-                if done or refused:
-                    await self._remove(conn, done, refused)
+            done, refused, transient = await self._send(rows)
             if done or refused:
                 break
             # Kafka unreachable or busy: keep the rows, try again; never skip one.
@@ -199,6 +192,16 @@ class OutboxRelay:
                 return 0  # the rows stay in the outbox; the next start publishes them
             await asyncio.sleep(self._poll_interval_s)
         self._publishing = transient is None
+        async with conn.transaction():
+            for row_id, error in refused.items():
+                await conn.execute(
+                    "INSERT INTO outbox_failed (id, topic, key, value, headers, created_at, error)"
+                    " SELECT id, topic, key, value, headers, created_at, $2 FROM outbox"
+                    " WHERE id = $1",
+                    row_id,
+                    error,
+                )
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [*done, *refused])
         for row_id, error in refused.items():
             log.error("outbox.record_set_aside", outbox_id=row_id, error=error)
         self.published += len(done)
@@ -207,19 +210,6 @@ class OutboxRelay:
         if refused:
             metrics.OUTBOX_SET_ASIDE(self._schema).inc(len(refused))
         return len(done) + len(refused)
-
-    @staticmethod
-    async def _remove(conn: Connection, done: list[int], refused: dict[int, str]) -> None:
-        """Delete what was published, and move what Kafka refused to `outbox_failed`."""
-        for row_id, error in refused.items():
-            await conn.execute(
-                "INSERT INTO outbox_failed (id, topic, key, value, headers, created_at, error)"
-                " SELECT id, topic, key, value, headers, created_at, $2 FROM outbox"
-                " WHERE id = $1",
-                row_id,
-                error,
-            )
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [*done, *refused])
 
     async def _send(
         self, rows: Sequence[asyncpg.Record]
