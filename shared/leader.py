@@ -18,7 +18,8 @@ what the lease is for.
   when it resumes, as after a crash; consumers' inboxes and the spool's and mail's stable
   names make those copies harmless.
 
-A database fault reconnects after a pause.
+A database fault reconnects after a pause; so does any other fault of the work (logged
+with its traceback): only a stop ends `run`.
 """
 
 from __future__ import annotations
@@ -100,6 +101,19 @@ class Leader:
             except _DB_ERRORS as exc:
                 self.role = "reconnecting"
                 log.warning("leader.reconnecting", work=self.name, error=repr(exc))
+            except asyncio.CancelledError:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise  # this instance is stopping
+                # The work was cancelled by something other than us (a library's future):
+                # like any fault of the work below, not a reason to leave the election.
+                self.role = "reconnecting"
+                log.error("leader.work_cancelled", work=self.name)
+            except Exception:
+                # Any other fault of the work: stand by and try again. Letting it end this
+                # loop would leave the instance neither leading nor standing by, with
+                # nobody told (a CI run's chaos test lost production's relay that way).
+                self.role = "reconnecting"
+                log.exception("leader.work_failed", work=self.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.standby_poll_s)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -139,6 +139,19 @@ async def _prune_inbox(pool: asyncpg.Pool, retention_days: int) -> None:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("inbox.prune_failed", error=repr(exc))
         await asyncio.sleep(3600)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A task that runs until the service stops and ended with an error instead: say so,
+    with the traceback (nothing awaits it before the stop, so it would go unseen)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("service.task_failed", task=task.get_name(), exc_info=exc)
+
+
+def _watched(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_log_failure)
+    return task
 
 
 async def _stop_background(tasks: list[asyncio.Task[None]], grace_s: float) -> None:
@@ -355,7 +368,7 @@ class Service(Generic[S]):
             linger_s=s.relay_linger_s,
             lease_s=s.leader_lease_s,
         )
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        relay_task = _watched(relay.run(), "outbox-relay")
         health = self._health(pool, relay)
         heartbeat = asyncio.create_task(_heartbeat(Path(s.health_file), health), name="heartbeat")
         pruning = asyncio.create_task(_prune_inbox(pool, s.inbox_retention_days), name="prune")
@@ -364,10 +377,7 @@ class Service(Generic[S]):
             asyncio.create_task(commit_loop(sub.dispatcher, sub.commit), name="commit")
             for sub in (self.main, self.retry)
         ]
-        background = [
-            asyncio.create_task(work, name=f"{name}-background")
-            for work in self.stage.background(pool)
-        ]
+        background = [_watched(work, f"{name}-background") for work in self.stage.background(pool)]
         log.info("service.started", bootstrap=s.kafka_bootstrap_servers)
         try:
             app = metrics.metrics_app(health, lambda: self._refresh_metrics(pool))

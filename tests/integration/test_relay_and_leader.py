@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from structlog.testing import capture_logs
 
 from shared.leader import run_as_leader
 from shared.outbox import OutboxRelay, OutgoingMessage, enqueue, kafka_producer
@@ -196,3 +197,42 @@ async def test_a_hung_background_leader_is_deposed_and_its_late_writes_fail(
 
     assert took < 10
     assert late == 0, "the deposed leader's writes still committed"
+
+
+async def test_work_that_fails_in_an_unexpected_way_is_logged_and_led_again(
+    schema: str, settings: Settings
+) -> None:
+    """A fault of the work that is not a database error (a bug, a library's own error or
+    cancellation) must not end the instance's part in the election: the task running it
+    would be gone silently, neither leading nor standing by."""
+    runs: list[int] = []
+    again = asyncio.Event()
+
+    async def work(conn: Connection) -> None:
+        runs.append(await conn.fetchval("SELECT pg_backend_pid()"))
+        if len(runs) == 1:
+            raise RuntimeError("a bug in the work")
+        if len(runs) == 2:
+            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            lost.cancel()
+            await lost  # a future some library cancelled, not this task
+        again.set()
+        await asyncio.Event().wait()
+
+    leader = asyncio.create_task(
+        run_as_leader(settings.database_url, schema, "flaky", work, standby_poll_s=0.1)
+    )
+    with capture_logs() as logged:
+        try:
+            await asyncio.wait_for(again.wait(), 10)
+        finally:
+            leader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leader
+    assert len(runs) == 3 and len(set(runs)) == 3, runs  # a new session each time
+    events = [e["event"] for e in logged if e.get("work") == "flaky"]
+    assert events.count("leader.work_failed") == 1, events
+    assert events.count("leader.work_cancelled") == 1, events
+    assert events.count("leader.acquired") == 3, events
+    failed = next(e for e in logged if e["event"] == "leader.work_failed")
+    assert failed["exc_info"] is True and failed["log_level"] == "error"
