@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ RATE_PER_S = 4.0  # publishing lasts ~125 s: the three faults all fall inside it
 REJECT_EVERY = 10
 STOP_S = 40.0  # how long the leading production instance stays stopped
 PROGRESS_WITHIN_S = 10.0
+# Kafka hands a killed consumer's partitions to the others once its session has timed out
+# (aiokafka's default session_timeout_ms, which the services keep) and the group rebalanced.
+SESSION_TIMEOUT_S = 10.0
+REBALANCE_S = 3.0
 RECOVERY_TIMEOUT_S = 180.0
 OTHERS = tuple(name for name in SERVICES if name != "production")
 
@@ -176,10 +181,13 @@ async def test_500_orders_through_two_instances_each_with_broker_database_and_le
         for name in OTHERS:  # one instance of each, for good: the other takes its partitions
             pipeline.kill9(name, 2)
         await cards_after(pipeline, set(ids), killed)
-        # A card may come from production's backlog while the stages before it are still
-        # taking over the killed instances' partitions: stop its leader only once orders
-        # are approved again, or it may have nothing to do while stopped.
-        await approvals_after(pipeline, set(ids), killed)
+        # Until Kafka has handed the killed instances' partitions to the survivors, the
+        # stages before production go on only in part (and a card may come from its
+        # backlog): stop production's leader only once orders are approved again after
+        # that, or it may have nothing to do while stopped.
+        taken_over = killed + SESSION_TIMEOUT_S + REBALANCE_S
+        await asyncio.sleep(max(0.0, taken_over - time.time()))
+        await approvals_after(pipeline, set(ids), taken_over)
         stop.instance, works = await leading_instance(pipeline, 2)
         stop.at = time.time()
         print(  # noqa: T201 - shown with -s
@@ -222,8 +230,32 @@ async def test_500_orders_through_two_instances_each_with_broker_database_and_le
     assert work > 0, "production had nothing to do during its leader's stop: proves nothing"
     assert progress is not None and progress <= PROGRESS_WITHIN_S, (
         f"production made no card for {progress}s after its leader's SIGSTOP"
-        f" while {work} approved orders waited"
+        f" while {work} approved orders waited; what the instances said about leading:\n"
+        + "\n".join(leadership_lines(pipeline, 2, stop.at - PROGRESS_WITHIN_S))
     )
+
+
+def leadership_lines(pipeline: Pipeline, count: int, since: float) -> list[str]:
+    """Production's log lines about leading and failing since `since`, for a failure."""
+    wanted = {*TAKEN, *LOST, "leader.deposed_stalled_leader", "leader.work_failed"}
+    wanted |= {"leader.work_cancelled", "service.task_failed", "service.stuck", "card.printed"}
+    lines: list[str] = []
+    for n in range(1, count + 1):
+        printed = 0
+        for line in pipeline.log_of("production", n).read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+            except (ValueError, KeyError, TypeError):
+                continue
+            if at < since or entry.get("event") not in wanted:
+                continue
+            if entry["event"] == "card.printed":  # the first few say when printing resumed
+                printed += 1
+                if printed > 3:
+                    continue
+            lines.append(f"production-{n}: {line[:400]}")
+    return lines
 
 
 async def restore(pipeline: Pipeline, stop: LeaderStop) -> None:
