@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from devtools import factories
 from services.intake.documents import missing_document_codes
@@ -21,7 +22,7 @@ from shared.events import OrderSubmitted, parse_event
 from shared.outbox import OutboxRelay
 from shared.processor import reasons_from_validation
 from shared.reasons import ReasonCode
-from shared.runtime import stuck_work
+from shared.runtime import _watched, stuck_work
 from tests.unit.test_events import raw, replaced
 
 # --------------------------------------------------------------------------- event models
@@ -250,3 +251,21 @@ async def test_work_is_stuck_when_the_relay_cannot_publish_or_a_consumer_makes_n
     release.set()
     assert await dispatcher.drain(1)
     assert stuck_work(True, [dispatcher], stall_s=0.05) == []
+
+
+async def test_a_long_running_task_that_fails_is_logged_with_its_traceback() -> None:
+    """Nothing awaits the relay's or a stage's background task before the service stops:
+    one that ends with an error says so at once (a cancelled one, at the stop, does not)."""
+
+    async def fails() -> None:
+        raise RuntimeError("the work broke")
+
+    with capture_logs() as logged:
+        failing = _watched(fails(), "outbox-relay")
+        stopped = _watched(asyncio.Event().wait(), "production-background")
+        await asyncio.wait([failing], timeout=1)
+        stopped.cancel()
+        await asyncio.wait([stopped], timeout=1)
+        await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    assert [(e["event"], e["task"]) for e in logged] == [("service.task_failed", "outbox-relay")]
+    assert isinstance(logged[0]["exc_info"], RuntimeError)
