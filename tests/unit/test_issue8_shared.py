@@ -260,9 +260,12 @@ async def test_a_long_running_task_that_fails_is_logged_with_its_traceback() -> 
     async def fails() -> None:
         raise RuntimeError("the work broke")
 
+    async def runs_until_stopped() -> None:
+        await asyncio.Event().wait()
+
     with capture_logs() as logged:
         failing = _watched(fails(), "outbox-relay")
-        stopped = _watched(asyncio.Event().wait(), "production-background")
+        stopped = _watched(runs_until_stopped(), "production-background")
         await asyncio.wait([failing], timeout=1)
         stopped.cancel()
         await asyncio.wait([stopped], timeout=1)
