@@ -58,7 +58,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import psutil
 
 from deploy.dev import port_open, test_profile
@@ -231,8 +230,8 @@ class CountingLimit(RateLimit):
         super().__init__(per_s)
         self.at: list[float] = []
 
-    async def take(self, _request: httpx.Request | None = None) -> None:
-        await super().take(_request)
+    async def take(self) -> None:
+        await super().take()
         self.at.append(time.monotonic())
 
     def busiest_second(self, since: float) -> int:

@@ -11,9 +11,10 @@ through the services' own work functions, in the order the pipeline does them:
 
 - intake: the submission parsed and validated (shared.events), its photo and ID copy
   inspected (services.intake.documents.inspect; the files under the upload directory);
-- registry_check: `run_checks` and `decide` through the real HTTP adapters, answered by
-  `httpx.MockTransport` from the fake registers' seed (canned answers, the same records
-  devtools.fakes.registers serves), then `approved_facts` for order.approved;
+- registry_check: `run_checks` and `decide` through the real register adapters, their
+  client answering in memory from the fake registers' seed (canned answers, the same
+  records devtools.fakes.registers serves; no HTTP), then `approved_facts` for
+  order.approved;
 - production: the card's face (validity, employer, signed QR URL) and its print file
   (services.production.printfile.render_card) with the photo intake stored;
 - notify: the RECEIVED e-mail with its signed proof of order and the PRODUCED e-mail
@@ -30,14 +31,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devtools.fakes.register_data import default_seed
@@ -56,10 +56,11 @@ from services.registry_check.adapters import (
     HttpEnhetsregisteret,
     HttpFolkeregisteret,
     HttpRenholdsregisteret,
+    RegisterClient,
     Registers,
 )
 from services.registry_check.checks import run_checks
-from services.registry_check.domain import decide
+from services.registry_check.domain import Register, decide
 from services.registry_check.stage import approved_facts
 from shared.events import OrderAccepted, OrderApproved, OrderStatusChanged, OrderSubmitted, Status
 from shared.identifiers import card_number
@@ -78,10 +79,10 @@ class WorkError(Exception):
 
 
 def _answer(
-    collections: dict[str, dict[str, Any]], register: str, request: httpx.Request
+    collections: dict[str, dict[str, Any]], register: str, path: str, person: str
 ) -> tuple[int, Any]:
     """(status, body) of the fake registers (devtools/fakes/registers.py) for one request."""
-    parts = request.url.path.strip("/").split("/")
+    parts = path.strip("/").split("/")
     if register == "enhetsregisteret":
         kind, org = parts[0], parts[1]
         if len(parts) == 3:  # /enheter/{org}/roller
@@ -94,53 +95,49 @@ def _answer(
         collection = "renhold" if register == "renholdsregisteret" else "bemanning"
         return 200, collections[collection].get(parts[-1])
     if register == "aaregisteret":
-        return 200, collections["arbeidsforhold"].get(request.headers.get(PERSON_HEADER, ""))
+        return 200, collections["arbeidsforhold"].get(person)
     return 200, collections["personer"].get(parts[-1])
 
 
-def canned_registers() -> tuple[Registers, list[httpx.AsyncClient]]:
-    """The five HTTP adapters, answered in memory from the default seed: the register
-    answers (JSON bytes) are made once, the adapters parse them on every question."""
+class CannedClient(RegisterClient):
+    """A register's client answered in memory: the register answers (JSON bytes) are made
+    once, the adapters parse them on every question."""
+
+    def __init__(self, register: Register, collections: dict[str, dict[str, Any]]) -> None:
+        super().__init__(register, f"http://{register.value}.canned", timeout_s=1)
+        self.collections = collections
+        self.cache: dict[tuple[str, str], tuple[int, bytes]] = {}
+
+    async def _get(
+        self,
+        path: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        token: str,
+    ) -> tuple[int, bytes]:
+        key = (path, (headers or {}).get(PERSON_HEADER, ""))
+        if key not in self.cache:
+            status, body = _answer(self.collections, self.register.value, *key)
+            if body is None:
+                status, body = 404, {"feilmelding": "ikke funnet"}
+            self.cache[key] = (status, json.dumps(body).encode())
+        return self.cache[key]
+
+
+def canned_registers() -> Registers:
+    """The five register adapters, answered in memory from the default seed."""
     collections = default_seed().to_json()
-    cache: dict[tuple[str, str, str], tuple[int, bytes]] = {}
-
-    def client(register: str) -> httpx.AsyncClient:
-        def handle(request: httpx.Request) -> httpx.Response:
-            key = (register, request.url.path, request.headers.get(PERSON_HEADER, ""))
-            if key not in cache:
-                status, body = _answer(collections, register, request)
-                if body is None:
-                    status, body = 404, {"feilmelding": "ikke funnet"}
-                cache[key] = (status, json.dumps(body).encode())
-            status, content = cache[key]
-            return httpx.Response(
-                status, content=content, headers={"content-type": "application/json"}
-            )
-
-        return httpx.AsyncClient(
-            base_url=f"http://{register}.canned", transport=httpx.MockTransport(handle)
-        )
-
-    clients = {
-        name: client(name)
-        for name in (
-            "enhetsregisteret",
-            "renholdsregisteret",
-            "bemanningsforetaksregisteret",
-            "aaregisteret",
-            "folkeregisteret",
-        )
-    }
-    registers = Registers(
-        enhetsregisteret=HttpEnhetsregisteret(clients["enhetsregisteret"]),
-        renholdsregisteret=HttpRenholdsregisteret(clients["renholdsregisteret"]),
-        bemanningsforetaksregisteret=HttpBemanningsforetaksregisteret(
-            clients["bemanningsforetaksregisteret"]
+    return Registers(
+        enhetsregisteret=HttpEnhetsregisteret(CannedClient(Register.ENHETSREGISTERET, collections)),
+        renholdsregisteret=HttpRenholdsregisteret(
+            CannedClient(Register.RENHOLDSREGISTERET, collections)
         ),
-        aaregisteret=HttpAaRegisteret(clients["aaregisteret"]),
-        folkeregisteret=HttpFolkeregisteret(clients["folkeregisteret"]),
+        bemanningsforetaksregisteret=HttpBemanningsforetaksregisteret(
+            CannedClient(Register.BEMANNINGSFORETAKSREGISTERET, collections)
+        ),
+        aaregisteret=HttpAaRegisteret(CannedClient(Register.AAREGISTERET, collections)),
+        folkeregisteret=HttpFolkeregisteret(CannedClient(Register.FOLKEREGISTERET, collections)),
     )
-    return registers, list(clients.values())
 
 
 # --------------------------------------------------------------------------- the work
@@ -189,13 +186,9 @@ class Work:
         # key files stay untouched.
         self.card_key = Ed25519PrivateKey.generate()
         self.notify = Notify(settings, Ed25519PrivateKey.generate())
-        self.registers, self.clients = canned_registers()
+        self.registers = canned_registers()
         self.documents: dict[str, bytes] = {}
         self.sequence = 0
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
 
     def _fetch(self, url: str) -> bytes:
         # Fetching is I/O (the document store): read each file once, outside the timing.
@@ -279,17 +272,14 @@ async def work_only(settings: AllSettings, orders: Sequence[tuple[str, bytes]]) 
     """Every order's work, one after the other, in this process; the first order once more
     before the timing so fonts, keys and imports are loaded (as in a warm service)."""
     work = Work(settings)
-    try:
-        await work.one(orders[0][1], WorkResult(1))
-        result = WorkResult(len(orders))
-        start, cpu = time.perf_counter(), time.process_time()
-        for _key, raw in orders:
-            await work.one(raw, result)
-        result.seconds = time.perf_counter() - start
-        result.cpu_s = time.process_time() - cpu
-        return result
-    finally:
-        await work.aclose()
+    await work.one(orders[0][1], WorkResult(1))
+    result = WorkResult(len(orders))
+    start, cpu = time.perf_counter(), time.process_time()
+    for _key, raw in orders:
+        await work.one(raw, result)
+    result.seconds = time.perf_counter() - start
+    result.cpu_s = time.process_time() - cpu
+    return result
 
 
 def print_result(result: WorkResult) -> None:

@@ -9,8 +9,8 @@ minutes later) and a unique `jti`, and POSTs it to the token endpoint as
 
 One `Maskinporten` is shared by the adapters: tokens are cached per scope until shortly
 before they expire, and only one fetch per scope is in flight at a time (the others wait
-for it). `MaskinportenAuth` puts the token on a register's requests and, when the register
-answers 401 (a token revoked early), fetches a new one once.
+for it). The registers' client (`adapters.RegisterClient`) puts the token on each request
+and, when the register answers 401 (a token revoked early), fetches a new one once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,26 +151,3 @@ class Maskinporten:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-class MaskinportenAuth(httpx.Auth):
-    """A register's requests carry a Maskinporten token for its scope."""
-
-    def __init__(self, maskinporten: Maskinporten, scope: str) -> None:
-        self.maskinporten = maskinporten
-        self.scope = scope
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        raise RuntimeError("the registers are asked with httpx.AsyncClient only")
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.maskinporten.token(self.scope)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:  # revoked or expired early: one new token, once
-            self.maskinporten.forget(self.scope, token)
-            token = await self.maskinporten.token(self.scope)
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request

@@ -58,8 +58,6 @@ from shared.worker import committing
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 if TYPE_CHECKING:
-    import httpx
-
     from shared.db import Connection
 
 log = get_logger(__name__)
@@ -72,9 +70,9 @@ CLAIM_HOLD = timedelta(minutes=5)
 
 class RateLimit:
     """At most `per_s` calls a second, evenly spaced: awaited before every register call
-    of the re-checks (an httpx request hook). A call takes its slot when it goes ahead, so
-    callers woken late together (a busy machine) still go one interval apart, never in a
-    burst."""
+    of the re-checks (the registers' client's `on_request`). A call takes its slot when it
+    goes ahead, so callers woken late together (a busy machine) still go one interval
+    apart, never in a burst."""
 
     def __init__(self, per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / per_s
@@ -82,7 +80,7 @@ class RateLimit:
         self._next = 0.0
         self.calls = 0
 
-    async def take(self, _request: httpx.Request | None = None) -> None:
+    async def take(self) -> None:
         while (wait := self._next - self.clock()) > 0:  # noqa: ASYNC110 - a time, not an event
             await asyncio.sleep(wait)
         self._next = self.clock() + self.interval
