@@ -36,7 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def measure(get: Callable[[], Awaitable[object]], calls: int, concurrency: int) -> dict[str, int]:
+async def measure(
+    get: Callable[[], Awaitable[object]], calls: int, concurrency: int
+) -> dict[str, int]:
     slots = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
