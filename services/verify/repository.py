@@ -34,8 +34,8 @@ class VerifyStore(Protocol):
         than the one stored changes nothing."""
 
     async def save_status(self, status: OrderStatusChanged) -> None:
-        """The order's latest status, unless a newer revision's is stored; a status
-        without a card number keeps the one stored."""
+        """The order's latest status, unless a newer revision's, or a later status of the
+        same revision, is stored; a status without a card number keeps the one stored."""
 
     async def save_accepted(self, accepted: AcceptedView) -> None:
         """The accepted revision's employer name and photo, unless a newer revision is
@@ -104,7 +104,10 @@ class PostgresVerifyStore:
             " card_number = COALESCE(EXCLUDED.card_number, orders.card_number),"
             " first_seen = LEAST(orders.first_seen, EXCLUDED.first_seen),"
             " updated_at = EXCLUDED.updated_at"
-            " WHERE orders.revision <= EXCLUDED.revision",
+            # The newer revision wins; within one, the later status (the services publish
+            # through their own relays, so the topic may carry APPROVED after PRODUCED).
+            " WHERE orders.revision < EXCLUDED.revision OR (orders.revision = EXCLUDED.revision"
+            " AND orders.updated_at <= EXCLUDED.updated_at)",
             status.order_id,
             status.revision,
             status.status.value,

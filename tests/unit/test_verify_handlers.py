@@ -6,7 +6,7 @@ and a status without a card number keeps the one stored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ class OrderSeen:
     card_number: str | None = None
     employer_name: str | None = None
     photo_key: str | None = None
+    updated_at: datetime | None = field(default=None, compare=False)
 
 
 class FakeVerifyStore:
@@ -78,18 +79,24 @@ class FakeVerifyStore:
         stored = self.orders.get(status.order_id)
         if stored is None:
             self.orders[status.order_id] = OrderSeen(
-                status.revision, status.status, status.card_number
+                status.revision, status.status, status.card_number, updated_at=status.occurred_at
             )
-        elif stored.revision <= status.revision:
+        elif (stored.revision, stored.updated_at or status.occurred_at) <= (
+            status.revision,
+            status.occurred_at,
+        ):
             self.orders[status.order_id] = replace(
                 stored,
                 revision=status.revision,
                 status=status.status,
                 card_number=status.card_number or stored.card_number,
+                updated_at=status.occurred_at,
             )
 
     async def save_accepted(self, accepted: AcceptedView) -> None:
-        stored = self.orders.get(accepted.order_id) or OrderSeen(accepted.revision, Status.ACCEPTED)
+        stored = self.orders.get(accepted.order_id) or OrderSeen(
+            accepted.revision, Status.ACCEPTED, updated_at=accepted.occurred_at
+        )
         if stored.revision <= accepted.revision:
             self.orders[accepted.order_id] = replace(
                 stored, employer_name=accepted.order.employer.name, photo_key=accepted.photo_key
