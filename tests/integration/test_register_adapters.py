@@ -125,7 +125,10 @@ async def test_a_register_fault_is_unavailable_never_an_answer(
 
 
 async def test_an_unreachable_register_is_unavailable() -> None:
-    settings = AllSettings(aaregisteret_url="http://127.0.0.1:9/aaregisteret/api")
+    # No Maskinporten: the profile's client key exists only once its services have run.
+    settings = AllSettings(
+        aaregisteret_url="http://127.0.0.1:9/aaregisteret/api", maskinporten_client_id=None
+    )
     http = http_registers(settings)
     try:
         with pytest.raises(RegisterUnavailable):
